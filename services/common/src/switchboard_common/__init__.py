@@ -1,0 +1,1 @@
+"""Process plumbing shared by every Switchboard service: no domain words live here."""

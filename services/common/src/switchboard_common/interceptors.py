@@ -1,0 +1,125 @@
+"""The server interceptor: request ids, one canonical log line and metrics per RPC, and errors.
+
+Domain code raises `ApiError`; this is the one place that turns it into a gRPC status with the
+trailing metadata the edge shapes into OpenAI's error body.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import structlog
+from prometheus_client import Counter, Histogram
+
+from switchboard_common.errors import ApiError
+
+_log = structlog.get_logger("rpc")
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+RPCS = Counter("switchboard_rpc_total", "RPCs served", ["method", "code"])
+RPC_SECONDS = Histogram("switchboard_rpc_seconds", "RPC duration", ["method"],
+                        buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+
+
+def current_request_id() -> str:
+    """The id of the request being served (from `x-request-id`, or made up for direct clients)."""
+    return _request_id.get()
+
+
+def _begin(context: grpc.aio.ServicerContext, method: str) -> float:
+    rid = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            rid = value
+            break
+    _request_id.set(rid or uuid.uuid4().hex)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=_request_id.get(), method=method)
+    return time.perf_counter()
+
+
+async def _fail(context: grpc.aio.ServicerContext, exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, ApiError):
+        await context.abort(exc.grpc_code, exc.message, trailing_metadata=exc.trailing_metadata())
+    _log.exception("unhandled error")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error",
+                        trailing_metadata=(("x-http-status", "500"), ("x-error-type", "server_error")))
+    raise AssertionError("unreachable")
+
+
+def _finish(method: str, started: float, code: grpc.StatusCode) -> None:
+    elapsed = time.perf_counter() - started
+    RPCS.labels(method, code.name).inc()
+    RPC_SECONDS.labels(method).observe(elapsed)
+    _log.info("rpc", code=code.name, duration_ms=round(elapsed * 1000, 3))
+
+
+def _code_of(exc: BaseException) -> grpc.StatusCode:
+    return exc.grpc_code if isinstance(exc, ApiError) else grpc.StatusCode.INTERNAL
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary and server-streaming handlers; health and reflection pass through untouched."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+
+def _wrap_unary(inner, method: str):
+    async def unary(request, context):
+        started = _begin(context, method)
+        code = grpc.StatusCode.OK
+        try:
+            return await inner(request, context)
+        except Exception as exc:  # noqa: BLE001 - every failure leaves as a status
+            if isinstance(exc, grpc.aio.AbortError):
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            code = _code_of(exc)
+            await _fail(context, exc)
+        finally:
+            _finish(method, started, code)
+    return unary
+
+
+def _wrap_stream(inner, method: str):
+    async def stream(request, context) -> AsyncIterator:
+        started = _begin(context, method)
+        code = grpc.StatusCode.OK
+        try:
+            async for message in inner(request, context):
+                yield message
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, grpc.aio.AbortError):
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            code = _code_of(exc)
+            await _fail(context, exc)
+        except BaseException:  # the client went away: the task is cancelled
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            _finish(method, started, code)
+    return stream
