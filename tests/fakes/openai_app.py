@@ -1,0 +1,263 @@
+"""The fake OpenAI API's aiohttp application: routes, auth, recording, and acting out the hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from tests.fakes import openai_wire as wire
+from tests.fakes.openai_answers import (
+    DEFAULT_DIMENSIONS, chat_answer, completion_answers, embedding_inputs, embedding_vector,
+    input_tokens, last_user_text,
+)
+from tests.fakes.openai_hooks import (
+    BEHAVIOR_HEADER, ERRORS, RETRY_HEADERS, Behavior, requested_behavior,
+)
+from tests.fakes.openai_validation import (
+    InvalidRequest, check_chat, check_completion, check_embeddings,
+)
+
+_KEYS_URL = "https://platform.openai.com/account/api-keys"
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+    "username) if you're accessing the API from your browser and are prompted for a username. You "
+    f"can obtain an API key from {_KEYS_URL}."
+)
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+    "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
+    "valid JSON. If you have trouble figuring out how to fix this, please contact us through our "
+    "help center at help.openai.com.)"
+)
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream; charset=utf-8"
+
+
+class RecordedRequest(NamedTuple):
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]  # case-insensitive, as received
+    json: Any  # None when the body was empty or not JSON
+
+
+class _Refusal(Exception):
+    """Ends a request early with an OpenAI error response, after `delay` seconds."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                 delay: float = 0.0):
+        self.status, self.body, self.headers, self.delay = status, body, headers or {}, delay
+
+
+class _Hang(Exception):
+    """Ends a request only when the fake shuts down."""
+
+
+class OpenAIApp:
+    """The handlers and the state they share: accepted keys, recorded requests, id counters."""
+
+    def __init__(self, api_keys: Iterable[str] | None = None, record: bool = True):
+        self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        self.record = record
+        self.requests: list[RecordedRequest] = []
+        self.closing = asyncio.Event()  # set on shutdown; wakes the requests told to hang
+        self._run = secrets.token_hex(4)
+        self._serial = itertools.count(1)
+        self._models = wire.models_list()
+
+    def application(self) -> web.Application:
+        # OpenAI takes bodies far above aiohttp's 1 MiB default (images as data URLs).
+        app = web.Application(middlewares=[self._refusals], client_max_size=64 * 2**20)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._list_models)
+        app.router.add_get("/v1/models/{model}", self._get_model)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        return app
+
+    @web.middleware
+    async def _refusals(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                        ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except InvalidRequest as e:
+            body = wire.error_body(e.message, "invalid_request_error", e.param, e.code)
+            return self._response(body, status=400)
+        except _Refusal as r:
+            if r.delay:
+                await asyncio.sleep(r.delay)
+            return self._response(r.body, status=r.status, extra=r.headers)
+        except _Hang:
+            await self.closing.wait()
+            message, type_, code = ERRORS[503]
+            return self._response(wire.error_body(message, type_, None, code), status=503)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        model, behavior = self._behavior(request, body, last_user_text(body.get("messages")))
+        check_chat(body)
+        answer = chat_answer(body, self._id("call_", 24))
+        args = (self._id("chatcmpl-", 29), int(time.time()), model, answer, body.get("n") or 1)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = wire.chat_stream(*args, include_usage)
+            return await self._send_events(request, events, behavior)
+        return await self._send_json(request, wire.chat_completion(*args), behavior)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        prompt = body.get("prompt")
+        model, behavior = self._behavior(request, body, prompt if isinstance(prompt, str) else "")
+        check_completion(body)
+        args = (self._id("cmpl-", 29), int(time.time()), model, completion_answers(body),
+                body.get("n") or 1)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = wire.text_completion_stream(*args, include_usage)
+            return await self._send_events(request, events, behavior)
+        return await self._send_json(request, wire.text_completion(*args), behavior)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._admit(request)
+        model, behavior = self._behavior(request, body, "")
+        check_embeddings(body)
+        items = embedding_inputs(body)
+        dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
+        vectors = [embedding_vector(item, dimensions) for item in items]
+        tokens = sum(input_tokens(item) for item in items)
+        as_base64 = body.get("encoding_format") == "base64"
+        payload = wire.embeddings(model, vectors, tokens, as_base64)
+        return await self._send_json(request, payload, behavior)
+
+    async def _list_models(self, request: web.Request) -> web.StreamResponse:
+        await self._admit(request, json_body=False)
+        return self._response(self._models)
+
+    async def _get_model(self, request: web.Request) -> web.StreamResponse:
+        await self._admit(request, json_body=False)
+        wanted = request.match_info["model"]
+        for model in wire.MODELS:
+            if model[0] == wanted:
+                return self._response(orjson.dumps(wire.model_object(*model)))
+        message, type_, code = ERRORS[404]
+        raise _Refusal(404, wire.error_body(message.format(model=wanted), type_, "model", code))
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        message = f"Invalid URL ({request.method} {request.path})"
+        return self._response(wire.error_body(message, "invalid_request_error"), status=404)
+
+    async def _admit(self, request: web.Request, json_body: bool = True) -> Any:
+        """Record the request, check its key, parse its JSON body: every endpoint's first steps."""
+        raw = await request.read() if request.body_exists else b""
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        if self.record:
+            seen = RecordedRequest(request.method, request.path, request.headers, body)
+            self.requests.append(seen)
+        self._authenticate(request.headers.get("Authorization", ""))
+        if json_body and not isinstance(body, dict):
+            raise _Refusal(400, wire.error_body(_BAD_JSON, "invalid_request_error"))
+        return body
+
+    def _authenticate(self, authorization: str) -> None:
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise _Refusal(401, wire.error_body(_NO_KEY, "invalid_request_error"))
+        accepted = key in self.api_keys if self.api_keys is not None else key.startswith("sk-")
+        if not accepted:
+            message = (f"Incorrect API key provided: {_masked(key)}. "
+                       f"You can find your API key at {_KEYS_URL}.")
+            raise _Refusal(401, wire.error_body(message, "invalid_request_error", None,
+                                                "invalid_api_key"))
+
+    def _behavior(self, request: web.Request, body: dict[str, Any], text: str
+                  ) -> tuple[Any, Behavior]:
+        """The hooks asked for, with the error ones raised here, before the body is validated."""
+        header = request.headers.get(BEHAVIOR_HEADER, "")
+        model, behavior = requested_behavior(header, body.get("model"), text)
+        if behavior.hang:
+            raise _Hang()
+        if behavior.status is not None:
+            message, type_, code = ERRORS[behavior.status]
+            headers = RETRY_HEADERS if behavior.status == 429 else None
+            body = wire.error_body(message.format(model=model), type_, None, code)
+            raise _Refusal(behavior.status, body, headers, behavior.delay)
+        return model, behavior
+
+    async def _send_json(self, request: web.Request, payload: bytes,
+                         behavior: Behavior) -> web.StreamResponse:
+        if behavior.delay:
+            await asyncio.sleep(behavior.delay)
+        if not behavior.abort:
+            return self._response(payload)
+        response = web.StreamResponse(headers=self._headers(JSON))
+        response.content_length = len(payload)
+        await response.prepare(request)
+        await response.write(payload[: len(payload) // 2])
+        return _abort(request, response)
+
+    async def _send_events(self, request: web.Request, events: list[bytes],
+                           behavior: Behavior) -> web.StreamResponse:
+        if behavior.delay:
+            await asyncio.sleep(behavior.delay)
+        response = web.StreamResponse(headers=self._headers(EVENT_STREAM))
+        await response.prepare(request)
+        try:
+            if behavior.abort:
+                for event in events[:2]:
+                    await response.write(event)
+                return _abort(request, response)
+            if not behavior.delay:
+                # An instant upstream: every event in one write, as the peers' mock did.
+                await response.write(b"".join(events))
+            for i, event in enumerate(events if behavior.delay else ()):
+                if i:
+                    await asyncio.sleep(behavior.delay)
+                await response.write(event)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away mid-stream; nothing is left to tell it
+        return response
+
+    def _response(self, body: bytes, status: int = 200, extra: dict[str, str] | None = None
+                  ) -> web.Response:
+        headers = self._headers(JSON)
+        if extra:
+            headers.update(extra)
+        return web.Response(body=body, status=status, headers=headers)
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        return {
+            "Content-Type": content_type,
+            "x-request-id": self._id("req_", 32),
+            "openai-version": "2020-10-01",
+            "openai-processing-ms": "1",
+        }
+
+    def _id(self, prefix: str, width: int) -> str:
+        """Unique per fake, shaped like OpenAI's: a prefix then `width` alphanumerics."""
+        return f"{prefix}{self._run}{next(self._serial):0{width - len(self._run)}d}"
+
+
+def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    # Closing the transport without the final chunk is what a dropped upstream looks like;
+    # aiohttp's write_eof then meets a closed socket, which it treats as a client disconnect.
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+def _masked(key: str) -> str:
+    return key[:3] + "*" * (len(key) - 7) + key[-4:] if len(key) > 8 else key[:3] + "***"
