@@ -1,0 +1,59 @@
+"""What the local stack runs on: ports, data directory, NATS, read from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("auth", "billing", "guardrails", "memory", "router")
+DEFAULT_GRPC_PORTS = {"router": 50051, "auth": 50052, "billing": 50053, "guardrails": 50054,
+                      "memory": 50055}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    edge_port: int = 8080
+    edge_admin_port: int = 9901
+    grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Start our own NATS even when one answers at nats_url (tests that stop NATS need their own).
+    own_nats: bool = False
+    config_path: Path = Path("switchboard.yaml")
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
+    envoy_concurrency: int = 1
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        env = os.environ
+        grpc_ports = {name: int(env.get(f"SWITCHBOARD_{name.upper()}_GRPC_PORT", port))
+                      for name, port in DEFAULT_GRPC_PORTS.items()}
+        return cls(
+            data_dir=Path(env.get("SWITCHBOARD_DATA_DIR", ".data")),
+            edge_port=int(env.get("SWITCHBOARD_EDGE_PORT", "8080")),
+            edge_admin_port=int(env.get("SWITCHBOARD_EDGE_ADMIN_PORT", "9901")),
+            grpc_ports=grpc_ports,
+            nats_url=env.get("SWITCHBOARD_NATS_URL", "nats://127.0.0.1:4222"),
+            config_path=Path(env.get("SWITCHBOARD_CONFIG_PATH", "switchboard.yaml")),
+            envoy_concurrency=int(env.get("SWITCHBOARD_EDGE_CONCURRENCY", "2")),
+            log_level=env.get("SWITCHBOARD_LOG_LEVEL", "INFO"),
+        )
+
+    @classmethod
+    def ephemeral(cls, data_dir: Path, **overrides) -> "StackConfig":
+        """Every port picked free, for tests and benchmarks that run beside `make run`."""
+        return cls(data_dir=data_dir, edge_port=free_port(), edge_admin_port=free_port(),
+                   grpc_ports={name: free_port() for name in DEFAULT_GRPC_PORTS}, **overrides)
+
+    def target(self, service: str) -> str:
+        return f"{self.host}:{self.grpc_ports[service]}"
