@@ -98,15 +98,22 @@ def _cluster(name: str, target: str) -> dict:
     }
 
 
+# Routes Envoy answers itself: the transcoder must not see them, or it rejects them as unknown methods.
+_NO_TRANSCODING = {"typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}}
+
+
 def _routes() -> list[dict]:
     routes: list[dict] = [
-        {"match": {"path": "/livez"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}},
+        {"match": {"path": "/livez"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
+         **_NO_TRANSCODING},
     ]
     for prefix, cluster, timeout in ROUTES:
         routes.append({"match": {"prefix": prefix},
                        "route": {"cluster": cluster, "timeout": timeout, "idle_timeout": "0s"}})
     routes.append({"match": {"prefix": "/"}, "direct_response": {
-        "status": 404, "body": {"inline_string": "Unknown path. The OpenAI API is under /v1/."}}})
+        "status": 404, "body": {"inline_string": "Unknown path. The OpenAI API is under /v1/."}},
+        **_NO_TRANSCODING})
     return routes
 
 

@@ -1,0 +1,1 @@
+"""The memory service: conversation history by session id, and RAG collections."""

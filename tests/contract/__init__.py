@@ -1,0 +1,1 @@
+"""Tests of the contracts between services: protos, REST bindings, events, deploy manifests."""
