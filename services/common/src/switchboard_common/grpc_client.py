@@ -11,7 +11,10 @@ from switchboard_common.grpc_server import MAX_MESSAGE_BYTES
 
 def _service_config(service: str) -> str:
     # Retry only what never reached the server's logic (UNAVAILABLE), a few times, quickly.
+    # round_robin over every address the name resolves to: with a headless Kubernetes Service
+    # each replica spreads its calls over all pods instead of pinning one.
     return json.dumps({
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [{
             "name": [{"service": service}],
             "retryPolicy": {
