@@ -101,12 +101,21 @@ def test_embeddings_local_and_upstream(stack):
     assert len(upstream.data) == 1 and upstream.usage.prompt_tokens > 0
 
 
-def test_unknown_fields_are_forwarded_not_rejected(stack, fake_openai):
-    reply = client(stack).chat.completions.create(
-        model=UPSTREAM, messages=[{"role": "user", "content": "future"}],
-        extra_body={"some_future_field": {"x": 1}}, metadata={"team": "a"}, user="u-1", seed=7,
-        stop=["END"], logit_bias={"50256": -100}, max_completion_tokens=50)
-    assert reply.choices[0].message.content == "Echo: future"
+def test_unknown_fields_are_tolerated_and_forwarded(stack):
+    c = client(stack)
+    extras = dict(metadata={"team": "a"}, user="u-1", seed=7, stop=["END"],
+                  logit_bias={"50256": -100}, max_completion_tokens=50)
+    reply = c.chat.completions.create(model=LOCAL, messages=[{"role": "user", "content": "future"}],
+                                      extra_body={"some_future_field": {"x": 1}}, **extras)
+    assert "future" in reply.choices[0].message.content
+    assert c.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "known"}],
+                                     **extras).choices[0].message.content == "Echo: known"
+    # The gateway does not drop what it does not know: the upstream sees it (and, being OpenAI-
+    # strict, refuses it by name).
+    with pytest.raises(openai.BadRequestError) as info:
+        c.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "future"}],
+                                  extra_body={"some_future_field": {"x": 1}})
+    assert info.value.body["param"] == "some_future_field"
 
 
 def test_bad_key_raises_authentication_error(stack):

@@ -30,10 +30,14 @@ DEFERRED = Counter("switchboard_events_deferred_total", "Events written to the o
 OUTBOX_SIZE = Gauge("switchboard_outbox_events", "Events waiting in the local outbox")
 
 
-async def connect(url: str, name: str) -> NATS:
-    """Connect, retrying forever in the client (reconnects keep the same object)."""
+async def connect(url: str, name: str, **options) -> NATS:
+    """Connect, retrying forever in the client (reconnects keep the same object).
+
+    `options` go to `nats.connect` as they are (e.g. `reconnected_cb`, `error_cb`). With no server
+    up this call waits until one is: callers that must start without NATS run it in a task.
+    """
     return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              connect_timeout=2)
+                              connect_timeout=2, **options)
 
 
 async def ensure_usage_stream(js: JetStreamContext) -> None:
@@ -55,6 +59,7 @@ class EventPublisher:
     def __init__(self, nc: NATS | None, outbox_path: Path, *, ack_timeout: float = 2.0,
                  retry_interval: float = 1.0) -> None:
         self._nc = nc
+        self._ack_timeout = ack_timeout
         self._js = nc.jetstream(timeout=ack_timeout) if nc else None
         self._outbox = Outbox(outbox_path)
         self._retry_interval = retry_interval
@@ -62,6 +67,11 @@ class EventPublisher:
 
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever())
+
+    def attach(self, nc: NATS) -> None:
+        """Publish through `nc` from now on: a connection made after start, when NATS was down."""
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self._ack_timeout)
 
     async def publish(self, subject: str, event: Message, msg_id: str) -> bool:
         """True when JetStream acked it; False when it was kept in the outbox for later."""

@@ -1,0 +1,1 @@
+"""Switchboard's router: the public gateway API behind the Envoy edge."""

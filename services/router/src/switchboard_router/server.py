@@ -1,0 +1,32 @@
+"""The router's grpc.aio server: GatewayService with health, reflection and the shared interceptor."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health
+from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from switchboard_common import grpc_server
+
+from switchboard_router import bootstrap
+from switchboard_router.config import ConfigError
+from switchboard_router.settings import RouterSettings
+
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
+
+def build(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    server, health_servicer = grpc_server.build([SERVICE_NAME])
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(app.servicer, server)
+    return server, health_servicer
+
+
+async def main(settings: RouterSettings) -> None:
+    """Config, tokenizer and upstream pool are ready before the port opens, so health turns
+    SERVING only once the router can really serve."""
+    try:
+        app = await bootstrap.build(settings)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    server, health_servicer = build(app)
+    await grpc_server.serve(server, health_servicer, settings, [SERVICE_NAME],
+                            on_shutdown=[app.close])

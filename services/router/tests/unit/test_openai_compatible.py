@@ -1,0 +1,137 @@
+"""The OpenAI wire codec: request building, SSE parsing across reads, the relay, error mapping."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from switchboard_common import errors
+
+from switchboard_router.domain import Deployment, Endpoint
+from switchboard_router.providers import openai_compatible as codec
+from switchboard_router.providers.base import Call
+
+DEP = Deployment(route="m", name="p/m", provider="p", model=None, weight=1, timeout_seconds=600,
+                 read_timeout_seconds=60, connect_timeout_seconds=10)
+
+
+def _call(body: dict, *, include_usage: bool = False, endpoint: Endpoint = Endpoint.CHAT) -> Call:
+    return Call(endpoint=endpoint, body=body, model="alias", upstream_model="real-model",
+                deployment=DEP, request_id="r1", include_usage=include_usage)
+
+
+def _chunk(content: str | None = "x", *, usage=False, choices=True) -> bytes:
+    event = {"id": "c", "object": "chat.completion.chunk",
+             "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}] if choices else []}
+    event["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7} if usage else None
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+def test_build_request_swaps_the_model_and_keeps_unknown_fields():
+    wire = codec.wire("https://api.example.com/v1/", "sk-secret", {"X-Team": "a"}, stream_usage=True)
+    body = {"model": "alias", "messages": [], "future": {"a": 1}, "session_id": "s", "rag_top_k": 3}
+    url, headers, data = codec.build_request(wire, _call(body))
+    assert url == "https://api.example.com/v1/chat/completions"
+    assert headers["Authorization"] == "Bearer sk-secret" and headers["X-Team"] == "a"
+    assert orjson.loads(data) == {"model": "real-model", "messages": [], "future": {"a": 1}}
+    assert body["model"] == "alias" and "session_id" in body  # the client's body is untouched
+
+
+def test_build_request_asks_for_stream_usage_unless_the_vendor_refuses():
+    wire = codec.wire("http://x", "k", {}, stream_usage=True)
+    body = {"model": "m", "stream": True, "stream_options": {"other": 1}}
+    sent = orjson.loads(codec.build_request(wire, _call(body))[2])
+    assert sent["stream_options"] == {"other": 1, "include_usage": True}
+    quiet = codec.wire("http://x", "k", {}, stream_usage=False)
+    assert "stream_options" not in orjson.loads(codec.build_request(quiet, _call({"stream": True}))[2])
+    azure_style = codec.wire("http://x", "k", {"api-key": "k"}, stream_usage=True)
+    assert "Authorization" not in azure_style.headers
+
+
+def test_parse_response_and_usage():
+    parsed, usage = codec.parse_response(b'{"choices":[{"message":{"content":"hi"}}],'
+                                         b'"usage":{"prompt_tokens":2,"completion_tokens":5}}')
+    assert (usage.prompt, usage.completion, usage.total) == (2, 5, 7)
+    assert codec.response_text(parsed) == "hi"
+    _, usage = codec.parse_response(b'{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}')
+    assert (usage.prompt, usage.completion) == (4, 0)
+    with pytest.raises(errors.UpstreamError):
+        codec.parse_response(b"<html>")
+
+
+def test_sse_parsing_is_the_same_at_every_read_boundary():
+    stream = (b": keep-alive\n\n" + _chunk("a") + b"event: x\r\ndata: {\"b\":\r\ndata: 1}\r\n\r\n"
+              + b"data: [DONE]\n\n")
+    whole, rest = codec.parse_sse_events(stream)
+    assert rest == b""
+    assert [e.data for e in whole] == [None, _chunk("a")[6:-2], b'{"b":\n1}', b"[DONE]"]
+    for cut in range(1, len(stream)):
+        first, rest = codec.parse_sse_events(stream[:cut])
+        second, rest = codec.parse_sse_events(rest + stream[cut:])
+        assert rest == b""
+        assert [e.data for e in first + second] == [e.data for e in whole], cut
+
+
+def test_relay_forwards_ordinary_reads_unchanged():
+    relay = codec.SseRelay(forward_usage=False)
+    read = _chunk("a") + _chunk("b")
+    assert relay.feed(read) is read  # no copy, no parse
+    assert relay.feed(_chunk("c")[:10]) == b""  # incomplete event held back
+    assert relay.feed(_chunk("c")[10:]) == _chunk("c")
+
+
+def test_relay_hides_the_usage_chunk_the_client_did_not_ask_for():
+    tail = _chunk(None, usage=True, choices=False) + b"data: [DONE]\n\n"
+    hidden = codec.SseRelay(forward_usage=False)
+    hidden.feed(_chunk("a"))
+    out = b""
+    for i in range(len(tail)):  # split across reads, byte by byte
+        out += hidden.feed(tail[i:i + 1])
+    assert out == b"data: [DONE]\n\n" and hidden.done
+    assert (hidden.usage.prompt, hidden.usage.completion) == (3, 4)
+    assert hidden.finish() == b""
+    shown = codec.SseRelay(forward_usage=True)
+    assert shown.feed(tail) == tail
+
+
+def test_relay_ends_with_done_and_counts_text_without_usage():
+    relay = codec.SseRelay(forward_usage=False)
+    relay.feed(_chunk("Hello") + _chunk(" world"))
+    assert relay.finish() == b"data: [DONE]\n\n"
+    assert relay.usage is None and relay.completion_text() == "Hello world"
+    unterminated = codec.SseRelay(forward_usage=False)
+    assert unterminated.feed(_chunk("a")[:-2]) == b""
+    assert unterminated.finish() == _chunk("a") + b"data: [DONE]\n\n"
+
+
+def test_relay_notices_an_error_event():
+    relay = codec.SseRelay(forward_usage=False)
+    event = b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'
+    assert relay.feed(event) == event
+    assert isinstance(relay.error, errors.UpstreamError) and relay.error.message == "overloaded"
+
+
+@pytest.mark.parametrize(("status", "kind", "http"), [
+    (400, errors.InvalidRequest, 400), (422, errors.InvalidRequest, 400),
+    (401, errors.UpstreamError, 502), (403, errors.UpstreamError, 502),
+    (404, errors.NotFound, 404), (408, errors.UpstreamTimeout, 504),
+    (413, errors.PayloadTooLarge, 413), (429, errors.RateLimited, 429),
+    (500, errors.UpstreamError, 502), (503, errors.UpstreamError, 502),
+])
+def test_map_error(status, kind, http):
+    body = orjson.dumps({"error": {"message": "Incorrect API key provided: sk-abc***xyz",
+                                   "param": "messages", "code": "some_code"}})
+    err = codec.map_error(status, body, "2.5")
+    assert type(err) is kind and err.http_status == http
+    if status in (401, 403):
+        assert "sk-abc" not in err.message and err.code == "provider_auth_error"
+    if status == 400:
+        assert (err.param, err.code, err.message) == ("messages", "some_code",
+                                                      "Incorrect API key provided: sk-abc***xyz")
+    if status == 429:
+        assert err.retry_after == 3
+
+
+def test_map_error_without_a_json_body():
+    err = codec.map_error(502, b"<html>Bad gateway</html>")
+    assert err.http_status == 502 and "HTTP 502" in err.message
+    assert codec.map_error(429, b"", "Wed, 21 Oct 2015 07:28:00 GMT").retry_after is None
