@@ -1,0 +1,1 @@
+"""Switchboard auth: tenants, virtual keys stored as keyed hashes, and admission verdicts."""

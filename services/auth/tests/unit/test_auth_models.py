@@ -1,0 +1,25 @@
+"""Which models a key's allowed_models patterns let through."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard_auth.domain import model_allowed
+
+
+@pytest.mark.parametrize("patterns, model, allowed", [
+    ((), "anything", True),  # no patterns: every model
+    (("gpt-4o",), "", True),  # an empty model checks the key alone
+    (("gpt-4o",), "gpt-4o", True),
+    (("gpt-4o",), "gpt-4o-mini", False),  # exact names are exact
+    (("gpt-4o*",), "gpt-4o-mini", True),
+    (("gpt-4o*",), "gpt-4o", True),
+    (("gpt-4o*",), "gpt-4", False),
+    (("gpt-4o*",), "GPT-4o", False),  # case matters, as in provider APIs
+    (("*",), "claude-3-5-sonnet", True),
+    (("claude-*", "gpt-4o"), "gpt-4o", True),
+    (("claude-*", "gpt-4o"), "claude-3-haiku", True),
+    (("claude-*", "gpt-4o"), "mistral-large", False),
+])
+def test_model_allowed(patterns, model, allowed):
+    assert model_allowed(patterns, model) is allowed

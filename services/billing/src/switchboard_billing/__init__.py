@@ -1,0 +1,1 @@
+"""Switchboard billing: usage stored exactly once from JetStream and spend queries over it."""

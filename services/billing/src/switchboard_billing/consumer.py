@@ -1,0 +1,191 @@
+"""The usage consumer: a durable JetStream pull consumer that stores each request's usage once.
+
+Exactly-once storage comes from two halves: a message is acked only after the transaction that
+stored it committed (so nothing acked is lost), and the insert skips request ids already stored
+(so a redelivery, or the same request published under another message id, is not counted twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import suppress
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError
+from prometheus_client import Counter
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+from switchboard_common import events
+
+from switchboard_billing.domain import UsageEntry, utc_now
+from switchboard_billing.records import MalformedEvent, entry_from_payload
+from switchboard_billing.repository import UsageRepository
+from switchboard_billing.settings import BillingSettings
+
+_log = structlog.get_logger("consumer")
+EVENTS = Counter("switchboard_billing_usage_events_total", "usage.recorded messages handled",
+                 ["result"])  # stored, duplicate, malformed, retried, unstorable
+
+_RETRY_SECONDS = 2.0
+
+
+class UsageConsumer:
+    def __init__(self, repo: UsageRepository, settings: BillingSettings) -> None:
+        self._repo = repo
+        self._s = settings
+        self._nc: NATS | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+        self._consuming = False
+
+    def start(self) -> None:
+        """Consume in the background; while NATS is unreachable this keeps trying, and the
+        gRPC API serves what is stored."""
+        self._task = asyncio.create_task(self._run(), name="usage-consumer")
+
+    async def stop(self) -> None:
+        """Let the batch in hand commit and be acked, then close the connection."""
+        self._stopping.set()
+        if self._task is not None:
+            if not self._consuming:
+                self._task.cancel()  # still connecting: nothing in hand to finish
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task),
+                                       self._s.fetch_timeout_seconds + 10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
+        if self._nc is not None and not self._nc.is_closed:
+            with suppress(Exception):  # push out the last acks; unsent ones are redelivered
+                await self._nc.flush(timeout=1)
+            await self._nc.close()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            sub = None
+            try:
+                if self._nc is None:
+                    # Returns once NATS answers; the client retries until then.
+                    self._nc = await events.connect(self._s.nats_url, name="switchboard-billing")
+                js = self._nc.jetstream()
+                await self._ensure_stream(js)
+                sub = await js.pull_subscribe(
+                    self._s.usage_subject, durable=self._s.consumer_durable,
+                    stream=self._s.usage_stream, config=self._consumer_config())
+                _log.info("consuming usage", stream=self._s.usage_stream,
+                          subject=self._s.usage_subject, durable=self._s.consumer_durable)
+                self._consuming = True
+                await self._consume(sub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the consumer outlives any one failure
+                _log.warning("usage consumer failed; retrying", error=type(exc).__name__,
+                             detail=str(exc)[:200])
+                self._consuming = False
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), _RETRY_SECONDS)
+            finally:
+                if sub is not None:
+                    with suppress(Exception):
+                        await sub.unsubscribe()
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        if self._s.usage_stream == events.USAGE_STREAM:
+            await events.ensure_usage_stream(js)
+            return
+        # A stream named in settings (tests, side-by-side suites) is shaped like USAGE.
+        config = StreamConfig(name=self._s.usage_stream, subjects=[self._s.usage_subject],
+                              duplicate_window=600.0)
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+
+    def _consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._s.ack_wait_seconds, max_ack_pending=self._s.max_ack_pending,
+            filter_subject=self._s.usage_subject)
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = await sub.fetch(self._s.fetch_batch,
+                                           timeout=self._s.fetch_timeout_seconds)
+            except TimeoutError:
+                continue
+            await self.handle(messages)
+
+    async def handle(self, messages: Sequence[Msg]) -> None:
+        """Store one fetched batch in one transaction, then ack; terminate what cannot parse."""
+        batch: list[tuple[UsageEntry, Msg]] = []
+        for msg in messages:
+            try:
+                batch.append((entry_from_payload(msg.data, received_at=_stream_time(msg)), msg))
+            except MalformedEvent as exc:
+                _log.error("malformed usage event terminated", error=str(exc),
+                           stream_seq=_stream_seq(msg))
+                EVENTS.labels("malformed").inc()
+                await msg.term()
+        if not batch:
+            return
+        try:
+            stored = await self._repo.insert([entry for entry, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - sorted below: bad rows vs. a sick database
+            if _is_data_error(exc):
+                await self._store_one_by_one(batch)
+                return
+            _log.warning("storing usage failed; redelivering", error=type(exc).__name__,
+                         messages=len(batch), delay_seconds=self._s.nak_delay_seconds)
+            EVENTS.labels("retried").inc(len(batch))
+            for _, msg in batch:
+                await msg.nak(delay=self._s.nak_delay_seconds)
+            return
+        for _, msg in batch:
+            await msg.ack()
+        EVENTS.labels("stored").inc(stored)
+        EVENTS.labels("duplicate").inc(len(batch) - stored)
+
+    async def _store_one_by_one(self, batch: list[tuple[UsageEntry, Msg]]) -> None:
+        # One row the database refuses (the same way every time) must not hold back the others.
+        for entry, msg in batch:
+            try:
+                EVENTS.labels("stored").inc(await self._repo.insert([entry]))
+            except Exception as exc:  # noqa: BLE001
+                if not _is_data_error(exc):
+                    await msg.nak(delay=self._s.nak_delay_seconds)
+                    EVENTS.labels("retried").inc()
+                    continue
+                _log.error("unstorable usage event terminated", request_id=entry.request_id,
+                           error=type(exc).__name__, detail=str(exc)[:200])
+                EVENTS.labels("unstorable").inc()
+                await msg.term()
+                continue
+            await msg.ack()
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """Refused for what the row holds (it would fail again), not for the database's health."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
+def _stream_time(msg: Msg):
+    try:
+        return msg.metadata.timestamp
+    except Exception:  # noqa: BLE001 - not a JetStream message (unit tests): now will do
+        return utc_now()
+
+
+def _stream_seq(msg: Msg) -> int | None:
+    try:
+        return msg.metadata.sequence.stream
+    except Exception:  # noqa: BLE001
+        return None

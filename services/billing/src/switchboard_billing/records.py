@@ -1,0 +1,75 @@
+"""The `usage.recorded` payload (events.v1.UsageRecorded) turned into the entry billing stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from switchboard.events.v1 import events_pb2
+
+from switchboard_billing.domain import UsageEntry
+
+MAX_REQUEST_ID = 200
+
+_OUTCOME = {
+    events_pb2.OUTCOME_SUCCESS: "success",
+    events_pb2.OUTCOME_ERROR: "error",
+    events_pb2.OUTCOME_CLIENT_ABORT: "client_abort",
+}
+_TOKEN_SOURCE = {
+    events_pb2.TOKEN_SOURCE_PROVIDER: "provider",
+    events_pb2.TOKEN_SOURCE_ESTIMATED: "estimated",
+}
+
+
+class MalformedEvent(ValueError):
+    """A payload that can never be stored; the consumer terminates it instead of retrying."""
+
+
+def entry_from_payload(payload: bytes, *, received_at: datetime) -> UsageEntry:
+    try:
+        event = events_pb2.UsageRecorded.FromString(payload)
+    except DecodeError as exc:
+        raise MalformedEvent(f"not a UsageRecorded: {exc}") from None
+    return entry_from_event(event, received_at=received_at)
+
+
+def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) -> UsageEntry:
+    """Map one event; `received_at` stands in for a missing occurred_at (the stream's own time)."""
+    if not event.request_id or len(event.request_id) > MAX_REQUEST_ID:
+        raise MalformedEvent("request_id is empty or longer than 200 characters")
+    if min(event.prompt_tokens, event.completion_tokens, event.total_tokens,
+           event.latency_ms, event.time_to_first_byte_ms) < 0:
+        raise MalformedEvent("negative token count or duration")
+    occurred_at = (event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at")
+                   else received_at.astimezone(UTC))
+    return UsageEntry(
+        request_id=_text(event.request_id),
+        occurred_at=occurred_at,
+        key_id=_text(event.key_id),
+        tenant_id=_text(event.tenant_id),
+        model=_text(event.model),
+        provider=_text(event.provider),
+        deployment=_text(event.deployment),
+        upstream_model=_text(event.upstream_model),
+        endpoint=_text(event.endpoint),
+        stream=event.stream,
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        # An event that counts its parts but not the sum is still worth its sum.
+        total_tokens=event.total_tokens or event.prompt_tokens + event.completion_tokens,
+        token_source=_TOKEN_SOURCE.get(event.token_source, "unspecified"),
+        cost_micros_usd=0,  # prices are a later issue; stored usage is priced then
+        outcome=_OUTCOME.get(event.outcome, "unspecified"),
+        http_status=event.http_status,
+        error_type=_text(event.error_type),
+        latency_ms=event.latency_ms,
+        ttfb_ms=event.time_to_first_byte_ms,
+        session_id=_text(event.session_id),
+        reserved_micros_usd=event.reserved_micros_usd,
+    )
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one must not make the row unstorable.
+    return value.replace("\x00", "") if "\x00" in value else value

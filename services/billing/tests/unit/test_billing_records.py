@@ -1,0 +1,76 @@
+"""UsageRecorded events mapped to the rows billing stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from switchboard.events.v1 import events_pb2
+
+from switchboard_billing.records import MalformedEvent, entry_from_event, entry_from_payload
+
+RECEIVED = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def full_event() -> events_pb2.UsageRecorded:
+    at = Timestamp()
+    at.FromDatetime(datetime(2025, 2, 28, 23, 59, 59, 500000, tzinfo=UTC))
+    return events_pb2.UsageRecorded(
+        request_id="req-1", occurred_at=at, key_id="key_a", tenant_id="acme", model="gpt-4o",
+        provider="openai", deployment="openai-east", upstream_model="gpt-4o-2024-08-06",
+        endpoint="chat.completions", stream=True, prompt_tokens=12, completion_tokens=30,
+        total_tokens=42, token_source=events_pb2.TOKEN_SOURCE_PROVIDER, latency_ms=850,
+        time_to_first_byte_ms=120, outcome=events_pb2.OUTCOME_SUCCESS, http_status=200,
+        error_type="", reserved_micros_usd=9000, session_id="s-1")
+
+
+def test_every_field_lands_in_its_column():
+    event = full_event()
+    entry = entry_from_payload(event.SerializeToString(), received_at=RECEIVED)
+    assert entry.as_row() == {
+        "request_id": "req-1", "occurred_at": datetime(2025, 2, 28, 23, 59, 59, 500000, tzinfo=UTC),
+        "key_id": "key_a", "tenant_id": "acme", "model": "gpt-4o", "provider": "openai",
+        "deployment": "openai-east", "upstream_model": "gpt-4o-2024-08-06",
+        "endpoint": "chat.completions", "stream": True, "prompt_tokens": 12,
+        "completion_tokens": 30, "total_tokens": 42, "token_source": "provider",
+        "cost_micros_usd": 0, "outcome": "success", "http_status": 200, "error_type": "",
+        "latency_ms": 850, "ttfb_ms": 120, "session_id": "s-1", "reserved_micros_usd": 9000,
+    }
+
+
+@pytest.mark.parametrize("outcome, name", [
+    (events_pb2.OUTCOME_SUCCESS, "success"), (events_pb2.OUTCOME_ERROR, "error"),
+    (events_pb2.OUTCOME_CLIENT_ABORT, "client_abort"), (events_pb2.OUTCOME_UNSPECIFIED, "unspecified"),
+    (99, "unspecified"),  # an outcome added to the proto later
+])
+def test_outcomes(outcome, name):
+    event = full_event()
+    event.outcome = outcome
+    assert entry_from_event(event, received_at=RECEIVED).outcome == name
+
+
+def test_estimated_tokens_and_missing_time_and_total():
+    event = events_pb2.UsageRecorded(request_id="r", prompt_tokens=5, completion_tokens=7,
+                                     token_source=events_pb2.TOKEN_SOURCE_ESTIMATED)
+    entry = entry_from_event(event, received_at=RECEIVED)
+    assert entry.occurred_at == RECEIVED  # the stream's time stands in
+    assert entry.total_tokens == 12
+    assert entry.token_source == "estimated"
+
+
+def test_nul_characters_are_dropped():
+    event = full_event()
+    event.model = "gpt\x00-4o"
+    assert entry_from_event(event, received_at=RECEIVED).model == "gpt-4o"
+
+
+@pytest.mark.parametrize("payload", [
+    b"\xff\xff\xff\xff",  # not protobuf
+    events_pb2.UsageRecorded(model="m").SerializeToString(),  # no request id
+    events_pb2.UsageRecorded(request_id="x" * 201).SerializeToString(),
+    events_pb2.UsageRecorded(request_id="r", prompt_tokens=-1).SerializeToString(),
+])
+def test_malformed_payloads(payload):
+    with pytest.raises(MalformedEvent):
+        entry_from_payload(payload, received_at=RECEIVED)

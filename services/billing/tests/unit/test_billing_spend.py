@@ -1,0 +1,153 @@
+"""Storing usage idempotently, spend aggregates and listing, and who may see what (real SQLite)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from switchboard_common import db
+from switchboard_common.errors import InvalidRequest, PermissionDenied, Unauthenticated
+
+from switchboard_billing.access import Access
+from switchboard_billing.domain import Caller, SpendFilter, SpendTotals, UsageEntry
+from switchboard_billing.repository import UsageRepository
+from switchboard_billing.spend import SpendQueries
+from switchboard_billing.tables import metadata
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def entry(i: int, **over) -> UsageEntry:
+    base = UsageEntry(request_id=f"req-{i}", occurred_at=T0 + timedelta(minutes=i),
+                      key_id="key_a" if i % 2 else "key_b", tenant_id="acme",
+                      model="gpt-4o" if i % 3 else "claude", prompt_tokens=i, completion_tokens=2 * i,
+                      total_tokens=3 * i, cost_micros_usd=100 * i,
+                      outcome="error" if i % 5 == 0 else "success")
+    return replace(base, **over)
+
+
+def expected(entries) -> SpendTotals:
+    return SpendTotals(
+        requests=len(entries), prompt_tokens=sum(e.prompt_tokens for e in entries),
+        completion_tokens=sum(e.completion_tokens for e in entries),
+        total_tokens=sum(e.total_tokens for e in entries),
+        cost_micros_usd=sum(e.cost_micros_usd for e in entries),
+        errors=sum(e.outcome == "error" for e in entries))
+
+
+@pytest.fixture
+async def repo(tmp_path):
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    await db.create_schema(engine, metadata)
+    yield UsageRepository(engine)
+    await engine.dispose()
+
+
+async def test_insert_is_idempotent_by_request_id(repo):
+    entries = [entry(i) for i in range(1, 11)]
+    assert await repo.insert(entries[:6] + entries[:2]) == 6  # duplicates inside one batch
+    assert await repo.insert(entries) == 4  # and across batches
+    assert await repo.insert([replace(entries[0], prompt_tokens=999)]) == 0  # first one wins
+    assert await repo.insert([]) == 0
+    assert (await repo.spend(SpendFilter())).totals == expected(entries)
+
+
+async def test_spend_totals_by_model_and_filters(repo):
+    entries = [entry(i) for i in range(1, 31)]
+    await repo.insert(entries)
+    spend = await repo.spend(SpendFilter())
+    assert spend.totals == expected(entries)
+    assert dict(spend.by_model) == {
+        m: expected([e for e in entries if e.model == m]) for m in ("claude", "gpt-4o")}
+    assert spend.totals == sum((t for _, t in spend.by_model), SpendTotals())
+
+    cases = {
+        SpendFilter(key_id="key_a"): lambda e: e.key_id == "key_a",
+        SpendFilter(tenant_id="other"): lambda e: False,
+        SpendFilter(model="claude"): lambda e: e.model == "claude",
+        SpendFilter(start_time=T0 + timedelta(minutes=10), end_time=T0 + timedelta(minutes=20)):
+            lambda e: T0 + timedelta(minutes=10) <= e.occurred_at < T0 + timedelta(minutes=20),
+        SpendFilter(key_id="key_b", model="gpt-4o", start_time=T0 + timedelta(minutes=15)):
+            lambda e: (e.key_id, e.model) == ("key_b", "gpt-4o")
+            and e.occurred_at >= T0 + timedelta(minutes=15),
+    }
+    for f, keep in cases.items():
+        assert (await repo.spend(f)).totals == expected([e for e in entries if keep(e)]), f
+
+
+async def test_list_usage_newest_first_in_pages(repo):
+    entries = [entry(i) for i in range(1, 12)]
+    entries.append(entry(99, occurred_at=entries[4].occurred_at))  # a tie on time
+    await repo.insert(entries)
+    seen, cursor = [], None
+    while True:
+        rows = await repo.list_usage("key_a", "", cursor, 3)
+        seen += rows
+        if len(rows) < 3:
+            break
+        cursor = (rows[-1].occurred_at, rows[-1].request_id)
+    want = sorted((e for e in entries if e.key_id == "key_a"),
+                  key=lambda e: (e.occurred_at, e.request_id), reverse=True)
+    assert [e.request_id for e in seen] == [e.request_id for e in want]
+    assert seen[0] == want[0]  # every column round-trips, times stay aware UTC
+
+
+class FakeAuth:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.callers = {"sk-admin": Caller("master", "default", True),
+                        "sk-a": Caller("key_a", "acme", False)}
+
+    async def __call__(self, secret: str):
+        self.calls += 1
+        if secret not in self.callers:
+            raise Unauthenticated("Incorrect API key provided.", code="invalid_api_key")
+        return self.callers[secret], 60
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_access_caches_verdicts_briefly():
+    auth, clock = FakeAuth(), Clock()
+    access = Access(auth, cache_seconds=30, clock=clock)
+    assert (await access.caller("sk-a")).key_id == "key_a"
+    await access.caller("sk-a")
+    assert auth.calls == 1
+    clock.now += 31
+    await access.caller("sk-a")
+    assert auth.calls == 2
+    for _ in range(2):  # refusals are not cached
+        with pytest.raises(Unauthenticated):
+            await access.caller("sk-nope")
+    assert auth.calls == 4
+    with pytest.raises(Unauthenticated) as err:
+        await access.caller("")
+    assert err.value.code == "missing_api_key" and auth.calls == 4
+
+
+async def test_non_admins_see_only_their_own_key(repo):
+    entries = [entry(i) for i in range(1, 21)]
+    await repo.insert(entries)
+    queries = SpendQueries(Access(FakeAuth(), cache_seconds=30), repo)
+    mine = expected([e for e in entries if e.key_id == "key_a"])
+    assert (await queries.spend("sk-a", SpendFilter())).totals == mine
+    assert (await queries.spend("sk-a", SpendFilter(key_id="key_a"))).totals == mine
+    with pytest.raises(PermissionDenied) as err:
+        await queries.spend("sk-a", SpendFilter(key_id="key_b"))
+    assert err.value.param == "key_id"
+    with pytest.raises(PermissionDenied):
+        await queries.usage("sk-a", "key_b", "", None, 10)
+    assert {e.key_id for e in (await queries.usage("sk-a", "", "", None, 100)).entries} == {"key_a"}
+    assert (await queries.spend("sk-admin", SpendFilter())).totals == expected(entries)
+    assert (await queries.spend("sk-admin", SpendFilter(key_id="key_b"))).totals == expected(
+        [e for e in entries if e.key_id == "key_b"])
+    with pytest.raises(InvalidRequest) as err:
+        await queries.spend("sk-admin", SpendFilter(start_time=T0, end_time=T0))
+    assert err.value.param == "end_time"
