@@ -115,7 +115,7 @@ def test_unknown_fields_are_tolerated_and_forwarded(stack):
     with pytest.raises(openai.BadRequestError) as info:
         c.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "future"}],
                                   extra_body={"some_future_field": {"x": 1}})
-    assert info.value.body["param"] == "some_future_field"
+    assert "some_future_field" in info.value.body["message"]
 
 
 def test_bad_key_raises_authentication_error(stack):
