@@ -121,6 +121,12 @@ class UsageConsumer:
             except TimeoutError:
                 continue
             await self.handle(messages)
+            if len(messages) < self._s.fetch_batch:
+                # A short batch means we are keeping up: wait a little so the next transaction
+                # stores many rows. Each batch costs a commit and a pull round trip; one row per
+                # batch spent ~0.9 ms of CPU per request at 500 req/s (make bench).
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._s.batch_linger_seconds)
 
     async def handle(self, messages: Sequence[Msg]) -> None:
         """Store one fetched batch in one transaction, then ack; terminate what cannot parse."""

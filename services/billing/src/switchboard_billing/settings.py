@@ -27,6 +27,7 @@ class BillingSettings(CommonSettings):
     consumer_durable: str = "billing"
     fetch_batch: int = 256
     fetch_timeout_seconds: float = 1.0
+    batch_linger_seconds: float = 0.2  # usage shows in spend this much later; batches grow
     max_ack_pending: int = 4096
     ack_wait_seconds: float = 30.0
     nak_delay_seconds: float = 2.0  # redelivery delay after a database failure
