@@ -102,8 +102,8 @@ def verdict(rows: Sequence[Row], name: str = "Switchboard") -> str:
         lines.append(f"- {mode}: {_num(cpu, 0)} µs CPU, {_added(added)} ms p50 — {state}")
     lines.append("Peers (peers-bench.md), CPU µs/req non-stream / stream, added p50 at c=1 "
                  "non-stream / stream, added TTFB p50 at c=1:")
-    for name, (cpu_ns, cpu_s, p50_ns, p50_s, ttfb) in PEERS.items():
-        lines.append(f"- {name}: {cpu_ns:,} / {cpu_s:,} µs, +{p50_ns} / +{p50_s} ms, +{ttfb} ms")
+    for peer, (cpu_ns, cpu_s, p50_ns, p50_s, ttfb) in PEERS.items():
+        lines.append(f"- {peer}: {cpu_ns:,} / {cpu_s:,} µs, +{p50_ns} / +{p50_s} ms, +{ttfb} ms")
     ours = at_c1.get("non-stream")
     if ours is not None and ours.gateway.cpu_us_per_request:
         cpu = ours.gateway.cpu_us_per_request

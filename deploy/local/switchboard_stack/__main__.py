@@ -37,14 +37,17 @@ Switchboard is running.
     -d '{{"model": "switchboard-local", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
 Press Ctrl-C to stop.""", flush=True)
+    failed = False
     while not stopping:
         if dead := stack.dead():
             print(f"\n{', '.join(dead)} stopped unexpectedly; see {stack.logs}", file=sys.stderr)
+            failed = True
             break
         time.sleep(0.5)
     print("\nStopping...", flush=True)
     stack.stop()
     print("Stopped.", flush=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

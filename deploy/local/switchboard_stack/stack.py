@@ -40,6 +40,11 @@ class Stack:
     def edge_url(self) -> str:
         return f"http://{self.config.host}:{self.config.edge_port}"
 
+    @property
+    def own_nats(self) -> nats_server.OwnNats | None:
+        """The NATS server this stack started, if it did (tests stop and restart it)."""
+        return self._nats
+
     def pids(self) -> list[int]:
         procs = [*self.services.values(), *([self.envoy] if self.envoy else [])]
         return [p.pid for p in procs if p.pid]
