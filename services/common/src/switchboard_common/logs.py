@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 
 def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    renderer = (structlog.processors.JSONRenderer() if fmt == "json"
+    # orjson: the canonical line is written on every RPC, and stdlib json is several times slower.
+    renderer = (structlog.processors.JSONRenderer(serializer=_orjson_dumps) if fmt == "json"
                 else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
@@ -26,6 +28,10 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format=f'{{"service":"{service}","logger":"%(name)s","level":"%(levelname)s","event":"%(message)s"}}')
+
+
+def _orjson_dumps(obj, **_kw) -> str:
+    return orjson.dumps(obj, default=str).decode()
 
 
 def get(name: str | None = None) -> structlog.stdlib.BoundLogger:
