@@ -1,80 +1,28 @@
-"""Fixtures for billing's tests: SQLite per test, one PostgreSQL database per run, NATS streams."""
+"""Fixtures for billing's tests: SQLite per test, one PostgreSQL database per run, a usage
+repository, NATS streams."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-import socket
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
-NATS_URL = os.environ.get("SWITCHBOARD_TEST_NATS_URL", "nats://127.0.0.1:4222")
+from switchboard_common import db
+from switchboard_common.testing.fixtures import (  # noqa: F401 - the fixtures of this suite
+    database_url, empty_database_url, eventually, nats_url, pg_database_url)
 
-
-def reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def pg_database_url():
-    """A fresh PostgreSQL database for this test run, dropped at the end."""
-    if not reachable(PG_ADMIN_URL):
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (SWITCHBOARD_TEST_POSTGRES_URL)")
-    import asyncpg
-
-    name = f"sb_test_billing_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    parts = urlsplit(PG_ADMIN_URL)
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'billing.db'}"
-    return request.getfixturevalue("pg_database_url")
+from switchboard_billing.repository import UsageRepository
+from switchboard_billing.tables import metadata
 
 
 @pytest.fixture
-def nats_url() -> str:
-    if not reachable(NATS_URL):
-        pytest.skip(f"NATS is not reachable at {NATS_URL} (SWITCHBOARD_TEST_NATS_URL)")
-    return NATS_URL
-
-
-@pytest.fixture
-def eventually():
-    return _eventually
-
-
-async def _eventually(check, timeout: float = 10.0, interval: float = 0.05):
-    """Await `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
+async def repo(tmp_path):
+    """The usage repository on a new SQLite file (tables made at once: migrations have their own
+    tests)."""
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    await db.create_schema(engine, metadata)
+    yield UsageRepository(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from switchboard_common import db
+from switchboard_common import db, migrations
 
 from switchboard_auth.admission import Admission
 from switchboard_auth.domain import MASTER_KEY_ID, utc_now
 from switchboard_auth.hashing import KeyHasher, display_prefix, load_or_create_server_secret
 from switchboard_auth.keys import KeyAdmin
+from switchboard_auth.migrations import HISTORY
 from switchboard_auth.notifier import KeysChangedNotifier
 from switchboard_auth.repository import Repository
 from switchboard_auth.settings import AuthSettings
-from switchboard_auth.tables import metadata
 from switchboard_auth.tenants import TenantAdmin
 
 _log = structlog.get_logger("bootstrap")
@@ -39,7 +39,8 @@ class App:
 
 
 async def build(settings: AuthSettings) -> App:
-    """Everything auth needs, with the schema, default tenant and master key in place."""
+    """Everything auth needs, with the schema migrated and the default tenant and master key
+    in place."""
     master_key = settings.master_key.get_secret_value()
     if not master_key:
         raise SystemExit(NO_MASTER_KEY)
@@ -48,10 +49,8 @@ async def build(settings: AuthSettings) -> App:
     hasher = KeyHasher(server_secret)
 
     url = settings.resolved_database_url
-    if url.startswith("sqlite:"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrations.upgrade(url, HISTORY)
     engine = db.create_engine(url)
-    await db.create_schema(engine, metadata)
     repo = Repository(engine)
 
     tenants = TenantAdmin(repo)

@@ -8,9 +8,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 
+from switchboard_common import pagination
+from switchboard_common.credentials import bearer_key
 from switchboard_common.errors import NotImplementedYet
 
-from switchboard_auth import pagination
 from switchboard_auth.admission import Admission
 from switchboard_auth.domain import UNSET, Key, KeyPatch, NewKey, RateLimits, Tenant
 from switchboard_auth.keys import KeyAdmin
@@ -36,7 +37,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         raise NotImplementedYet("rate-limit leasing is not built yet")
 
     async def CreateKey(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         created = await self._keys.create(NewKey(
             name=request.name, tenant_id=request.tenant_id,
             allowed_models=tuple(request.allowed_models),
@@ -49,41 +50,37 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CreateKeyResponse(key=_key_to_proto(created.key), secret=created.secret)
 
     async def ListKeys(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         page = await self._keys.list(request.tenant_id, pagination.decode(request.page_token),
                                      pagination.page_size(request.page_size))
         return auth_pb2.ListKeysResponse(keys=[_key_to_proto(k) for k in page.keys],
                                          next_page_token=pagination.encode(page.next_cursor))
 
     async def GetKey(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         return _key_to_proto(await self._keys.get(request.key_id))
 
     async def UpdateKey(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         return _key_to_proto(await self._keys.update(request.key_id, _patch(request)))
 
     async def RevokeKey(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         return _key_to_proto(await self._keys.revoke(request.key_id))
 
     async def CreateTenant(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         return _tenant_to_proto(await self._tenants.create(request.name, request.tenant_id))
 
     async def ListTenants(self, request, context):
-        await self._admission.require_admin(bearer(context))
+        await self._admission.require_admin(_presented_key(context))
         return auth_pb2.ListTenantsResponse(
             tenants=[_tenant_to_proto(t) for t in await self._tenants.list()])
 
 
-def bearer(context: grpc.aio.ServicerContext) -> str:
-    """The key from `authorization: Bearer <key>` metadata; empty when there is none."""
-    for name, value in context.invocation_metadata() or ():
-        if name == "authorization":
-            scheme, _, rest = value.strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else ""
-    return ""
+def _presented_key(context: grpc.aio.ServicerContext) -> str:
+    """The caller's API key from the call's metadata; empty when there is none."""
+    return bearer_key(context.invocation_metadata())
 
 
 def _patch(request: auth_pb2.UpdateKeyRequest) -> KeyPatch:

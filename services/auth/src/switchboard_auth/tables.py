@@ -1,32 +1,10 @@
-"""Auth's tables (tenants, keys), made at start by create_all; alembic migrations come later."""
+"""Auth's tables (tenants, keys); alembic migrations in migrations/ make them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData,
-                        String, Table, TypeDecorator)
-
-
-class UtcDateTime(TypeDecorator):
-    """Aware UTC datetimes on both engines: SQLite stores them naive; the zone returns on read."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: times are UTC-aware everywhere")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from switchboard_common.sqltypes import UtcDateTime
 
 metadata = MetaData()
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from switchboard_common import grpc_server, logs
-from switchboard_common.settings import load
+from switchboard_common.launch import service_main
 
 from switchboard_billing import server
 from switchboard_billing.settings import BillingSettings
 
 
 def main() -> None:
-    settings = load(BillingSettings)
-    logs.configure("billing", settings.log_level, settings.log_format)
-    grpc_server.run(lambda: server.run(settings))
+    service_main("billing", BillingSettings, server.run)
 
 
 if __name__ == "__main__":

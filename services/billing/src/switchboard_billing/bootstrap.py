@@ -7,15 +7,15 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from switchboard_common import db
+from switchboard_common import db, migrations
 
 from switchboard_billing.access import Access
 from switchboard_billing.auth_client import AuthClient
 from switchboard_billing.consumer import UsageConsumer
+from switchboard_billing.migrations import HISTORY
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
 from switchboard_billing.spend import SpendQueries
-from switchboard_billing.tables import metadata
 
 _log = structlog.get_logger("bootstrap")
 
@@ -35,13 +35,11 @@ class App:
 
 
 async def build(settings: BillingSettings, *, consume: bool = True) -> App:
-    """Everything billing needs, with the schema in place and (unless told not to) the usage
+    """Everything billing needs, with the schema migrated and (unless told not to) the usage
     consumer started in the background."""
     url = settings.resolved_database_url
-    if url.startswith("sqlite:"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrations.upgrade(url, HISTORY)
     engine = db.create_engine(url)
-    await db.create_schema(engine, metadata)
     repo = UsageRepository(engine)
 
     auth = AuthClient(settings.auth_target, settings.auth_timeout_seconds)

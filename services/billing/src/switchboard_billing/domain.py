@@ -60,12 +60,28 @@ class Spend:
 
 
 @dataclass(frozen=True)
-class SpendFilter:
+class UsageFilter:
+    """Which stored usage a query covers; empty fields do not filter."""
+
     key_id: str = ""
     tenant_id: str = ""
     model: str = ""
+    provider: str = ""
     start_time: datetime | None = None  # inclusive
     end_time: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The time span a caller asked for, as asked: resolved into UsageFilter's start and end by
+    `periods.bounds`. Each bound comes from the explicit time when set, else from the date, else
+    from the period; all of them are UTC."""
+
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    period: str = ""  # "daily", "monthly" or "total": the current calendar period
+    start_date: str = ""  # YYYY-MM-DD
+    end_date: str = ""  # YYYY-MM-DD, the whole day included
 
 
 @dataclass(frozen=True)

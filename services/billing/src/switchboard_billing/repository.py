@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from switchboard_billing.domain import Spend, SpendFilter, SpendTotals, UsageEntry
+from switchboard_common.pagination import Cursor
+
+from switchboard_billing.domain import Spend, SpendTotals, UsageEntry, UsageFilter
 from switchboard_billing.tables import usage_records as usage
 
 
@@ -34,7 +35,7 @@ class UsageRepository:
             result = await conn.execute(stmt, rows)
             return len(result.all())
 
-    async def spend(self, f: SpendFilter) -> Spend:
+    async def spend(self, f: UsageFilter) -> Spend:
         """Totals and per-model totals, summed by the database."""
         errors = func.sum(case((usage.c.outcome == "error", 1), else_=0))
         query = (select(usage.c.model, func.count(), func.sum(usage.c.prompt_tokens),
@@ -49,10 +50,10 @@ class UsageRepository:
         totals = sum((t for _, t in by_model), SpendTotals())
         return Spend(totals=totals, by_model=by_model)
 
-    async def list_usage(self, key_id: str, tenant_id: str, before: tuple[datetime, str] | None,
+    async def list_usage(self, f: UsageFilter, before: Cursor | None,
                          limit: int) -> list[UsageEntry]:
         """Newest first, keyset-paginated on (occurred_at, request_id)."""
-        query = (select(usage).where(*_conditions(SpendFilter(key_id=key_id, tenant_id=tenant_id)))
+        query = (select(usage).where(*_conditions(f))
                  .order_by(usage.c.occurred_at.desc(), usage.c.request_id.desc()).limit(limit))
         if before is not None:
             at, request_id = before
@@ -64,7 +65,7 @@ class UsageRepository:
         return [UsageEntry(**row._mapping) for row in rows]
 
 
-def _conditions(f: SpendFilter) -> list:
+def _conditions(f: UsageFilter) -> list:
     conditions = []
     if f.key_id:
         conditions.append(usage.c.key_id == f.key_id)
@@ -72,6 +73,8 @@ def _conditions(f: SpendFilter) -> list:
         conditions.append(usage.c.tenant_id == f.tenant_id)
     if f.model:
         conditions.append(usage.c.model == f.model)
+    if f.provider:
+        conditions.append(usage.c.provider == f.provider)
     if f.start_time is not None:
         conditions.append(usage.c.occurred_at >= f.start_time)
     if f.end_time is not None:

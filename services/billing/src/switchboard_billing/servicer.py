@@ -8,10 +8,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from switchboard_common import pagination
+from switchboard_common.credentials import bearer_key
 from switchboard_common.errors import NotImplementedYet
 
-from switchboard_billing import pagination
-from switchboard_billing.domain import SpendFilter, SpendTotals, UsageEntry
+from switchboard_billing.domain import SpendTotals, TimeWindow, UsageEntry, UsageFilter
 from switchboard_billing.spend import SpendQueries
 
 BUDGETS_LATER = "budgets are not built yet: a later issue adds budgets, leases and settlement"
@@ -22,9 +23,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self._queries = queries
 
     async def GetSpend(self, request, context):
-        spend = await self._queries.spend(bearer(context), SpendFilter(
-            key_id=request.key_id, tenant_id=request.tenant_id, model=request.model,
-            start_time=_dt(request, "start_time"), end_time=_dt(request, "end_time")))
+        spend = await self._queries.spend(_presented_key(context), _filter(request),
+                                          _window(request))
         return billing_pb2.GetSpendResponse(
             totals=_totals(spend.totals),
             by_model=[billing_pb2.ModelSpend(model=m, totals=_totals(t))
@@ -32,8 +32,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     async def ListUsage(self, request, context):
         page = await self._queries.usage(
-            bearer(context), request.key_id, request.tenant_id,
-            pagination.decode(request.page_token), pagination.page_size(request.page_size))
+            _presented_key(context), _filter(request), pagination.decode(request.page_token),
+            pagination.page_size(request.page_size), _window(request))
         return billing_pb2.ListUsageResponse(records=[_record(e) for e in page.entries],
                                              next_page_token=pagination.encode(page.next_cursor))
 
@@ -50,13 +50,20 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         raise NotImplementedYet(BUDGETS_LATER)
 
 
-def bearer(context: grpc.aio.ServicerContext) -> str:
-    """The key from `authorization: Bearer <key>` metadata; empty when there is none."""
-    for name, value in context.invocation_metadata() or ():
-        if name == "authorization":
-            scheme, _, rest = value.strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else ""
-    return ""
+def _presented_key(context: grpc.aio.ServicerContext) -> str:
+    """The caller's API key from the call's metadata; empty when there is none."""
+    return bearer_key(context.invocation_metadata())
+
+
+def _filter(request: billing_pb2.GetSpendRequest | billing_pb2.ListUsageRequest) -> UsageFilter:
+    return UsageFilter(key_id=request.key_id, tenant_id=request.tenant_id, model=request.model,
+                       provider=request.provider)
+
+
+def _window(request: billing_pb2.GetSpendRequest | billing_pb2.ListUsageRequest) -> TimeWindow:
+    return TimeWindow(start_time=_dt(request, "start_time"), end_time=_dt(request, "end_time"),
+                      period=request.period, start_date=request.start_date,
+                      end_date=request.end_date)
 
 
 def _totals(t: SpendTotals) -> billing_pb2.SpendTotals:

@@ -20,7 +20,7 @@ from switchboard.events.v1 import events_pb2
 from switchboard_common import db
 
 from switchboard_billing.consumer import UsageConsumer
-from switchboard_billing.domain import SpendFilter, SpendTotals
+from switchboard_billing.domain import SpendTotals, UsageFilter
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
 from switchboard_billing.tables import metadata
@@ -114,7 +114,7 @@ async def rig(tmp_path, database_url, usage_stream, nats_url):
 
         @staticmethod
         async def spend() -> SpendTotals:
-            return (await Rig.repo.spend(SpendFilter(tenant_id=Rig.tenant))).totals
+            return (await Rig.repo.spend(UsageFilter(tenant_id=Rig.tenant))).totals
 
     yield Rig
     for consumer in consumers:
@@ -150,7 +150,7 @@ async def test_every_request_is_stored_exactly_once(rig, eventually):
     await eventually(rig.drained)
     assert repo.entries_seen == 15
     assert await rig.spend() == totals_of(first + second)
-    by_model = dict((await rig.repo.spend(SpendFilter(tenant_id=rig.tenant))).by_model)
+    by_model = dict((await rig.repo.spend(UsageFilter(tenant_id=rig.tenant))).by_model)
     assert by_model == {m: totals_of([e for e in first + second if e.model == m]) for m in MODELS}
 
 
@@ -203,7 +203,7 @@ async def test_consumer_waits_for_nats_and_then_consumes(tmp_path, eventually):
                              headers={"Nats-Msg-Id": e.request_id})
 
         async def stored():
-            return (await repo.spend(SpendFilter())).totals == totals_of(events)
+            return (await repo.spend(UsageFilter())).totals == totals_of(events)
 
         await eventually(stored)
         await nc.close()

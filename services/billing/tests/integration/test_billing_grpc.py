@@ -161,6 +161,81 @@ async def test_a_plain_key_sees_only_its_own_usage(billing):
         assert trailers(err.value)["x-error-param"] == "key_id"
 
 
+
+async def test_spend_and_usage_filter_by_provider_period_and_dates(billing):
+    """AILB's shapes: ?provider=openai, ?period=monthly|daily, ?start_date=..&end_date=.."""
+    stub, app = billing
+    tenant = f"t{secrets.token_hex(4)}"
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = today.replace(day=1)
+    when = {"today": today + timedelta(seconds=1), "month_start": month,
+            "last_month": month - timedelta(seconds=1),
+            "jan_first": datetime(2024, 1, 1, tzinfo=UTC),
+            "jan_last": datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC),
+            "feb_first": datetime(2024, 2, 1, tzinfo=UTC)}
+    entries = [UsageEntry(request_id=f"{tenant}-{name}", occurred_at=at, tenant_id=tenant,
+                          key_id="key_a", model="gpt-4o",
+                          provider="anthropic" if i % 3 == 0 else "openai", prompt_tokens=i + 1,
+                          completion_tokens=2, total_tokens=i + 3, outcome="success")
+               for i, (name, at) in enumerate(when.items())]
+    await UsageRepository(app.engine).insert(entries)
+
+    async def spend(**fields) -> billing_pb2.SpendTotals:
+        reply = await stub.GetSpend(billing_pb2.GetSpendRequest(tenant_id=tenant, **fields),
+                                    metadata=bearer(ADMIN), timeout=5)
+        return reply.totals
+
+    def of(keep) -> billing_pb2.SpendTotals:
+        return totals([e for e in entries if keep(e)])
+
+    assert await spend(provider="openai") == of(lambda e: e.provider == "openai")
+    assert (await spend(provider="openai")).requests == 4
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    assert await spend(period="monthly") == of(lambda e: month <= e.occurred_at < next_month)
+    assert await spend(period="daily") == of(
+        lambda e: today <= e.occurred_at < today + timedelta(days=1))
+    assert await spend(period="total") == totals(entries)
+    january = await spend(start_date="2024-01-01", end_date="2024-01-31")
+    assert january == of(lambda e: e.occurred_at.year == 2024 and e.occurred_at.month == 1)
+    assert january.requests == 2  # the last second of the end date counts
+    assert await spend(start_date="2024-01-01", end_date="2024-01-31", provider="anthropic") == of(
+        lambda e: e.request_id.endswith("-jan_first"))
+    # start_time wins over start_date
+    assert await spend(start_date="2024-01-01", end_date="2024-01-31",
+                       start_time=ts(when["jan_last"])) == of(
+        lambda e: e.request_id.endswith("-jan_last"))
+
+    listed = await stub.ListUsage(billing_pb2.ListUsageRequest(
+        tenant_id=tenant, provider="openai", start_date="2024-01-01", end_date="2024-02-01"),
+        metadata=bearer(ADMIN), timeout=5)
+    assert [r.request_id for r in listed.records] == [
+        e.request_id for e in sorted(entries, key=lambda e: e.occurred_at, reverse=True)
+        if e.provider == "openai" and e.occurred_at.year == 2024]
+    monthly = await stub.ListUsage(billing_pb2.ListUsageRequest(
+        tenant_id=tenant, period="monthly"), metadata=bearer(ADMIN), timeout=5)
+    assert {r.request_id for r in monthly.records} == {
+        e.request_id for e in entries if month <= e.occurred_at < next_month}
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"start_date": "2024-13-01"}, "start_date"),
+    ({"end_date": "2024-01-32"}, "end_date"),
+    ({"period": "weekly"}, "period"),
+    ({"period": "monthly", "start_date": "2024-01-01"}, "period"),
+    ({"start_date": "2024-02-01", "end_date": "2024-01-31"}, "end_date"),
+])
+async def test_bad_spend_filters_are_400s_naming_the_param(billing, fields, param):
+    stub, _ = billing
+    for call, request in ((stub.GetSpend, billing_pb2.GetSpendRequest(**fields)),
+                          (stub.ListUsage, billing_pb2.ListUsageRequest(**fields))):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(request, metadata=bearer(ADMIN), timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert trailers(err.value)["x-http-status"] == "400"
+        assert trailers(err.value)["x-error-param"] == param
+        assert param in err.value.details()
+
 async def test_callers_without_a_valid_key_are_refused(billing, tmp_path):
     stub, _ = billing
     with pytest.raises(grpc.aio.AioRpcError) as err:

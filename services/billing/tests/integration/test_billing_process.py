@@ -3,47 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from switchboard.billing.v1 import billing_pb2, billing_pb2_grpc
+
+from switchboard_common.testing.processes import ServiceProcess
 
 SERVICE = "switchboard.billing.v1.BillingService"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_billing_process_serves_without_nats_and_stops_cleanly(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-    env.update({"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_BILLING_GRPC_PORT": str(port),
-                "SWITCHBOARD_NATS_URL": "nats://127.0.0.1:1",  # nothing listens there
-                "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.5"})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard_billing", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    billing = ServiceProcess("billing", SERVICE, tmp_path, {
+        "SWITCHBOARD_NATS_URL": "nats://127.0.0.1:1",  # nothing listens there
+        "SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.5"})
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            deadline = asyncio.get_running_loop().time() + 15
-            while True:
-                try:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE),
-                                               timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.aio.AioRpcError:
-                    pass
-                assert asyncio.get_running_loop().time() < deadline, "billing never SERVING"
-                await asyncio.sleep(0.1)
+        await asyncio.to_thread(billing.wait_serving)
+        async with grpc.aio.insecure_channel(billing.target) as channel:
             stub = billing_pb2_grpc.BillingServiceStub(channel)
             try:
                 await stub.GetSpend(billing_pb2.GetSpendRequest(), timeout=5)
@@ -52,10 +27,13 @@ async def test_billing_process_serves_without_nats_and_stops_cleanly(tmp_path):
                 assert dict(exc.trailing_metadata())["x-error-code"] == "missing_api_key"
             else:
                 raise AssertionError("GetSpend without a key must be refused")
+        assert await asyncio.to_thread(billing.stop, 20) == 0, billing.logs()[-2000:]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    logs = (out + err).decode()
-    assert '"event": "serving"' in logs and '"event": "stopped"' in logs
+        billing.kill()
+    events = [e["event"] for e in billing.events()]
+    assert "serving" in events and "stopped" in events
+    # NATS was down throughout: one short warning per kind of error, not a traceback per attempt.
+    nats_errors = [e["error"] for e in billing.events() if e["event"] == "nats error"]
+    assert nats_errors and len(nats_errors) == len(set(nats_errors))
+    assert "Traceback" not in billing.logs()
     assert (tmp_path / "billing.db").exists()

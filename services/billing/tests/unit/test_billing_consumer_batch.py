@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.exc import DataError
 from switchboard.events.v1 import events_pb2
 
-from switchboard_common import db
-
 from switchboard_billing.consumer import UsageConsumer
-from switchboard_billing.domain import SpendFilter
+from switchboard_billing.domain import UsageFilter
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
-from switchboard_billing.tables import metadata
 
 
 class FakeMsg:
@@ -58,14 +54,6 @@ def event(request_id: str, tokens: int = 10) -> bytes:
                                     outcome=events_pb2.OUTCOME_SUCCESS).SerializeToString()
 
 
-@pytest.fixture
-async def repo(tmp_path):
-    engine = db.create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    await db.create_schema(engine, metadata)
-    yield UsageRepository(engine)
-    await engine.dispose()
-
-
 def consumer_with(repo) -> UsageConsumer:
     return UsageConsumer(repo, BillingSettings(nak_delay_seconds=0.25))
 
@@ -77,7 +65,7 @@ async def test_acks_follow_the_commit_and_garbage_is_terminated(repo):
     await consumer_with(LoggingRepo(repo, log)).handle(messages)
     assert log == [("term", "junk"), ("commit", ("a", "b", "a")),
                    ("ack", "a"), ("ack", "b"), ("ack", "a-again")]
-    assert (await repo.spend(SpendFilter())).totals.requests == 2
+    assert (await repo.spend(UsageFilter())).totals.requests == 2
 
 
 async def test_a_database_failure_naks_the_whole_batch(repo):
@@ -89,7 +77,7 @@ async def test_a_database_failure_naks_the_whole_batch(repo):
     messages = [FakeMsg(log, event(n), n) for n in ("a", "b")]
     await consumer_with(LoggingRepo(repo, log, fail=down)).handle(messages)
     assert log == [("nak", "a", 0.25), ("nak", "b", 0.25)]
-    assert (await repo.spend(SpendFilter())).totals.requests == 0
+    assert (await repo.spend(UsageFilter())).totals.requests == 0
 
 
 async def test_one_unstorable_row_does_not_hold_back_the_others(repo):
@@ -103,4 +91,4 @@ async def test_one_unstorable_row_does_not_hold_back_the_others(repo):
     await consumer_with(LoggingRepo(repo, log, fail=refuse_bad)).handle(messages)
     assert log == [("commit", ("a",)), ("ack", "a"), ("term", "bad"),
                    ("commit", ("b",)), ("ack", "b")]
-    assert (await repo.spend(SpendFilter())).totals.requests == 2
+    assert (await repo.spend(UsageFilter())).totals.requests == 2

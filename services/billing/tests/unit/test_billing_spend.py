@@ -7,14 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from switchboard_common import db
 from switchboard_common.errors import InvalidRequest, PermissionDenied, Unauthenticated
 
 from switchboard_billing.access import Access
-from switchboard_billing.domain import Caller, SpendFilter, SpendTotals, UsageEntry
-from switchboard_billing.repository import UsageRepository
+from switchboard_billing.domain import Caller, SpendTotals, TimeWindow, UsageEntry, UsageFilter
 from switchboard_billing.spend import SpendQueries
-from switchboard_billing.tables import metadata
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -24,6 +21,7 @@ def entry(i: int, **over) -> UsageEntry:
                       key_id="key_a" if i % 2 else "key_b", tenant_id="acme",
                       model="gpt-4o" if i % 3 else "claude", prompt_tokens=i, completion_tokens=2 * i,
                       total_tokens=3 * i, cost_micros_usd=100 * i,
+                      provider="anthropic" if i % 4 == 0 else "openai",
                       outcome="error" if i % 5 == 0 else "success")
     return replace(base, **over)
 
@@ -37,39 +35,34 @@ def expected(entries) -> SpendTotals:
         errors=sum(e.outcome == "error" for e in entries))
 
 
-@pytest.fixture
-async def repo(tmp_path):
-    engine = db.create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    await db.create_schema(engine, metadata)
-    yield UsageRepository(engine)
-    await engine.dispose()
-
-
 async def test_insert_is_idempotent_by_request_id(repo):
     entries = [entry(i) for i in range(1, 11)]
     assert await repo.insert(entries[:6] + entries[:2]) == 6  # duplicates inside one batch
     assert await repo.insert(entries) == 4  # and across batches
     assert await repo.insert([replace(entries[0], prompt_tokens=999)]) == 0  # first one wins
     assert await repo.insert([]) == 0
-    assert (await repo.spend(SpendFilter())).totals == expected(entries)
+    assert (await repo.spend(UsageFilter())).totals == expected(entries)
 
 
 async def test_spend_totals_by_model_and_filters(repo):
     entries = [entry(i) for i in range(1, 31)]
     await repo.insert(entries)
-    spend = await repo.spend(SpendFilter())
+    spend = await repo.spend(UsageFilter())
     assert spend.totals == expected(entries)
     assert dict(spend.by_model) == {
         m: expected([e for e in entries if e.model == m]) for m in ("claude", "gpt-4o")}
     assert spend.totals == sum((t for _, t in spend.by_model), SpendTotals())
 
     cases = {
-        SpendFilter(key_id="key_a"): lambda e: e.key_id == "key_a",
-        SpendFilter(tenant_id="other"): lambda e: False,
-        SpendFilter(model="claude"): lambda e: e.model == "claude",
-        SpendFilter(start_time=T0 + timedelta(minutes=10), end_time=T0 + timedelta(minutes=20)):
+        UsageFilter(key_id="key_a"): lambda e: e.key_id == "key_a",
+        UsageFilter(tenant_id="other"): lambda e: False,
+        UsageFilter(provider="anthropic"): lambda e: e.provider == "anthropic",
+        UsageFilter(model="gpt-4o", provider="openai"):
+            lambda e: (e.model, e.provider) == ("gpt-4o", "openai"),
+        UsageFilter(model="claude"): lambda e: e.model == "claude",
+        UsageFilter(start_time=T0 + timedelta(minutes=10), end_time=T0 + timedelta(minutes=20)):
             lambda e: T0 + timedelta(minutes=10) <= e.occurred_at < T0 + timedelta(minutes=20),
-        SpendFilter(key_id="key_b", model="gpt-4o", start_time=T0 + timedelta(minutes=15)):
+        UsageFilter(key_id="key_b", model="gpt-4o", start_time=T0 + timedelta(minutes=15)):
             lambda e: (e.key_id, e.model) == ("key_b", "gpt-4o")
             and e.occurred_at >= T0 + timedelta(minutes=15),
     }
@@ -83,7 +76,7 @@ async def test_list_usage_newest_first_in_pages(repo):
     await repo.insert(entries)
     seen, cursor = [], None
     while True:
-        rows = await repo.list_usage("key_a", "", cursor, 3)
+        rows = await repo.list_usage(UsageFilter(key_id="key_a"), cursor, 3)
         seen += rows
         if len(rows) < 3:
             break
@@ -137,17 +130,54 @@ async def test_non_admins_see_only_their_own_key(repo):
     await repo.insert(entries)
     queries = SpendQueries(Access(FakeAuth(), cache_seconds=30), repo)
     mine = expected([e for e in entries if e.key_id == "key_a"])
-    assert (await queries.spend("sk-a", SpendFilter())).totals == mine
-    assert (await queries.spend("sk-a", SpendFilter(key_id="key_a"))).totals == mine
+    assert (await queries.spend("sk-a", UsageFilter())).totals == mine
+    assert (await queries.spend("sk-a", UsageFilter(key_id="key_a"))).totals == mine
     with pytest.raises(PermissionDenied) as err:
-        await queries.spend("sk-a", SpendFilter(key_id="key_b"))
+        await queries.spend("sk-a", UsageFilter(key_id="key_b"))
     assert err.value.param == "key_id"
     with pytest.raises(PermissionDenied):
-        await queries.usage("sk-a", "key_b", "", None, 10)
-    assert {e.key_id for e in (await queries.usage("sk-a", "", "", None, 100)).entries} == {"key_a"}
-    assert (await queries.spend("sk-admin", SpendFilter())).totals == expected(entries)
-    assert (await queries.spend("sk-admin", SpendFilter(key_id="key_b"))).totals == expected(
+        await queries.usage("sk-a", UsageFilter(key_id="key_b"), None, 10)
+    mine_listed = (await queries.usage("sk-a", UsageFilter(), None, 100)).entries
+    assert {e.key_id for e in mine_listed} == {"key_a"}
+    assert (await queries.spend("sk-admin", UsageFilter())).totals == expected(entries)
+    assert (await queries.spend("sk-admin", UsageFilter(key_id="key_b"))).totals == expected(
         [e for e in entries if e.key_id == "key_b"])
     with pytest.raises(InvalidRequest) as err:
-        await queries.spend("sk-admin", SpendFilter(start_time=T0, end_time=T0))
+        await queries.spend("sk-admin", UsageFilter(), TimeWindow(start_time=T0, end_time=T0))
     assert err.value.param == "end_time"
+
+
+async def test_queries_resolve_periods_and_dates_with_their_clock(repo):
+    # One row every five days from 2025-01-01, and one at the last second of 2025-01-16.
+    entries = [entry(i, occurred_at=T0 + timedelta(days=5 * i)) for i in range(0, 20)]
+    entries.append(entry(99, occurred_at=datetime(2025, 1, 16, 23, 59, 59, tzinfo=UTC)))
+    await repo.insert(entries)
+    now = datetime(2025, 2, 15, 3, 0, tzinfo=UTC)
+    queries = SpendQueries(Access(FakeAuth(), cache_seconds=30), repo, clock=lambda: now)
+
+    async def spend(window: TimeWindow, wanted: UsageFilter = UsageFilter()) -> SpendTotals:
+        return (await queries.spend("sk-admin", wanted, window)).totals
+
+    def within(start: datetime, end: datetime, keep=lambda e: True) -> SpendTotals:
+        return expected([e for e in entries if start <= e.occurred_at < end and keep(e)])
+
+    feb, mar = datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
+    assert await spend(TimeWindow(period="monthly")) == within(feb, mar)
+    assert await spend(TimeWindow(period="monthly")) != SpendTotals()  # the case is not empty
+    assert await spend(TimeWindow(period="daily")) == within(
+        datetime(2025, 2, 15, tzinfo=UTC), datetime(2025, 2, 16, tzinfo=UTC))
+    assert await spend(TimeWindow(period="total")) == expected(entries)
+    jan6, jan17 = datetime(2025, 1, 6, tzinfo=UTC), datetime(2025, 1, 17, tzinfo=UTC)
+    in_range = await spend(TimeWindow(start_date="2025-01-06", end_date="2025-01-16"))
+    assert in_range == within(jan6, jan17) and in_range.requests == 4  # the end day included
+    assert await spend(TimeWindow(period="monthly"), UsageFilter(provider="anthropic")) == within(
+        feb, mar, lambda e: e.provider == "anthropic")
+
+    page = await queries.usage("sk-admin", UsageFilter(provider="openai"), None, 100,
+                               TimeWindow(start_date="2025-01-06", end_date="2025-01-16"))
+    assert [e.request_id for e in page.entries] == [
+        e.request_id for e in sorted(entries, key=lambda e: e.occurred_at, reverse=True)
+        if jan6 <= e.occurred_at < jan17 and e.provider == "openai"]
+    with pytest.raises(InvalidRequest) as err:
+        await queries.usage("sk-admin", UsageFilter(), None, 10, TimeWindow(period="yearly"))
+    assert err.value.param == "period"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, event
+from pathlib import Path
+
+from sqlalchemy import MetaData, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -16,8 +18,12 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; a SQLite file's directory is made if it is missing."""
     url = async_url(url)
     if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -34,5 +40,6 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Every table at once, without history: for tests; services run `migrations.upgrade`."""
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)

@@ -6,6 +6,8 @@ Subjects and streams are named here once; payloads are the messages in proto/swi
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -28,16 +30,59 @@ _log = structlog.get_logger("events")
 PUBLISHED = Counter("switchboard_events_published_total", "Events acked by JetStream", ["subject"])
 DEFERRED = Counter("switchboard_events_deferred_total", "Events written to the outbox", ["subject"])
 OUTBOX_SIZE = Gauge("switchboard_outbox_events", "Events waiting in the local outbox")
+ERROR_LOG_INTERVAL_SECONDS = 30.0  # a NATS error of one kind is logged at most this often
+
+
+class ConnectionLog:
+    """nats-py's connection callbacks as short log lines.
+
+    Without them nats-py logs a full traceback on every reconnect attempt (twice a second while
+    NATS is down). Here each kind of error is one warning per interval, counting the repeats it
+    held back, and a reconnect starts the count afresh so the next outage is reported at once.
+    """
+
+    def __init__(self, name: str, interval: float = ERROR_LOG_INTERVAL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic, logger=None) -> None:
+        self._name = name
+        self._log = logger or _log
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}  # error type -> when it was last logged
+        self._held_back: dict[str, int] = {}
+
+    async def error(self, exc: Exception) -> None:
+        kind = type(exc).__name__
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._held_back[kind] = self._held_back.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        self._log.warning("nats error", client=self._name, error=kind, detail=str(exc)[:200],
+                     repeats=self._held_back.pop(kind, 0))
+
+    async def disconnected(self) -> None:
+        self._log.info("nats disconnected", client=self._name)
+
+    async def reconnected(self) -> None:
+        self._last.clear()
+        self._held_back.clear()
+        self._log.info("nats reconnected", client=self._name)
 
 
 async def connect(url: str, name: str, **options) -> NATS:
     """Connect, retrying forever in the client (reconnects keep the same object).
 
-    `options` go to `nats.connect` as they are (e.g. `reconnected_cb`, `error_cb`). With no server
-    up this call waits until one is: callers that must start without NATS run it in a task.
+    Errors, disconnects and reconnects are logged briefly (`ConnectionLog`); `options` go to
+    `nats.connect` as they are and win over those defaults (e.g. a caller's own `error_cb`).
+    With no server up this call waits until one is: callers that must start without NATS run it
+    in a task.
     """
+    log = ConnectionLog(name)
+    callbacks = {"error_cb": log.error, "disconnected_cb": log.disconnected,
+                 "reconnected_cb": log.reconnected}
     return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              connect_timeout=2, **options)
+                              connect_timeout=2, **{**callbacks, **options})
 
 
 async def ensure_usage_stream(js: JetStreamContext) -> None:

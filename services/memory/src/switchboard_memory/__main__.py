@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from switchboard_common import grpc_server, logs
-from switchboard_common.settings import load
+from switchboard_common.launch import service_main
 
-from switchboard_memory import bootstrap, server
+from switchboard_memory import server
 from switchboard_memory.settings import MemorySettings
 
 
 def main() -> None:
-    settings = load(MemorySettings)
-    logs.configure("memory", settings.log_level, settings.log_format)
-
-    async def run() -> None:
-        await server.serve(settings, bootstrap.build(settings))
-
-    grpc_server.run(run)
+    service_main("memory", MemorySettings, server.run)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from switchboard_common.credentials import bearer_key
 from switchboard_common.errors import NotFound, PermissionDenied
 from switchboard_common.interceptors import current_request_id
 
@@ -23,8 +24,6 @@ from switchboard_router.routing import Routes
 from switchboard_router.validation import parse_json
 
 HttpBody = httpbody_pb2.HttpBody
-# Anthropic- and Azure-style clients send their key in these instead of Authorization.
-_KEY_HEADERS = ("x-api-key", "api-key")
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -135,17 +134,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
 def request_context(context) -> RequestContext:
     """The caller's key and the request id from the call's metadata (lower-case HTTP headers
-    through the edge). `Authorization: Bearer` wins over the Anthropic/Azure-style headers."""
-    key = None
-    other = None
-    for name, value in context.invocation_metadata() or ():
-        if name == "authorization":
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                key = token.strip()
-        elif name in _KEY_HEADERS and value.strip():
-            other = value.strip()
-    return RequestContext(request_id=current_request_id(), key=key or other,
+    through the edge)."""
+    return RequestContext(request_id=current_request_id(),
+                          key=bearer_key(context.invocation_metadata()) or None,
                           started=time.perf_counter())
 
 

@@ -1,4 +1,4 @@
-"""Page sizes and page tokens of ListKeys."""
+"""Page sizes and page tokens of every List RPC (ListKeys, ListUsage)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from switchboard_common import pagination
 from switchboard_common.errors import InvalidRequest
-
-from switchboard_auth import pagination
 
 
 def test_page_size_defaults_and_is_capped():

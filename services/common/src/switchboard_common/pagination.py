@@ -1,4 +1,4 @@
-"""Page sizes and opaque page tokens: a keyset cursor (occurred_at, request_id), base64 JSON."""
+"""Page sizes and opaque page tokens (AIP-158): a keyset cursor (time, id) as base64 JSON."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from switchboard_common.errors import InvalidRequest
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
+Cursor = tuple[datetime, str]  # the last row's sort time and id; the next page starts after it
+
 
 def page_size(requested: int) -> int:
     """0 means the default; above the maximum is coerced to it (AIP-158)."""
@@ -20,14 +22,14 @@ def page_size(requested: int) -> int:
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def encode(cursor: tuple[datetime, str] | None) -> str:
+def encode(cursor: Cursor | None) -> str:
     if cursor is None:
         return ""
     raw = json.dumps([cursor[0].isoformat(), cursor[1]]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode(token: str) -> tuple[datetime, str] | None:
+def decode(token: str) -> Cursor | None:
     if not token:
         return None
     try:
