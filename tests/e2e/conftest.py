@@ -3,19 +3,23 @@ PostgreSQL, and the fake OpenAI upstream as its own process. Started once per te
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from switchboard_common.testing.infra import (
+    POSTGRES_VARIABLE,
+    postgres_admin_url,
+    reachable,
+    scratch_database,
+    unreachable_reason,
+)
 
 from switchboard_stack import Stack, StackConfig
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -54,29 +58,17 @@ def stack(tmp_path_factory, fake_openai):
     s.stop()
 
 
-def _postgres_database() -> str | None:
-    """A fresh database on the reachable PostgreSQL server, or None when there is none."""
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2) as conn:
-            name = f"sb_e2e_{uuid.uuid4().hex[:10]}"
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except Exception:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        return None
-    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(scope="session")
 def pg_stack(tmp_path_factory, fake_openai):
     """The suite with auth and billing on PostgreSQL; skipped with a reason when none is reachable."""
-    url = _postgres_database()
-    if url is None:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL} (set SWITCHBOARD_TEST_POSTGRES_URL)")
-    s = _start_stack(tmp_path_factory.mktemp("stack-pg"), fake_openai, {
-        "SWITCHBOARD_AUTH_DATABASE_URL": url, "SWITCHBOARD_BILLING_DATABASE_URL": url})
-    yield s
-    s.stop()
+    admin_url = postgres_admin_url()
+    if not reachable(admin_url):
+        pytest.skip(unreachable_reason("PostgreSQL", admin_url, POSTGRES_VARIABLE))
+    with scratch_database(admin_url, "sb_e2e") as url:
+        s = _start_stack(tmp_path_factory.mktemp("stack-pg"), fake_openai, {
+            "SWITCHBOARD_AUTH_DATABASE_URL": url, "SWITCHBOARD_BILLING_DATABASE_URL": url})
+        yield s
+        s.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -15,14 +16,24 @@ import nats
 from switchboard_stack.config import free_port
 
 
+async def _quiet(_exc: Exception) -> None:
+    pass
+
+
 async def _has_jetstream(url: str) -> bool:
+    parts = urlparse(url)
+    try:  # nothing listening: say so at once (nats-py retries the first connect)
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1).close()
+    except OSError:
+        return False
     try:
-        nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0,
-                                allow_reconnect=False)
+        nc = await asyncio.wait_for(nats.connect(
+            url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False,
+            error_cb=_quiet), timeout=3)
     except Exception:  # noqa: BLE001 - anything here means "not usable"
         return False
     try:
-        await nc.jetstream().account_info()
+        await asyncio.wait_for(nc.jetstream().account_info(), timeout=3)
         return True
     except Exception:  # noqa: BLE001
         return False
