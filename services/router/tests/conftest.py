@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+from switchboard_common.testing.infra import NATS_VARIABLE, nats_url as configured_nats_url
+from switchboard_common.testing.infra import reachable, unreachable_reason
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from router_harness import start_router, stop_router  # noqa: E402
 from switchboard_router.tokens import Tokenizer  # noqa: E402
-
-NATS_URL = os.environ.get("SWITCHBOARD_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 @pytest.fixture(scope="session")
@@ -23,20 +20,12 @@ def tokenizer() -> Tokenizer:
     return Tokenizer.load()
 
 
-def nats_reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 4222), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def nats_url() -> str:
-    if not nats_reachable(NATS_URL):
-        pytest.skip(f"NATS is not reachable at {NATS_URL} (set SWITCHBOARD_TEST_NATS_URL)")
-    return NATS_URL
+    url = configured_nats_url()
+    if not reachable(url):
+        pytest.skip(unreachable_reason("NATS", url, NATS_VARIABLE))
+    return url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -70,17 +70,25 @@ class ConnectionLog:
         self._log.info("nats reconnected", client=self._name)
 
 
-async def connect(url: str, name: str, **options) -> NATS:
+async def connect(url: str, name: str, *,
+                  on_reconnect: Callable[[], Awaitable[None]] | None = None, **options) -> NATS:
     """Connect, retrying forever in the client (reconnects keep the same object).
 
     Errors, disconnects and reconnects are logged briefly (`ConnectionLog`); `options` go to
-    `nats.connect` as they are and win over those defaults (e.g. a caller's own `error_cb`).
+    `nats.connect` as they are and win over those defaults (e.g. a caller's own `error_cb`);
+    `on_reconnect` runs after each reconnect, beside the log line.
     With no server up this call waits until one is: callers that must start without NATS run it
     in a task.
     """
     log = ConnectionLog(name)
+
+    async def reconnected() -> None:
+        await log.reconnected()
+        if on_reconnect is not None:
+            await on_reconnect()
+
     callbacks = {"error_cb": log.error, "disconnected_cb": log.disconnected,
-                 "reconnected_cb": log.reconnected}
+                 "reconnected_cb": reconnected}
     return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                               connect_timeout=2, **{**callbacks, **options})
 

@@ -26,7 +26,6 @@ class NatsLink:
         self._ensure_stream = ensure_stream
         self._nc: NATS | None = None
         self._task: asyncio.Task | None = None
-        self._warned = False
         self._closing = False
 
     @property
@@ -43,9 +42,7 @@ class NatsLink:
                          url=self._url)
 
     async def _connect(self) -> None:
-        nc = await events.connect(self._url, self._name, error_cb=self._error,
-                                  reconnected_cb=self._reconnected,
-                                  disconnected_cb=self._disconnected)
+        nc = await events.connect(self._url, self._name, on_reconnect=self._reconnected)
         self._nc = nc
         await nc.subscribe(events.KEYS_CHANGED, cb=self._key_changed)
         if self._ensure_stream:
@@ -56,7 +53,6 @@ class NatsLink:
         self._publisher.attach(nc)
         # keys.changed events sent while we were not listening are lost: forget every verdict.
         self._on_reconnect()
-        self._warned = False
         _log.info("NATS connected", url=self._url)
 
     async def _key_changed(self, msg) -> None:
@@ -69,18 +65,8 @@ class NatsLink:
             self._on_key_changed(event.key_id)
 
     async def _reconnected(self) -> None:
+        # keys.changed events sent while we were away are lost: forget every verdict.
         self._on_reconnect()
-        self._warned = False
-        _log.info("NATS reconnected")
-
-    async def _disconnected(self) -> None:
-        if self._nc is not None and not self._closing:
-            _log.warning("NATS disconnected")
-
-    async def _error(self, exc: Exception) -> None:
-        if not self._warned:  # once per outage, not once per reconnect attempt
-            self._warned = True
-            _log.warning("NATS error", error=f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         self._closing = True
