@@ -65,7 +65,8 @@ def test_stream_is_sse_ending_with_done(stack):
 
 
 def test_missing_key_is_401(stack):
-    err = assert_openai_error(post(stack, CHAT, key=None), 401, error_type="authentication_error")
+    err = assert_openai_error(post(stack, CHAT, key=None), 401, error_type="authentication_error",
+                              code="missing_api_key")
     assert "API key" in err["message"]
 
 

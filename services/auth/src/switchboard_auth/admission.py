@@ -6,13 +6,12 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from switchboard_common.errors import PermissionDenied, Unauthenticated
+from switchboard_common.errors import MissingApiKey, PermissionDenied, Unauthenticated
 
 from switchboard_auth.domain import Key, Verdict, model_allowed, utc_now
 from switchboard_auth.hashing import KeyHasher
 from switchboard_auth.repository import Repository
 
-MISSING_KEY = "Missing API key. Pass it as 'Authorization: Bearer <key>'."
 INVALID_KEY = "Incorrect API key provided."
 
 
@@ -40,7 +39,7 @@ class Admission:
 
     async def _identify(self, secret: str) -> Key:
         if not secret:
-            raise Unauthenticated(MISSING_KEY, code="missing_api_key")
+            raise MissingApiKey()
         key_hash = self._hasher.hash(secret)
         found = await self._repo.find_by_hash(key_hash)
         # The lookup is by an index on the hash; compare again in constant time all the same.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from switchboard_common import db
-from switchboard_common.errors import (Conflict, InvalidRequest, NotFound, PermissionDenied,
+from switchboard_common.errors import (Conflict, InvalidRequest, MissingApiKey, NotFound, PermissionDenied,
                                        Unauthenticated)
 
 from switchboard_auth.admission import Admission
@@ -69,7 +69,7 @@ async def test_missing_and_unknown_keys_are_401(world):
     with pytest.raises(Unauthenticated) as err:
         await world.admission.authorize("", "gpt-4o")
     assert err.value.code == "missing_api_key"
-    assert err.value.message == "Missing API key. Pass it as 'Authorization: Bearer <key>'."
+    assert err.value.message == MissingApiKey().message  # OpenAI's own wording, shared by every service
     with pytest.raises(Unauthenticated) as err:
         await world.admission.authorize("sk-sb-not-a-key", "gpt-4o")
     assert (err.value.code, err.value.message) == ("invalid_api_key", "Incorrect API key provided.")

@@ -6,13 +6,12 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
-from switchboard_common.errors import PermissionDenied, Unauthenticated
+from switchboard_common.errors import MissingApiKey, PermissionDenied
 
 from switchboard_billing.domain import Caller
 
 Authorize = Callable[[str], Awaitable[tuple[Caller, int]]]
 
-MISSING_KEY = "Missing API key. Pass it as 'Authorization: Bearer <key>'."
 _MAX_CACHED = 10_000
 
 
@@ -27,7 +26,7 @@ class Access:
 
     async def caller(self, secret: str) -> Caller:
         if not secret:
-            raise Unauthenticated(MISSING_KEY, code="missing_api_key")
+            raise MissingApiKey()
         digest = hashlib.sha256(secret.encode()).digest()
         now = self._clock()
         hit = self._cache.get(digest)

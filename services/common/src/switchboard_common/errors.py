@@ -51,6 +51,17 @@ class Unauthenticated(ApiError):
     default_code = "invalid_api_key"
 
 
+class MissingApiKey(Unauthenticated):
+    """No key at all: every service that takes a key says it the same way, as OpenAI does."""
+
+    default_code = "missing_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                         "YOUR_KEY).")
+
+
 class InsufficientQuota(ApiError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     http_status = 402

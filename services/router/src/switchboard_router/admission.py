@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import structlog
-from switchboard_common.errors import PermissionDenied, Unauthenticated
+from switchboard_common.errors import MissingApiKey, PermissionDenied, Unauthenticated
 
 from switchboard_router.auth_client import AuthClient, Verdict
 from switchboard_router.domain import Caller
@@ -31,9 +31,7 @@ class Admission:
 
     async def admit(self, key: str | None, model: str) -> Caller:
         if not key:
-            raise Unauthenticated(
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+            raise MissingApiKey()
         cache_key = (key_digest(key), model)
         verdict = self._cache.get(cache_key, self._clock())
         if verdict is None:
