@@ -8,11 +8,13 @@ from collections.abc import Iterable
 KEY_HEADERS = ("x-api-key", "api-key")
 
 
-def bearer_key(metadata: Iterable[tuple[str, str]] | None) -> str:
+def bearer_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     """The key from `authorization: Bearer <key>`, else from `x-api-key` or `api-key`; empty when
     there is none. A Bearer key wins wherever it stands; another scheme (Basic) is no key."""
     other = ""
     for name, value in metadata or ():
+        if isinstance(value, bytes):  # only `-bin` metadata is bytes, and no key travels there
+            continue
         if name == "authorization":
             scheme, _, token = value.strip().partition(" ")
             token = token.strip()

@@ -6,7 +6,42 @@ filter turns that into OpenAI's `{"error": {"message", "type", "param", "code"}}
 
 from __future__ import annotations
 
+import re
+
 import grpc
+
+# A client value echoed in a message is cut to this many characters; the message and param as a
+# whole are capped too, since they travel as gRPC trailers and a trailer over Envoy's header limit
+# turns a 400 into a 502.
+CLIP_CHARS = 200
+MAX_MESSAGE_CHARS = 1024
+MAX_PARAM_CHARS = 256
+_QUOTED = re.compile(rf"'([^']{{{CLIP_CHARS + 1},}})'")
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """A client value as a message may show it: at most `limit` characters, saying how many more."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _bounded(message: str) -> str:
+    """Long quoted values clipped (every raiser quotes what it echoes), then the whole capped."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    message = _QUOTED.sub(lambda m: f"'{clip(m.group(1))}'", message)
+    return clip(message, MAX_MESSAGE_CHARS)
+
+
+def _header_safe(value: str) -> str:
+    """A metadata value gRPC accepts: printable ASCII only. A param can hold a client's key
+    (`logit_bias.<key>`), and one control or non-ASCII character made grpc-core refuse the whole
+    status, which reached the client as an empty 500."""
+    if value.isascii() and value.isprintable():
+        return value
+    return value.encode("unicode_escape").decode("ascii")
 
 
 class ApiError(Exception):
@@ -14,12 +49,15 @@ class ApiError(Exception):
     http_status = 500
     error_type = "server_error"
     default_code: str | None = None
+    # The API whose error body the edge renders: OpenAI's by default, "anthropic" on /v1/messages.
+    shape: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
                  retry_after: int | None = None) -> None:
+        message = _bounded(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = clip(param, MAX_PARAM_CHARS) if param else param
         self.code = code or self.default_code
         self.retry_after = retry_after
 
@@ -28,9 +66,11 @@ class ApiError(Exception):
         if self.code:
             md.append(("x-error-code", self.code))
         if self.param:
-            md.append(("x-error-param", self.param))
+            md.append(("x-error-param", _header_safe(self.param)))
         if self.retry_after is not None:
             md.append(("retry-after", str(self.retry_after)))
+        if self.shape:
+            md.append(("x-error-shape", self.shape))
         return tuple(md)
 
     def to_openai(self) -> dict:
@@ -109,6 +149,17 @@ class NotImplementedYet(ApiError):
     http_status = 501
     error_type = "not_implemented"
     default_code = "not_implemented"
+
+
+class NotSupportedYet(InvalidRequest):
+    """A field the API defines for a feature that is not built yet: refused, never stored and
+    left unenforced. The caller's request is what must change, so it is a 400."""
+
+    default_code = "not_implemented"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"'{field}' is not supported yet: {reason}. Leave it out: nothing would "
+                         "apply it.", param=field)
 
 
 class UpstreamError(ApiError):

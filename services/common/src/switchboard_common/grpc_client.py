@@ -6,7 +6,8 @@ import json
 
 import grpc
 
-from switchboard_common.grpc_server import MAX_MESSAGE_BYTES
+from switchboard_common import tracing
+from switchboard_common.grpc_server import MAX_MESSAGE_BYTES, METADATA_OPTIONS
 
 
 def _service_config(service: str) -> str:
@@ -30,10 +31,11 @@ def _service_config(service: str) -> str:
 
 def channel(target: str, service: str) -> grpc.aio.Channel:
     """An insecure channel to `target` (host:port) for the gRPC service named `service`."""
-    return grpc.aio.insecure_channel(target, options=(
+    return grpc.aio.insecure_channel(target, interceptors=tracing.client_interceptors(), options=(
         ("grpc.service_config", _service_config(service)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        *METADATA_OPTIONS,
         ("grpc.keepalive_time_ms", 30_000),
     ))

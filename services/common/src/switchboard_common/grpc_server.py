@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 import grpc
 import structlog
@@ -12,22 +14,35 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from switchboard_common import tracing
 from switchboard_common.interceptors import ServerInterceptor
 from switchboard_common.settings import CommonSettings
 
 _log = structlog.get_logger("server")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # base64 images and embedding batches exceed grpc's 4 MiB
+# grpc-core's default refuses metadata between 8 and 16 KiB at random (RESOURCE_EXHAUSTED, which
+# clients see as 429 and retry). One limit, soft equal to hard, above what the edge lets through
+# (edge/render.py: max_request_headers_kb), so an oversize header is the edge's 431.
+MAX_METADATA_BYTES = 64 * 1024
+METADATA_OPTIONS = (
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+)
 SERVER_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *METADATA_OPTIONS,
     ("grpc.so_reuseport", 0),
 )
 
 
 def build(service_names: Iterable[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with the interceptor, health (every service SERVING once started) and reflection."""
-    server = grpc.aio.server(interceptors=[ServerInterceptor()], options=SERVER_OPTIONS)
+    # The tracing interceptor (when on) inside ours: it iterates a streaming handler as an async
+    # generator, which the servicers' handlers are and ours (a coroutine writing) is not.
+    server = grpc.aio.server(interceptors=[ServerInterceptor(), *tracing.server_interceptors()],
+                             options=SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
@@ -43,7 +58,8 @@ async def serve(
     on_shutdown: Iterable[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down in the order a load balancer needs:
-    health NOT_SERVING, stop accepting, drain in-flight calls for the grace period, close clients."""
+    health NOT_SERVING, keep accepting for the lame-duck period (SIGTERM only), stop accepting,
+    drain in-flight calls for the grace period, close clients."""
     port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)
@@ -53,24 +69,45 @@ async def serve(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     _log.info("serving", host=settings.host, port=port, metrics_port=settings.metrics_port or None)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-    _log.info("draining", grace_seconds=settings.shutdown_grace_seconds)
+    signals = _Signals()
+    await signals.stopping.wait()
     await health_servicer.enter_graceful_shutdown()
+    if not signals.hurry.is_set() and settings.shutdown_lame_duck_seconds > 0:
+        # Still accepting while NOT_SERVING: callers (the edge's health checks, Kubernetes'
+        # readiness probes) take this replica out of rotation before it stops listening, so no
+        # request meets a refused connection.
+        _log.info("lame duck", seconds=settings.shutdown_lame_duck_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signals.hurry.wait(), settings.shutdown_lame_duck_seconds)
+    _log.info("draining", grace_seconds=settings.shutdown_grace_seconds)
     await server.stop(settings.shutdown_grace_seconds)
     for close in on_shutdown:
         try:
             await close()
         except Exception:  # noqa: BLE001 - shutdown goes on whatever one client does
             _log.exception("error while closing")
+    tracing.shutdown()
     _log.info("stopped")
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+class _Signals:
+    """SIGTERM (what Kubernetes sends) starts a shutdown with a lame duck; SIGINT (Ctrl-C, or the
+    local launcher once its edge is gone) or a second signal skips what is left of it."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.hurry = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGINT or self.stopping.is_set():
+            self.hurry.set()
+        self.stopping.set()
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a service's async main on uvloop."""
     import uvloop
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextvars
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 
 import grpc
 import structlog
@@ -33,10 +34,11 @@ def current_request_id() -> str:
 def _begin(context: grpc.aio.ServicerContext, method: str) -> float:
     rid = ""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
+        if key == "x-request-id" and isinstance(value, str):
             rid = value
             break
     _request_id.set(rid or uuid.uuid4().hex)
+    # Only this call's fields are cleared and bound: `service` is added by logs' processors.
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=_request_id.get(), method=method)
     return time.perf_counter()
@@ -63,7 +65,8 @@ def _code_of(exc: BaseException) -> grpc.StatusCode:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps unary and server-streaming handlers; health and reflection pass through untouched.
+    """Wraps unary, server-streaming and bidirectional handlers; health and reflection pass
+    through untouched.
 
     The wrapped handler of each method is built once and reused: this runs on every call.
     """
@@ -73,9 +76,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         method = details.method
         wrapped = self._wrapped.get(method)
         if wrapped is not None:
@@ -93,6 +96,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 _wrap_stream(handler.unary_stream, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
+        elif handler.stream_stream:  # the request is an iterator: wrapped the same way
+            wrapped = grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
         else:
             return handler
         self._wrapped[method] = wrapped
@@ -105,7 +113,7 @@ def _wrap_unary(inner, method: str):
         code = grpc.StatusCode.OK
         try:
             return await inner(request, context)
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as a status
+        except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -117,13 +125,24 @@ def _wrap_unary(inner, method: str):
 
 
 def _wrap_stream(inner, method: str):
-    async def stream(request, context) -> AsyncIterator:
+    # A coroutine writing each message (grpc.aio's reader/writer API), not an async generator:
+    # grpc.aio never closes a handler's generator when the call ends early, which would leave the
+    # provider call under it to the generator's finaliser. Here `aclosing` closes it at once,
+    # whether the client went away (the task is cancelled), a write failed or the handler raised.
+    async def stream(request, context) -> None:
         started = _begin(context, method)
         code = grpc.StatusCode.OK
         try:
-            async for message in inner(request, context):
-                yield message
-        except Exception as exc:  # noqa: BLE001
+            async with aclosing(inner(request, context)) as messages:
+                async for message in messages:
+                    try:
+                        await context.write(message)
+                    except Exception:
+                        if context.cancelled() or context.done():  # the client is gone
+                            code = grpc.StatusCode.CANCELLED
+                            return
+                        raise
+        except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -135,3 +154,4 @@ def _wrap_stream(inner, method: str):
         finally:
             _finish(method, started, code)
     return stream
+

@@ -133,6 +133,7 @@ def _upgrade(connection: Connection, history: History,
     config = _config(history, connection)
     if _made_by_create_all(connection, history):
         base = ScriptDirectory.from_config(config).get_base()
+        assert base is not None, "a migration history has a base revision"
         _log.info("adopting a schema made before migrations", revision=base,
                   version_table=history.version_table)
         command.stamp(config, base)

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from switchboard_common.ports import free_port as free_port  # re-exported for the tests
+
 T = TypeVar("T")
 
 POSTGRES_VARIABLE = "SWITCHBOARD_TEST_POSTGRES_URL"
@@ -25,12 +27,6 @@ def postgres_admin_url() -> str:
 
 def nats_url() -> str:
     return os.environ.get(NATS_VARIABLE, "nats://127.0.0.1:4222")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:

@@ -23,7 +23,17 @@ from switchboard_common import db, migrations
 def _head(history: migrations.History) -> str:
     config = Config()
     config.set_main_option("script_location", str(history.location))
-    return ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, f"no revisions under {history.location}"
+    return head
+
+
+def _base(history: migrations.History) -> str:
+    config = Config()
+    config.set_main_option("script_location", str(history.location))
+    base = ScriptDirectory.from_config(config).get_base()
+    assert base is not None, f"{history.location} has no revision"
+    return base
 
 
 async def _recorded_revisions(url: str, history: migrations.History) -> list[str]:
@@ -54,9 +64,12 @@ async def test_concurrent_starts_migrate_once(request, empty_database_url):
 
 async def test_a_database_made_by_create_all_is_adopted(request, empty_database_url):
     history, metadata = request.module.HISTORY, request.module.METADATA
+    # What a service's create_all made before migrations: the first revision's tables, unrecorded.
+    await migrations.upgrade(empty_database_url, history, _base(history))
     engine = db.create_engine(empty_database_url)
     try:
-        await db.create_schema(engine, metadata)  # what a service did before migrations
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE {history.version_table}"))
     finally:
         await engine.dispose()
     await migrations.upgrade(empty_database_url, history)

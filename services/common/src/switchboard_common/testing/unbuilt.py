@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -63,12 +64,14 @@ def test_reflection_lists_the_service(request, service):
 def test_every_rpc_answers_501_naming_what_is_missing(request, service, method):
     _, channel = service
     error = call_expecting_error(channel, method)
-    trailers = dict(error.trailing_metadata() or ())
+    # (key, value) pairs at run time; the stubs call them _Metadatum with bytes values.
+    trailers: dict[str, Any] = dict(cast(Any, error.trailing_metadata()) or ())
+    details = error.details() or ""
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert trailers.get("x-http-status") == "501"
     assert trailers.get("x-error-type") == "not_implemented"
-    assert "not built yet" in error.details()
-    assert f"services/{_name(request.module.SERVICE)}/README.md" in error.details()
+    assert "not built yet" in details
+    assert f"services/{_name(request.module.SERVICE)}/README.md" in details
 
 
 def test_sigterm_exits_cleanly(own_service):
