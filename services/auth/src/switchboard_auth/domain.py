@@ -1,20 +1,44 @@
-"""Auth's domain: keys, tenants and the rules that hold for them; no gRPC, no SQL."""
+"""Auth's domain: keys, tenants, roles and limits, and the rules that hold for them; no gRPC, no SQL."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 DEFAULT_TENANT = "default"  # exists in every deployment; keys without a tenant belong to it
 MASTER_KEY_ID = "master"  # the admin key configured by SWITCHBOARD_MASTER_KEY
 
 
+class Role(str, enum.Enum):
+    """What a key may do besides calling models (which every valid key may)."""
+
+    ADMIN = "admin"  # manages every tenant and key
+    TENANT_ADMIN = "tenant_admin"  # manages its own tenant's keys
+    MEMBER = "member"  # calls models and reads its own usage
+
+
 @dataclass(frozen=True)
 class RateLimits:
+    """None: no limit of that kind."""
+
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    max_parallel_requests: int | None = None
+
+    def over(self, defaults: RateLimits) -> RateLimits:
+        """These limits, each one not set taken from `defaults` (a tenant's)."""
+        return RateLimits(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                             else getattr(defaults, f.name) for f in fields(self)})
+
+    def patched(self, patch: Mapping[str, int | None]) -> RateLimits:
+        return replace(self, **patch)
+
+
+LIMIT_NAMES = tuple(f.name for f in fields(RateLimits))
+NO_LIMITS = RateLimits()
 
 
 @dataclass(frozen=True)
@@ -23,15 +47,34 @@ class Key:
     name: str
     tenant_id: str
     key_prefix: str
+    key_hint: str = ""
+    user_id: str = ""
+    role: Role = Role.MEMBER
     allowed_models: tuple[str, ...] = ()  # empty: every model
-    rate_limits: RateLimits = RateLimits()
+    rate_limits: RateLimits = RateLimits()  # the key's own
+    tenant_limits: RateLimits = RateLimits()  # its tenant's defaults, read with it
     max_budget_micros_usd: int | None = None
-    guardrail_policy_ids: tuple[str, ...] = ()
-    is_admin: bool = False
+    guardrail_policy_ids: tuple[str, ...] = ()  # the key's own
+    tenant_guardrail_policy_ids: tuple[str, ...] = ()  # its tenant's, read with it
     created_at: datetime | None = None
+    updated_at: datetime | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    previous_secret_expires_at: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def effective_limits(self) -> RateLimits:
+        return self.rate_limits.over(self.tenant_limits)
+
+    @property
+    def effective_policy_ids(self) -> tuple[str, ...]:
+        """The tenant's policies, then the key's: a key's policy adds to its tenant's."""
+        return tuple(dict.fromkeys((*self.tenant_guardrail_policy_ids, *self.guardrail_policy_ids)))
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -42,22 +85,9 @@ class Tenant:
     tenant_id: str
     name: str
     created_at: datetime | None = None
+    updated_at: datetime | None = None
     guardrail_policy_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """What an admin asks for in CreateKey, before validation."""
-
-    name: str = ""
-    tenant_id: str = ""
-    allowed_models: tuple[str, ...] = ()
-    rate_limits: RateLimits = RateLimits()
-    max_budget_micros_usd: int | None = None
-    guardrail_policy_ids: tuple[str, ...] = ()
-    expires_at: datetime | None = None
-    expires_in_seconds: int | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    default_rate_limits: RateLimits = RateLimits()
 
 
 class _Unset(enum.Enum):
@@ -68,15 +98,55 @@ UNSET = _Unset.UNSET  # a patch field left alone (None means "clear" where clear
 
 
 @dataclass(frozen=True)
+class NewKey:
+    """What an admin asks for in CreateKey, before validation."""
+
+    name: str = ""
+    tenant_id: str = ""
+    user_id: str = ""
+    role: str = ""
+    allowed_models: tuple[str, ...] = ()
+    rate_limits: RateLimits = RateLimits()
+    max_budget_micros_usd: int | None = None
+    daily_budget_micros_usd: int | None = None
+    monthly_budget_micros_usd: int | None = None
+    guardrail_policy_ids: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    expires_in_seconds: int | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class KeyPatch:
     """What UpdateKey changes; UNSET fields are kept as they are."""
 
     name: str | _Unset = UNSET
+    user_id: str | _Unset = UNSET
+    role: str | _Unset = UNSET
     allowed_models: tuple[str, ...] | _Unset = UNSET
-    requests_per_minute: int | None | _Unset = UNSET
-    tokens_per_minute: int | None | _Unset = UNSET
+    rate_limits: Mapping[str, int | None] = field(default_factory=dict)  # None removes a limit
     max_budget_micros_usd: int | _Unset = UNSET
-    expires_at: datetime | None | _Unset = UNSET
+    daily_budget_micros_usd: int | _Unset = UNSET
+    monthly_budget_micros_usd: int | _Unset = UNSET
+    guardrail_policy_ids: tuple[str, ...] | _Unset = UNSET  # () removes the key's own
+    expires_at: datetime | _Unset | None = UNSET
+    expires_in_seconds: int | _Unset = UNSET
+    metadata: Mapping[str, str] = field(default_factory=dict)  # "" removes an entry
+
+
+@dataclass(frozen=True)
+class TenantPatch:
+    name: str | _Unset = UNSET
+    guardrail_policy_ids: tuple[str, ...] | _Unset = UNSET  # () removes them
+    default_rate_limits: Mapping[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    tenant_id: str = ""
+    user_id: str = ""
+    name_prefix: str = ""
+    revoked: bool | None = None  # None: both
 
 
 @dataclass(frozen=True)
@@ -92,10 +162,18 @@ class KeyPage:
 
 
 @dataclass(frozen=True)
+class TenantPage:
+    tenants: list[Tenant]
+    next_cursor: tuple[datetime, str] | None
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """Authorize's answer: the key, and how long a router may reuse this answer."""
+    """Authorize's answer: the key, when this secret stops working, and how long a router may
+    reuse this answer."""
 
     key: Key
+    expires_at: datetime | None
     cache_ttl_seconds: int
 
 
@@ -103,26 +181,11 @@ class KeyChange(enum.Enum):
     CREATED = "created"
     UPDATED = "updated"
     REVOKED = "revoked"
+    DELETED = "deleted"
+    ROTATED = "rotated"
+    TENANT_UPDATED = "tenant_updated"
+    TENANT_DELETED = "tenant_deleted"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def model_allowed(patterns: Iterable[str], model: str) -> bool:
-    """True when `model` is empty (the key alone is checked), no patterns are set, or one matches.
-
-    A pattern is an exact model name or a prefix ending in `*` ("gpt-4o*", or "*" for every model).
-    """
-    if not model:
-        return True
-    patterns = tuple(patterns)
-    if not patterns:
-        return True
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if model.startswith(pattern[:-1]):
-                return True
-        elif pattern == model:
-            return True
-    return False

@@ -1,4 +1,4 @@
-"""Key secrets: generating them, their keyed hashes, and the server secret those hashes use."""
+"""Keyed hashes of key secrets, the server secret they use, and its fingerprint."""
 
 from __future__ import annotations
 
@@ -8,25 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_PREFIX = "sk-sb-"
-_PREFIX_CHARS = 8
-
-
-def generate_secret() -> str:
-    """A new key: 32 random bytes, URL-safe, with a prefix that secret scanners can recognise."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
-def generate_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def display_prefix(secret: str) -> str:
-    """The first characters of a key, to recognise it in listings.
-
-    Never more than a quarter of it, so a short hand-chosen master key is not stored half in clear.
-    """
-    return secret[: min(_PREFIX_CHARS, len(secret) // 4)]
+MIN_SECRET_BYTES = 16
+_FINGERPRINT_CONTEXT = b"switchboard-auth hash-secret fingerprint v1"
 
 
 class KeyHasher:
@@ -42,6 +25,13 @@ class KeyHasher:
 
     def matches(self, key: str, stored_hash: str) -> bool:
         return hmac.compare_digest(self.hash(key), stored_hash)
+
+    def fingerprint(self, salt: bytes) -> str:
+        """A slow (scrypt) digest of the secret, stored in the database so replicas can tell they
+        share it, without giving an offline guesser a fast oracle for a weak one."""
+        digest = hashlib.scrypt(self._secret + _FINGERPRINT_CONTEXT, salt=salt, n=2**14, r=8,
+                                p=1, dklen=32)
+        return digest.hex()
 
 
 def load_or_create_server_secret(path: Path) -> bytes:

@@ -19,7 +19,7 @@ def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServic
     """A server with AuthService registered, not yet bound to a port."""
     server, health_servicer = grpc_server.build([SERVICE_NAME])
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(app.admission, app.keys, app.tenants), server)
+        AuthServicer(app.admission, app.keys, app.tenants, app.quota, app.credentials), server)
     return server, health_servicer
 
 
