@@ -1,5 +1,6 @@
-"""Time windows of spend and usage queries: explicit times, calendar periods named as AILB names
-them (daily, monthly, total) and YYYY-MM-DD dates, all in UTC."""
+"""Calendar periods in UTC: the time windows of spend and usage queries (explicit times, periods
+named as AILB names them: daily, weekly, monthly, total; YYYY-MM-DD dates), and the periods
+budgets reset on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from switchboard_common.errors import InvalidRequest
 
 from switchboard_billing.domain import TimeWindow
 
-PERIODS = ("daily", "monthly", "total")
+PERIODS = ("daily", "weekly", "monthly", "total")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # where a "total" budget's one period starts
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Bound = tuple[datetime | None, str]  # the instant (None: open) and the param it came from
@@ -39,14 +41,37 @@ def _period(value: str, now: datetime) -> tuple[datetime | None, datetime | None
     name = value.strip().lower()
     if not name or name == "total":
         return None, None
-    today = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
-    if name == "daily":
-        return today, today + timedelta(days=1)
-    if name == "monthly":
-        first = today.replace(day=1)
-        return first, (first + timedelta(days=32)).replace(day=1)
+    if name in ("daily", "weekly", "monthly"):
+        start = period_start(name, now)
+        return start, period_end(name, start)
     raise InvalidRequest(f"period must be one of {', '.join(PERIODS)}; got '{value[:40]}'.",
                          param="period")
+
+
+def period_start(name: str, now: datetime) -> datetime:
+    """The start of the calendar period `name` (daily, weekly from Monday, monthly, total)
+    that holds `now`."""
+    today = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    if name == "daily":
+        return today
+    if name == "weekly":
+        return today - timedelta(days=today.weekday())
+    if name == "monthly":
+        return today.replace(day=1)
+    if name == "total":
+        return EPOCH
+    raise ValueError(f"unknown period {name!r}")
+
+
+def period_end(name: str, start: datetime) -> datetime | None:
+    """When the period that began at `start` ends (None: never, for total)."""
+    if name == "daily":
+        return start + timedelta(days=1)
+    if name == "weekly":
+        return start + timedelta(days=7)
+    if name == "monthly":
+        return (start + timedelta(days=32)).replace(day=1)
+    return None
 
 
 def _day(value: str, param: str) -> date | None:

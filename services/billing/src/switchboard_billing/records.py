@@ -8,13 +8,15 @@ from google.protobuf.message import DecodeError
 from switchboard.events.v1 import events_pb2
 
 from switchboard_billing.domain import UsageEntry
+from switchboard_billing.pricing import NOT_BILLED, ModelRef, PriceBook, TokenCounts
 
-MAX_REQUEST_ID = 200
+MAX_ID = 200
 
 _OUTCOME = {
     events_pb2.OUTCOME_SUCCESS: "success",
     events_pb2.OUTCOME_ERROR: "error",
     events_pb2.OUTCOME_CLIENT_ABORT: "client_abort",
+    events_pb2.OUTCOME_INTERRUPTED: "interrupted",
 }
 _TOKEN_SOURCE = {
     events_pb2.TOKEN_SOURCE_PROVIDER: "provider",
@@ -36,14 +38,19 @@ def entry_from_payload(payload: bytes, *, received_at: datetime) -> UsageEntry:
 
 def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) -> UsageEntry:
     """Map one event; `received_at` stands in for a missing occurred_at (the stream's own time)."""
-    if not event.request_id or len(event.request_id) > MAX_REQUEST_ID:
+    if not event.request_id or len(event.request_id) > MAX_ID:
         raise MalformedEvent("request_id is empty or longer than 200 characters")
+    if len(event.event_id) > MAX_ID:
+        raise MalformedEvent("event_id is longer than 200 characters")
     if min(event.prompt_tokens, event.completion_tokens, event.total_tokens,
-           event.latency_ms, event.time_to_first_byte_ms) < 0:
+           event.latency_ms, event.time_to_first_byte_ms, event.cached_prompt_tokens,
+           event.cache_write_prompt_tokens, event.reasoning_tokens) < 0:
         raise MalformedEvent("negative token count or duration")
     occurred_at = (event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at")
                    else received_at.astimezone(UTC))
     return UsageEntry(
+        # Events published before routers minted ids were unique by request id.
+        event_id=_text(event.event_id or event.request_id),
         request_id=_text(event.request_id),
         occurred_at=occurred_at,
         key_id=_text(event.key_id),
@@ -59,7 +66,7 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         # An event that counts its parts but not the sum is still worth its sum.
         total_tokens=event.total_tokens or event.prompt_tokens + event.completion_tokens,
         token_source=_TOKEN_SOURCE.get(event.token_source, "unspecified"),
-        cost_micros_usd=0,  # prices are a later issue; stored usage is priced then
+        cost_micros_usd=0,  # priced by the consumer (pricing.PriceBook) before it is stored
         outcome=_OUTCOME.get(event.outcome, "unspecified"),
         http_status=event.http_status,
         error_type=_text(event.error_type),
@@ -67,7 +74,30 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         ttfb_ms=event.time_to_first_byte_ms,
         session_id=_text(event.session_id),
         reserved_micros_usd=event.reserved_micros_usd,
+        user_id=_text(event.user_id),
+        cached_prompt_tokens=event.cached_prompt_tokens,
+        cache_write_prompt_tokens=event.cache_write_prompt_tokens,
+        reasoning_tokens=event.reasoning_tokens,
+        budget_lease_id=_text(event.budget_lease_id),
+        guardrails=_text(event.guardrails),
+        rag_sources=_text(event.rag_sources),
     )
+
+
+def priced(entry: UsageEntry, book: PriceBook) -> UsageEntry:
+    """The entry with its cost: a failed call costs nothing (providers do not bill refusals);
+    an aborted or interrupted one is billed for the tokens it produced."""
+    if entry.outcome == "error":
+        cost = NOT_BILLED
+    else:
+        cost = book.price(
+            ModelRef(model=entry.model, provider=entry.provider, deployment=entry.deployment,
+                     upstream_model=entry.upstream_model),
+            TokenCounts(prompt=entry.prompt_tokens, completion=entry.completion_tokens,
+                        cached_prompt=entry.cached_prompt_tokens,
+                        cache_write_prompt=entry.cache_write_prompt_tokens),
+            entry.occurred_at)
+    return entry.with_price(cost.cost_micros_usd, cost.price_unknown, cost.price_source)
 
 
 def _text(value: str) -> str:

@@ -18,7 +18,7 @@ SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_na
 def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with BillingService registered, not yet bound to a port."""
     server, health_servicer = grpc_server.build([SERVICE_NAME])
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(app.queries), server)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(app.queries, app.budgets, app.prices), server)
     return server, health_servicer
 
 

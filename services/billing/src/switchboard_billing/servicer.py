@@ -2,85 +2,106 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from switchboard_common import pagination
+from switchboard_common import pagination, strict_json
 from switchboard_common.credentials import bearer_key
-from switchboard_common.errors import NotImplementedYet
 
-from switchboard_billing.domain import SpendTotals, TimeWindow, UsageEntry, UsageFilter
+from switchboard_billing import budget_body, convert, export, json_view
+from switchboard_billing.budgets import BudgetService, scope_of
+from switchboard_billing.domain import utc_now
+from switchboard_billing.leases import Amounts
+from switchboard_billing.pricing import PriceBook
 from switchboard_billing.spend import SpendQueries
 
-BUDGETS_LATER = "budgets are not built yet: a later issue adds budgets, leases and settlement"
+
+def http_view(typed_rpc: str) -> Any:
+    """`<typed_rpc>Http`: the typed RPC's answer as billing's REST JSON (json_view)."""
+
+    async def view(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return json_view.http_body(await getattr(self, typed_rpc)(request, context))
+
+    view.__name__ = view.__qualname__ = f"{typed_rpc}Http"
+    return view
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, queries: SpendQueries) -> None:
+    GetSpendHttp = http_view("GetSpend")
+    ListUsageHttp = http_view("ListUsage")
+    GetBudgetHttp = http_view("GetBudget")
+
+    def __init__(self, queries: SpendQueries, budgets: BudgetService, prices: PriceBook) -> None:
         self._queries = queries
+        self._budgets = budgets
+        self._prices = prices
 
     async def GetSpend(self, request, context):
-        spend = await self._queries.spend(_presented_key(context), _filter(request),
-                                          _window(request))
-        return billing_pb2.GetSpendResponse(
-            totals=_totals(spend.totals),
-            by_model=[billing_pb2.ModelSpend(model=m, totals=_totals(t))
-                      for m, t in spend.by_model])
+        spend = await self._queries.spend(_presented_key(context), convert.usage_filter(request),
+                                          convert.window(request), list(request.group_by))
+        return convert.spend(spend)
 
     async def ListUsage(self, request, context):
         page = await self._queries.usage(
-            _presented_key(context), _filter(request), pagination.decode(request.page_token),
-            pagination.page_size(request.page_size), _window(request))
-        return billing_pb2.ListUsageResponse(records=[_record(e) for e in page.entries],
+            _presented_key(context), convert.usage_filter(request),
+            pagination.decode(request.page_token), pagination.page_size(request.page_size),
+            convert.window(request))
+        return billing_pb2.ListUsageResponse(records=[convert.record(e) for e in page.entries],
                                              next_page_token=pagination.encode(page.next_cursor))
 
+    async def ExportUsage(self, request, context):
+        export.content_type(request.format)  # a bad format is a 400 before anything is read
+        batches = await self._queries.export(_presented_key(context),
+                                             convert.usage_filter(request), convert.window(request))
+        async for chunk in export.chunks(batches, request.format, convert.record):
+            yield chunk
+
     async def GetBudget(self, request, context):
-        raise NotImplementedYet(BUDGETS_LATER)
+        if _path_names_key(context):  # AILB's /api/billing/budget/{key_id}
+            strict_json.refuse_query_override(context, "key_id")
+        scope, scope_id = scope_of(request.key_id, request.tenant_id)
+        standings = await self._budgets.get(_presented_key(context), scope, scope_id)
+        return convert.budget(scope, scope_id, standings)
 
     async def SetBudget(self, request, context):
-        raise NotImplementedYet(BUDGETS_LATER)
+        scope, scope_id = scope_of(request.key_id, request.tenant_id)
+        spec = convert.budget_spec(request, scope, scope_id)
+        standings = await self._budgets.set(_presented_key(context), spec)
+        return convert.budget(scope, scope_id, standings)
+
+    async def SetBudgetJson(self, request, context):
+        strict_json.refuse_query(context)  # the twin takes no query parameters (strict_json)
+        typed = budget_body.parse(request.body.data)
+        return json_view.http_body(await self.SetBudget(typed, context))
 
     async def LeaseBudget(self, request, context):
-        raise NotImplementedYet(BUDGETS_LATER)
+        grant = await self._budgets.lease(
+            request.key_id, request.tenant_id, request.replica_id,
+            Amounts(request.amount_micros_usd, request.amount_tokens))
+        return convert.lease(grant)
 
     async def ReturnBudget(self, request, context):
-        raise NotImplementedYet(BUDGETS_LATER)
+        back = await self._budgets.give_back(
+            request.lease_id, Amounts(request.unused_micros_usd, request.unused_tokens))
+        return billing_pb2.ReturnBudgetResponse(returned_micros_usd=back.micros_usd,
+                                                returned_tokens=back.tokens)
+
+    async def BatchGetPrices(self, request, context):
+        now = utc_now()
+        return billing_pb2.BatchGetPricesResponse(prices=[
+            convert.price(q, self._prices.quote(convert.model_ref(q), now))
+            for q in request.queries])
+
+
+def _path_names_key(context: grpc.aio.ServicerContext) -> bool:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-envoy-original-path" and isinstance(value, str):  # set by the edge
+            return value.partition("?")[0].rstrip("/") != "/api/billing/budget"
+    return False
 
 
 def _presented_key(context: grpc.aio.ServicerContext) -> str:
     """The caller's API key from the call's metadata; empty when there is none."""
     return bearer_key(context.invocation_metadata())
-
-
-def _filter(request: billing_pb2.GetSpendRequest | billing_pb2.ListUsageRequest) -> UsageFilter:
-    return UsageFilter(key_id=request.key_id, tenant_id=request.tenant_id, model=request.model,
-                       provider=request.provider)
-
-
-def _window(request: billing_pb2.GetSpendRequest | billing_pb2.ListUsageRequest) -> TimeWindow:
-    return TimeWindow(start_time=_dt(request, "start_time"), end_time=_dt(request, "end_time"),
-                      period=request.period, start_date=request.start_date,
-                      end_date=request.end_date)
-
-
-def _totals(t: SpendTotals) -> billing_pb2.SpendTotals:
-    return billing_pb2.SpendTotals(
-        requests=t.requests, prompt_tokens=t.prompt_tokens, completion_tokens=t.completion_tokens,
-        total_tokens=t.total_tokens, cost_micros_usd=t.cost_micros_usd, errors=t.errors)
-
-
-def _record(e: UsageEntry) -> billing_pb2.UsageRecord:
-    occurred_at = Timestamp()
-    occurred_at.FromDatetime(e.occurred_at)
-    return billing_pb2.UsageRecord(
-        request_id=e.request_id, occurred_at=occurred_at, key_id=e.key_id, tenant_id=e.tenant_id,
-        model=e.model, provider=e.provider, prompt_tokens=e.prompt_tokens,
-        completion_tokens=e.completion_tokens, total_tokens=e.total_tokens,
-        cost_micros_usd=e.cost_micros_usd, outcome=e.outcome, latency_ms=e.latency_ms)
-
-
-def _dt(request, field: str) -> datetime | None:
-    return getattr(request, field).ToDatetime(tzinfo=UTC) if request.HasField(field) else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from contextlib import asynccontextmanager
 import shutil
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,13 +17,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.api import StreamConfig
 from switchboard.events.v1 import events_pb2
 
-from switchboard_common import db
+from switchboard_common import db, migrations
 
 from switchboard_billing.consumer import UsageConsumer
+from switchboard_billing.price_config import PriceOverrides
+from switchboard_billing.pricing import PriceBook
+from switchboard_billing.writes import Writer
+from switchboard_billing.migrations import HISTORY
 from switchboard_billing.domain import SpendTotals, UsageFilter
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
 from switchboard_billing.tables import metadata
+from switchboard_common.ports import free_port
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-haiku")
 OUTCOMES = (events_pb2.OUTCOME_SUCCESS, events_pb2.OUTCOME_SUCCESS, events_pb2.OUTCOME_ERROR,
@@ -44,38 +49,58 @@ def make_events(tenant: str, start: int, count: int) -> list[events_pb2.UsageRec
     return made
 
 
+# No prices here (the catalog is off): failed calls are free and known, the rest unknown.
+NO_PRICES = PriceBook(PriceOverrides(use_catalog=False), None)
+
+
 def totals_of(events) -> SpendTotals:
+    errors = sum(e.outcome == events_pb2.OUTCOME_ERROR for e in events)
     return SpendTotals(
         requests=len(events), prompt_tokens=sum(e.prompt_tokens for e in events),
         completion_tokens=sum(e.completion_tokens for e in events),
         total_tokens=sum(e.total_tokens for e in events), cost_micros_usd=0,
-        errors=sum(e.outcome == events_pb2.OUTCOME_ERROR for e in events))
+        errors=errors, unpriced_requests=len(events) - errors)
 
 
 class CountingRepo:
-    """The real repository; counts the entries handed to it and can fail chosen calls."""
+    """The real repository; counts the entries handed to it and can fail chosen calls, before
+    the commit or (through `writer`) after it."""
 
     def __init__(self, inner: UsageRepository, failures=()) -> None:
         self.inner, self.failures, self.calls, self.entries_seen = inner, list(failures), 0, 0
+        self.fail_after_commit = False
 
-    async def insert(self, entries):
+    async def insert_in(self, conn, entries):
         self.calls += 1
         self.entries_seen += len(entries)
         failure = self.failures.pop(0) if self.failures else None
         if failure == "before_commit":
             raise ConnectionError("database unreachable")
-        stored = await self.inner.insert(entries)
-        if failure == "after_commit":  # committed, but the acks never go out
-            raise ConnectionError("lost the connection after commit")
-        return stored
+        self.fail_after_commit = failure == "after_commit"
+        return await self.inner.insert_in(conn, entries)
+
+    def writer(self, engine) -> Writer:
+        repo, real = self, Writer(engine)
+
+        class AfterCommitFailure(Writer):
+            @asynccontextmanager
+            async def begin(self):
+                async with real.begin() as conn:
+                    yield conn
+                if repo.fail_after_commit:  # committed, but the acks never go out
+                    repo.fail_after_commit = False
+                    raise ConnectionError("lost the connection after commit")
+
+        return AfterCommitFailure(engine)
 
 
 @pytest.fixture
 async def rig(tmp_path, database_url, usage_stream, nats_url):
     """A repository on the test database and a way to run consumers on the private stream."""
     stream, subject, nc = usage_stream
+    # Migrated, not create_all: the PostgreSQL database is shared with tests that migrate it.
+    await migrations.upgrade(database_url, HISTORY)
     engine = db.create_engine(database_url)
-    await db.create_schema(engine, metadata)
     durable = f"billing_{secrets.token_hex(4)}"
     settings = BillingSettings(
         data_dir=tmp_path, database_url=database_url, nats_url=nats_url, usage_stream=stream,
@@ -90,7 +115,7 @@ async def rig(tmp_path, database_url, usage_stream, nats_url):
 
         @staticmethod
         def start(repo) -> UsageConsumer:
-            consumer = UsageConsumer(repo, settings)
+            consumer = UsageConsumer(repo, repo.writer(engine), NO_PRICES, settings)
             consumer.start()
             consumers.append(consumer)
             return consumer
@@ -176,16 +201,14 @@ async def test_consumer_waits_for_nats_and_then_consumes(tmp_path, eventually):
     binary = nats_server_binary()
     if binary is None:
         pytest.skip("no nats-server binary to start a private server with")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"nats://127.0.0.1:{port}"
     engine = db.create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     await db.create_schema(engine, metadata)
     repo = UsageRepository(engine)
     settings = BillingSettings(data_dir=tmp_path, nats_url=url, usage_stream="PRIVATE_USAGE",
                                usage_subject="private.usage.recorded", fetch_timeout_seconds=0.2)
-    consumer = UsageConsumer(repo, settings)
+    consumer = UsageConsumer(repo, Writer(engine), NO_PRICES, settings)
     consumer.start()  # NATS is not there yet: this must return and keep trying
     server = None
     try:

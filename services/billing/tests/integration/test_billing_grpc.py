@@ -8,7 +8,6 @@ is covered by auth's tests.
 from __future__ import annotations
 
 import secrets
-import socket
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -18,14 +17,17 @@ from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from switchboard_common import grpc_server
-from switchboard_common.errors import Unauthenticated
+from switchboard_common.errors import NotFound, Unauthenticated
 
 from switchboard_billing import bootstrap, server
 from switchboard_billing.domain import UsageEntry
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
+from switchboard_common.ports import free_port
 
 ADMIN, KEY_A = "sk-admin-" + secrets.token_hex(8), "sk-a-" + secrets.token_hex(8)
+TENANT_ADMIN = "sk-ta-" + secrets.token_hex(8)  # tenant_admin of "acme"
+KEY_TENANTS = {"key_a": "acme", "key_b": "acme", "key_z": "zeta"}
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
@@ -39,9 +41,20 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
             return auth_pb2.AuthorizeResponse(key_id="master", tenant_id="default", is_admin=True,
                                               cache_ttl_seconds=60)
         if request.key == KEY_A:
-            return auth_pb2.AuthorizeResponse(key_id="key_a", tenant_id="acme",
+            return auth_pb2.AuthorizeResponse(key_id="key_a", tenant_id="acme", role="member",
                                               cache_ttl_seconds=60)
+        if request.key == TENANT_ADMIN:
+            return auth_pb2.AuthorizeResponse(key_id="key_ta", tenant_id="acme",
+                                              role="tenant_admin", cache_ttl_seconds=60)
         raise Unauthenticated("Incorrect API key provided.", code="invalid_api_key")
+
+    async def GetKey(self, request, context):
+        # As auth answers a tenant admin: keys of other tenants do not exist for it.
+        presented = dict(context.invocation_metadata()).get("authorization", "")
+        tenant = KEY_TENANTS.get(request.key_id)
+        if tenant is None or (presented == f"Bearer {TENANT_ADMIN}" and tenant != "acme"):
+            raise NotFound(f"No key '{request.key_id}'.")
+        return auth_pb2.Key(key_id=request.key_id, tenant_id=tenant)
 
 
 def bearer(key: str):
@@ -102,7 +115,9 @@ def totals(entries) -> billing_pb2.SpendTotals:
         requests=len(entries), prompt_tokens=sum(e.prompt_tokens for e in entries),
         completion_tokens=sum(e.completion_tokens for e in entries),
         total_tokens=sum(e.total_tokens for e in entries), cost_micros_usd=0,
-        errors=sum(e.outcome == "error" for e in entries))
+        errors=sum(e.outcome == "error" for e in entries),
+        # Stored here without pricing: unknown, never "free".
+        price_unknown=bool(entries), unpriced_requests=len(entries))
 
 
 async def test_admin_reads_spend_and_usage(billing, fake_auth):
@@ -137,6 +152,7 @@ async def test_admin_reads_spend_and_usage(billing, fake_auth):
     assert (seen[0].occurred_at.ToDatetime(tzinfo=UTC), seen[0].model, seen[0].total_tokens,
             seen[0].outcome) == (newest.occurred_at, newest.model, newest.total_tokens,
                                  newest.outcome)
+    assert all(r.price_unknown for r in seen)
     assert fake_auth[0].calls == 1  # the verdict was cached across calls
 
 
@@ -221,7 +237,7 @@ async def test_spend_and_usage_filter_by_provider_period_and_dates(billing):
 @pytest.mark.parametrize(("fields", "param"), [
     ({"start_date": "2024-13-01"}, "start_date"),
     ({"end_date": "2024-01-32"}, "end_date"),
-    ({"period": "weekly"}, "period"),
+    ({"period": "yearly"}, "period"),
     ({"period": "monthly", "start_date": "2024-01-01"}, "period"),
     ({"start_date": "2024-02-01", "end_date": "2024-01-31"}, "end_date"),
 ])
@@ -249,7 +265,7 @@ async def test_callers_without_a_valid_key_are_refused(billing, tmp_path):
     assert err.value.details() == "Incorrect API key provided."
 
 
-async def test_validation_and_budgets_not_built(billing):
+async def test_validation(billing):
     stub, _ = billing
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListUsage(billing_pb2.ListUsageRequest(page_size=-1), metadata=bearer(ADMIN),
@@ -264,20 +280,20 @@ async def test_validation_and_budgets_not_built(billing):
                             metadata=bearer(ADMIN), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert trailers(err.value)["x-error-param"] == "end_time"
-    for call, request in ((stub.GetBudget, billing_pb2.GetBudgetRequest()),
-                          (stub.SetBudget, billing_pb2.SetBudgetRequest()),
-                          (stub.LeaseBudget, billing_pb2.LeaseBudgetRequest()),
-                          (stub.ReturnBudget, billing_pb2.ReturnBudgetRequest())):
+    # Budgets and leases name what they are for.
+    for call, request, param in (
+            (stub.GetBudget, billing_pb2.GetBudgetRequest(), "key_id"),
+            (stub.SetBudget, billing_pb2.SetBudgetRequest(key_id="k", tenant_id="t"), "tenant_id"),
+            (stub.LeaseBudget, billing_pb2.LeaseBudgetRequest(), "key_id"),
+            (stub.ReturnBudget, billing_pb2.ReturnBudgetRequest(), "lease_id")):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call(request, metadata=bearer(ADMIN), timeout=5)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert trailers(err.value)["x-http-status"] == "501"
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert trailers(err.value)["x-error-param"] == param
 
 
 async def test_auth_down_is_a_503(tmp_path):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     settings = BillingSettings(data_dir=tmp_path, auth_target=f"127.0.0.1:{port}",
                                auth_timeout_seconds=1)
     app = await bootstrap.build(settings, consume=False)

@@ -7,8 +7,11 @@ from switchboard.events.v1 import events_pb2
 
 from switchboard_billing.consumer import UsageConsumer
 from switchboard_billing.domain import UsageFilter
+from switchboard_billing.price_config import PriceOverrides
+from switchboard_billing.pricing import PriceBook
 from switchboard_billing.repository import UsageRepository
 from switchboard_billing.settings import BillingSettings
+from switchboard_billing.writes import Writer
 
 
 class FakeMsg:
@@ -37,10 +40,10 @@ class LoggingRepo:
     def __init__(self, inner: UsageRepository, log: list, fail=None) -> None:
         self.inner, self.log, self.fail = inner, log, fail
 
-    async def insert(self, entries):
+    async def insert_in(self, conn, entries):
         if self.fail:
             self.fail(entries)
-        stored = await self.inner.insert(entries)
+        stored = await self.inner.insert_in(conn, entries)
         self.log.append(("commit", tuple(e.request_id for e in entries)))
         return stored
 
@@ -55,7 +58,8 @@ def event(request_id: str, tokens: int = 10) -> bytes:
 
 
 def consumer_with(repo) -> UsageConsumer:
-    return UsageConsumer(repo, BillingSettings(nak_delay_seconds=0.25))
+    return UsageConsumer(repo, Writer(repo.inner.engine), PriceBook(PriceOverrides(), None),
+                         BillingSettings(nak_delay_seconds=0.25))
 
 
 async def test_acks_follow_the_commit_and_garbage_is_terminated(repo):

@@ -62,7 +62,7 @@ def test_explicit_times_win_over_dates_and_period_side_by_side():
     (TimeWindow(start_date="2024-01-01T00:00:00"), "start_date"),
     (TimeWindow(end_date="yesterday"), "end_date"),
     (TimeWindow(start_date="2024-01-01", end_date="2024-00-10"), "end_date"),
-    (TimeWindow(period="weekly"), "period"),
+    (TimeWindow(period="yearly"), "period"),
     (TimeWindow(period="monthly", start_date="2024-01-01"), "period"),  # ambiguous
     (TimeWindow(period="daily", end_date="2024-01-01"), "period"),
     (TimeWindow(start_date="2024-01-31", end_date="2024-01-30"), "end_date"),

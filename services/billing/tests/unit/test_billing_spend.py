@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from switchboard_common.admission import Admission, VerdictCache
+from switchboard_common.auth_client import Verdict
 from switchboard_common.errors import InvalidRequest, PermissionDenied, Unauthenticated
 
 from switchboard_billing.access import Access
@@ -22,7 +24,8 @@ def entry(i: int, **over) -> UsageEntry:
                       model="gpt-4o" if i % 3 else "claude", prompt_tokens=i, completion_tokens=2 * i,
                       total_tokens=3 * i, cost_micros_usd=100 * i,
                       provider="anthropic" if i % 4 == 0 else "openai",
-                      outcome="error" if i % 5 == 0 else "success")
+                      outcome="error" if i % 5 == 0 else "success",
+                      price_unknown=i % 7 == 0)  # a few with no known price
     return replace(base, **over)
 
 
@@ -32,7 +35,8 @@ def expected(entries) -> SpendTotals:
         completion_tokens=sum(e.completion_tokens for e in entries),
         total_tokens=sum(e.total_tokens for e in entries),
         cost_micros_usd=sum(e.cost_micros_usd for e in entries),
-        errors=sum(e.outcome == "error" for e in entries))
+        errors=sum(e.outcome == "error" for e in entries),
+        unpriced_requests=sum(e.price_unknown for e in entries))
 
 
 async def test_insert_is_idempotent_by_request_id(repo):
@@ -93,11 +97,17 @@ class FakeAuth:
         self.callers = {"sk-admin": Caller("master", "default", True),
                         "sk-a": Caller("key_a", "acme", False)}
 
-    async def __call__(self, secret: str):
+    async def __call__(self, secret: str, model: str = "") -> Verdict:
         self.calls += 1
         if secret not in self.callers:
             raise Unauthenticated("Incorrect API key provided.", code="invalid_api_key")
-        return self.callers[secret], 60
+        return Verdict(self.callers[secret], ttl_seconds=60, expires_at=None)
+
+
+def access(auth: FakeAuth, clock=None) -> Access:
+    """Billing's Access as bootstrap builds it: verdicts for at most 30 s, refusals not kept."""
+    return Access(Admission(auth, VerdictCache(100), default_ttl=30, max_ttl=30, refusal_ttl=0,
+                            **({"clock": clock} if clock else {})))
 
 
 class Clock:
@@ -109,26 +119,26 @@ class Clock:
 
 async def test_access_caches_verdicts_briefly():
     auth, clock = FakeAuth(), Clock()
-    access = Access(auth, cache_seconds=30, clock=clock)
-    assert (await access.caller("sk-a")).key_id == "key_a"
-    await access.caller("sk-a")
+    checker = access(auth, clock)
+    assert (await checker.caller("sk-a")).key_id == "key_a"
+    await checker.caller("sk-a")
     assert auth.calls == 1
     clock.now += 31
-    await access.caller("sk-a")
+    await checker.caller("sk-a")
     assert auth.calls == 2
     for _ in range(2):  # refusals are not cached
         with pytest.raises(Unauthenticated):
-            await access.caller("sk-nope")
+            await checker.caller("sk-nope")
     assert auth.calls == 4
     with pytest.raises(Unauthenticated) as err:
-        await access.caller("")
+        await checker.caller("")
     assert err.value.code == "missing_api_key" and auth.calls == 4
 
 
 async def test_non_admins_see_only_their_own_key(repo):
     entries = [entry(i) for i in range(1, 21)]
     await repo.insert(entries)
-    queries = SpendQueries(Access(FakeAuth(), cache_seconds=30), repo)
+    queries = SpendQueries(access(FakeAuth()), repo)
     mine = expected([e for e in entries if e.key_id == "key_a"])
     assert (await queries.spend("sk-a", UsageFilter())).totals == mine
     assert (await queries.spend("sk-a", UsageFilter(key_id="key_a"))).totals == mine
@@ -149,11 +159,11 @@ async def test_non_admins_see_only_their_own_key(repo):
 
 async def test_queries_resolve_periods_and_dates_with_their_clock(repo):
     # One row every five days from 2025-01-01, and one at the last second of 2025-01-16.
-    entries = [entry(i, occurred_at=T0 + timedelta(days=5 * i)) for i in range(0, 20)]
+    entries = [entry(i, occurred_at=T0 + timedelta(days=5 * i)) for i in range(20)]
     entries.append(entry(99, occurred_at=datetime(2025, 1, 16, 23, 59, 59, tzinfo=UTC)))
     await repo.insert(entries)
     now = datetime(2025, 2, 15, 3, 0, tzinfo=UTC)
-    queries = SpendQueries(Access(FakeAuth(), cache_seconds=30), repo, clock=lambda: now)
+    queries = SpendQueries(access(FakeAuth()), repo, clock=lambda: now)
 
     async def spend(window: TimeWindow, wanted: UsageFilter = UsageFilter()) -> SpendTotals:
         return (await queries.spend("sk-admin", wanted, window)).totals

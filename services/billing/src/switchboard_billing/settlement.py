@@ -1,0 +1,121 @@
+"""Settling budgets from stored usage, inside the transaction that stores it (so a redelivered
+event, skipped by the insert, is never settled twice).
+
+Each new record adds its cost and tokens to the counters of every budget of its key and tenant:
+the period its lease was granted in when it names one (and that lease gives back, out of
+`leased`, what it held for the request, at most what it holds), else the period it occurred in.
+What crosses an alert threshold is handed to the alert outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from switchboard_billing import alert_outbox
+from switchboard_billing.budget_store import ensure_counters, rules_for
+from switchboard_billing.domain import BudgetRule, UsageEntry
+from switchboard_billing.periods import period_start
+from switchboard_billing.tables import budget_counters as counters
+from switchboard_billing.tables import lease_allocations as alloc
+from switchboard_billing.writes import Writer, least
+
+CounterKey = tuple[str, datetime]  # (budget id, period start)
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A counter's spend moved from `before` to `after` in one unit ("usd" or "tokens")."""
+
+    rule: BudgetRule
+    period_start: datetime
+    unit: str
+    before: int
+    after: int
+    spent_micros_usd: int
+    spent_tokens: int
+
+
+async def settle(w: Writer, conn: AsyncConnection, entries: Sequence[UsageEntry],
+                 now: datetime) -> int:
+    """Settle newly stored entries; returns how many alerts were queued."""
+    rules = await rules_for(conn, [("key", e.key_id) for e in entries]
+                            + [("tenant", e.tenant_id) for e in entries])
+    if not rules:
+        return 0
+    by_scope: dict[tuple[str, str], list[BudgetRule]] = defaultdict(list)
+    for rule in rules:
+        by_scope[(rule.scope, rule.scope_id)].append(rule)
+    held = await _allocations(conn, {e.budget_lease_id for e in entries if e.budget_lease_id})
+    spend: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])
+    used: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for e in entries:
+        for rule in by_scope.get(("key", e.key_id), []) + by_scope.get(("tenant", e.tenant_id), []):
+            lease_start = held.get((e.budget_lease_id, rule.budget_id))
+            start = lease_start or period_start(rule.period, e.occurred_at)
+            _add(spend[(rule.budget_id, start)], e)
+            if lease_start is not None:
+                _add(used[(e.budget_lease_id, rule.budget_id)], e)
+    released = await _release(conn, used)
+    await ensure_counters(w, conn, spend)
+    rule_of = {r.budget_id: r for r in rules}
+    crossings: list[Crossing] = []
+    for key in sorted(spend):  # the lock order
+        usd, tok = spend[key]
+        back_usd, back_tok = released.get(key, (0, 0))
+        row = (await conn.execute(
+            update(counters).where(and_(counters.c.budget_id == key[0],
+                                        counters.c.period_start == key[1]))
+            .values(spent_micros_usd=counters.c.spent_micros_usd + usd,
+                    spent_tokens=counters.c.spent_tokens + tok,
+                    leased_micros_usd=counters.c.leased_micros_usd - back_usd,
+                    leased_tokens=counters.c.leased_tokens - back_tok)
+            .returning(counters.c.spent_micros_usd, counters.c.spent_tokens))).one()
+        rule = rule_of[key[0]]
+        for unit, delta, after in (("usd", usd, row.spent_micros_usd),
+                                   ("tokens", tok, row.spent_tokens)):
+            if delta:
+                crossings.append(Crossing(rule, key[1], unit, after - delta, after,
+                                          row.spent_micros_usd, row.spent_tokens))
+    return await alert_outbox.queue(w, conn, crossings, now)
+
+
+def _add(totals: list[int], e: UsageEntry) -> None:
+    totals[0] += e.cost_micros_usd
+    totals[1] += e.total_tokens
+
+
+async def _allocations(conn: AsyncConnection, lease_ids: set[str]) -> dict[tuple[str, str], datetime]:
+    if not lease_ids:
+        return {}
+    rows = (await conn.execute(select(alloc.c.lease_id, alloc.c.budget_id, alloc.c.period_start)
+                               .where(alloc.c.lease_id.in_(sorted(lease_ids))))).all()
+    return {(r.lease_id, r.budget_id): r.period_start for r in rows}
+
+
+async def _release(conn: AsyncConnection,
+                   used: dict[tuple[str, str], list[int]]) -> dict[CounterKey, tuple[int, int]]:
+    """What each lease held for these requests leaves it (at most what it holds)."""
+    out: dict[CounterKey, tuple[int, int]] = {}
+    if not used:
+        return out
+    await conn.execute(select(alloc.c.lease_id).where(
+        tuple_(alloc.c.lease_id, alloc.c.budget_id).in_(sorted(used)))
+        .order_by(alloc.c.lease_id, alloc.c.budget_id).with_for_update())
+    for (lease_id, budget_id), (usd, tok) in sorted(used.items()):
+        take_usd, take_tok = least(alloc.c.held_micros_usd, usd), least(alloc.c.held_tokens, tok)
+        row = (await conn.execute(
+            update(alloc).where(alloc.c.lease_id == lease_id, alloc.c.budget_id == budget_id)
+            .values(last_micros_usd=take_usd, last_tokens=take_tok,
+                    held_micros_usd=alloc.c.held_micros_usd - take_usd,
+                    held_tokens=alloc.c.held_tokens - take_tok)
+            .returning(alloc.c.period_start, alloc.c.last_micros_usd, alloc.c.last_tokens))).one()
+        key = (budget_id, row.period_start)
+        before = out.get(key, (0, 0))
+        out[key] = (before[0] + row.last_micros_usd, before[1] + row.last_tokens)
+    return out
