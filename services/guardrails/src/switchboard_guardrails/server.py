@@ -1,23 +1,30 @@
-"""The gRPC server: the guardrails servicer beside health and reflection, and its lifecycle."""
+"""Builds and runs guardrails' gRPC server: the servicer, health, reflection, graceful shutdown."""
 
 from __future__ import annotations
 
+import grpc
+from grpc_health.v1 import health
 from switchboard.guardrails.v1 import guardrails_pb2, guardrails_pb2_grpc
+
 from switchboard_common import grpc_server
 
 from switchboard_guardrails import bootstrap
+from switchboard_guardrails.servicer import GuardrailsServicer
 from switchboard_guardrails.settings import GuardrailsSettings
 
 SERVICE_NAME = guardrails_pb2.DESCRIPTOR.services_by_name["GuardrailsService"].full_name
 
 
-async def serve(settings: GuardrailsSettings, app: bootstrap.App) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (see `switchboard_common.grpc_server.serve`)."""
-    server, health = grpc_server.build([SERVICE_NAME])
-    guardrails_pb2_grpc.add_GuardrailsServiceServicer_to_server(app.servicer, server)
-    await grpc_server.serve(server, health, settings, [SERVICE_NAME], on_shutdown=app.on_shutdown)
+def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A server with GuardrailsService registered, not yet bound to a port."""
+    server, health_servicer = grpc_server.build([SERVICE_NAME])
+    guardrails_pb2_grpc.add_GuardrailsServiceServicer_to_server(
+        GuardrailsServicer(app.admin, app.resolver), server)
+    return server, health_servicer
 
 
 async def run(settings: GuardrailsSettings) -> None:
-    """Build the app and serve it: what `python -m switchboard_guardrails` runs."""
-    await serve(settings, bootstrap.build(settings))
+    app = await bootstrap.build(settings)
+    server, health_servicer = create(app)
+    await grpc_server.serve(server, health_servicer, settings, [SERVICE_NAME],
+                            on_shutdown=[app.close])

