@@ -11,8 +11,8 @@ from switchboard_common.testing.infra import reachable, unreachable_reason
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from router_harness import start_router, stop_router  # noqa: E402
-from switchboard_router.tokens import Tokenizer  # noqa: E402
+from router_harness import start_router, stop_router
+from switchboard_router.tokens import Tokenizer
 
 
 @pytest.fixture(scope="session")

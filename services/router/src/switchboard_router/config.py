@@ -10,17 +10,28 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+from switchboard_common.yaml_env import expand
 
-from switchboard_router import providers
-from switchboard_router.catalog import VENDORS
+from switchboard_router import providers, strategies
+from switchboard_router.catalog import VENDORS, Vendor
+from switchboard_router.domain import KeySpec, ProviderSpec
 
-# `$$` is a literal `$`; `${VAR}` must be set; `${VAR:-default}` falls back when unset or empty.
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAMES = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+_POLICY_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+DEFAULT_AWS_REGION = "us-east-1"  # as the AWS SDKs' examples; a deployment names its own
 
 
 class ConfigError(Exception):
@@ -36,6 +47,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ApiKeyConfig(_Strict):
+    """One of a provider's `api_keys` written out: the key and how much of the traffic it takes."""
+
+    key: str
+    weight: int = Field(1, ge=1, le=1000)
+    rpm: int | None = Field(None, ge=1)  # this key's own requests per minute
+
+
 class ProviderConfig(_Strict):
     type: str | None = None  # the adapter: a key of providers.ADAPTERS; implied by `vendor`
     vendor: str | None = None  # a key of catalog.VENDORS: fills base_url, api_key, quirks
@@ -48,6 +67,29 @@ class ProviderConfig(_Strict):
     timeout_seconds: PositiveFloat | None = None
     read_timeout_seconds: PositiveFloat | None = None
     connect_timeout_seconds: PositiveFloat | None = None
+    first_byte_timeout_seconds: PositiveFloat | None = None
+    # Only for the formats that read them (providers.ADAPTERS[type].reads_api_version):
+    # Azure's api-version ("v1": the v1 API path), Anthropic's anthropic-version.
+    api_version: str | None = Field(None, min_length=1)
+    auth_header: Literal["authorization", "api-key", "x-api-key"] | None = None
+    # Only for the AWS formats (providers.ADAPTERS[type].reads_region): the region signed for.
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    # Only for the formats that read them (providers.ADAPTERS[type].reads_project): Vertex AI's
+    # Google Cloud project and location.
+    project: str | None = Field(None, min_length=1)
+    location: str | None = Field(None, pattern=r"^[a-z0-9-]{1,63}$")
+    # Several keys, rotated and failed over within the provider (keyring.py); instead of api_key.
+    # `[]`: no key in the file, all from /api/credentials (stored_credentials.py).
+    api_keys: list[ApiKeyConfig] | None = Field(None, max_length=64)
+    key_selection: Literal["round_robin", "least_recently_throttled"] | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _plain_keys(cls, value: Any) -> Any:
+        """`- ${KEY}` is short for `- {key: ${KEY}}`."""
+        if isinstance(value, list):
+            return [{"key": v} if isinstance(v, str) else v for v in value]
+        return value
 
 
 class DeploymentConfig(_Strict):
@@ -55,20 +97,69 @@ class DeploymentConfig(_Strict):
     model: str | None = None  # the provider's name for it; default: the name the client asked for
     name: str | None = None  # shown in routing stats and usage; default "<provider>/<model>"
     weight: int = Field(1, ge=1)
+    # failover tries the lowest first (ties: the file's order).
+    priority: int = Field(0, ge=0)
     timeout_seconds: PositiveFloat | None = None
     read_timeout_seconds: PositiveFloat | None = None
+    connect_timeout_seconds: PositiveFloat | None = None
+    # A stream's first bytes must come within this (default: the provider's, else the total).
+    first_byte_timeout_seconds: PositiveFloat | None = None
+
+
+def _known_strategy(name: str | None) -> str | None:
+    if name is not None and name not in strategies.STRATEGIES:
+        raise ValueError(f"unknown routing strategy {name!r} "
+                         f"(known: {', '.join(strategies.STRATEGIES)})")
+    return name
+
+
+StrategyName = Annotated[str, AfterValidator(_known_strategy)]
 
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
     deployments: list[DeploymentConfig] = Field(min_length=1)
+    # Its context window: session memory fits earlier turns into it (memory's default when unset).
+    context_window_tokens: int | None = Field(None, ge=256, le=100_000_000)
+    # How this group's deployments are ordered; default: routing.strategy (or ROUTING_STRATEGY).
+    strategy: StrategyName | None = None
+    # Other models (names or aliases in this file) tried in turn once every deployment of this
+    # one failed or is unavailable; the request is translated to each one's wire format.
+    fallbacks: list[str] = Field(default_factory=list, max_length=8)
+    # ... and for one error only, after any deployment answered it: a prompt too long for the
+    # context window (a larger model), a refusal by a content policy (another provider).
+    context_window_fallbacks: list[str] = Field(default_factory=list, max_length=8)
+    content_policy_fallbacks: list[str] = Field(default_factory=list, max_length=8)
+
+
+class RetriesConfig(_Strict):
+    """Passes over a model's deployments after the first failed (retryable failures only)."""
+
+    attempts: int = Field(2, ge=0, le=10)
+    initial_backoff_seconds: float = Field(0.1, ge=0)
+    max_backoff_seconds: float = Field(5.0, ge=0)
+    jitter_seconds: float = Field(0.1, ge=0)
+    # A provider asking to wait longer than this (Retry-After) is not waited for: the client hears it.
+    max_retry_after_seconds: float = Field(10.0, ge=0)
+    budget_ratio: float = Field(0.2, ge=0, le=1)  # retries may add this share of the requests
+    budget_min_retries: int = Field(10, ge=0)  # ... plus this many in reserve
 
 
 class RoutingConfig(_Strict):
-    strategy: Literal["ordered", "weighted"] = "ordered"
-    failure_threshold: int = Field(3, ge=1)  # consecutive provider failures that bench a deployment
-    cooldown_seconds: float = Field(30.0, ge=0)
+    strategy: StrategyName = strategies.DEFAULT
+    failure_threshold: int = Field(3, ge=1)  # consecutive provider failures that open a breaker
+    cooldown_seconds: float = Field(30.0, ge=0)  # open this long, then half-open (one probe)
+    # A deployment that answered 429 without Retry-After rests this long (with one: as it says).
+    throttle_cooldown_seconds: float = Field(1.0, ge=0)
+    max_throttle_cooldown_seconds: float = Field(300.0, ge=0)  # the cap on a provider's Retry-After
+    retries: RetriesConfig = RetriesConfig()
+
+
+class GuardrailsConfig(_Strict):
+    # Applied to every request, before each tenant's and key's own (which can only add to them).
+    # Policies are made with /api/guardrails/policies; this names them by id.
+    default_policy_ids: list[str] = Field(default_factory=list, max_length=16)
 
 
 class FileConfig(_Strict):
@@ -76,28 +167,17 @@ class FileConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routing: RoutingConfig = RoutingConfig()
     moderation_model: str = "omni-moderation-latest"
-    # Sections other services read from the same file; the router ignores them.
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    # Billing's section: billing reads this file itself and validates `prices` strictly at its
+    # start (switchboard_billing.price_config); the router never prices anything.
     prices: Any = None
-    guardrails: Any = None
-    budgets: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    """A provider with every default applied; `enabled` is False when its key is missing."""
-
-    name: str
-    type: str
-    base_url: str
-    api_key: str
-    headers: dict[str, str]
-    stream_usage: bool
-    owned_by: str
-    enabled: bool
-    key_env: str | None  # the variable that holds its key, to say how to enable it
-    timeout_seconds: float | None
-    read_timeout_seconds: float | None
-    connect_timeout_seconds: float | None
+# Sections the file will hold once what reads them is built; until then a file that sets them is
+# refused, since nothing would apply them.
+NOT_SUPPORTED_YET = {
+    "budgets": "budgets in switchboard.yaml (set them with PUT /api/billing/budget)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +186,7 @@ class Config:
     models: list[ModelConfig]
     routing: RoutingConfig
     moderation_model: str
+    default_guardrail_policy_ids: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -124,7 +205,7 @@ def parse(raw: Any, env: Mapping[str, str], *, source: str = "switchboard.yaml")
     if not isinstance(raw, dict):
         raise ConfigError(source, [("", "the file must hold a mapping with `providers` and `models`")])
     problems: list[tuple[str, str]] = []
-    expanded = _expand(raw, env, "", problems)
+    expanded = expand(raw, env, "", problems)
     if problems:
         raise ConfigError(source, problems)
     try:
@@ -136,31 +217,46 @@ def parse(raw: Any, env: Mapping[str, str], *, source: str = "switchboard.yaml")
     _check_models(file, specs, problems)
     if problems:
         raise ConfigError(source, problems)
-    return Config(providers={n: s for n, s in specs.items() if s is not None}, models=file.models,
-                  routing=file.routing, moderation_model=file.moderation_model, source=source)
+    for i, policy_id in enumerate(file.guardrails.default_policy_ids):
+        if not _POLICY_ID.fullmatch(policy_id):
+            problems.append((f"guardrails.default_policy_ids[{i}]",
+                             f"{policy_id!r} is not a policy id (such as 'pol_...')"))
+    if problems:
+        raise ConfigError(source, problems)
+    models = list(file.models)
+    _add_presets(specs, models, env)
+    return Config(providers={n: s for n, s in specs.items() if s is not None}, models=models,
+                  routing=file.routing, moderation_model=file.moderation_model,
+                  default_guardrail_policy_ids=tuple(dict.fromkeys(file.guardrails.default_policy_ids)),
+                  source=source)
 
 
-def _expand(node: Any, env: Mapping[str, str], path: str, problems: list[tuple[str, str]]) -> Any:
-    if isinstance(node, str):
-        def sub(match: re.Match) -> str:
-            if match.group(0) == "$$":
-                return "$"
-            name, default = match.group(1), match.group(2)
-            value = env.get(name)
-            if value:
-                return value
-            if default is not None:
-                return default
-            if value is None:
-                problems.append((path, f"environment variable {name} is not set "
-                                       f"(write ${{{name}:-}} to make it optional)"))
-            return ""
-        return _VAR.sub(sub, node) if "$" in node else node
-    if isinstance(node, dict):
-        return {k: _expand(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_expand(v, env, f"{path}[{i}]", problems) for i, v in enumerate(node)]
-    return node
+def _add_presets(specs: dict[str, ProviderSpec | None], models: list[ModelConfig],
+                 env: Mapping[str, str]) -> None:
+    """Catalog presets the file does not name, enabled by their credentials in the environment
+    (keyless servers: by their `<VENDOR>_BASE_URL`), with `<vendor>/<model>` routed to them and
+    the preset's known models listed. Without credentials they are kept disabled, so that asking
+    for `<vendor>/<model>` says which variable enables it."""
+    taken = {n for m in models for n in (m.name, *m.aliases)}
+    for name, vendor in VENDORS.items():
+        adapter = providers.ADAPTERS[vendor.type]
+        if name in specs or adapter.build is None:
+            continue
+        if not vendor.key_env and not env.get(vendor.base_url_env):
+            continue  # a keyless server runs only where its URL says
+        if not vendor.base_url and not env.get(vendor.base_url_env):
+            continue  # Azure: its endpoint is the customer's own
+        problems: list[tuple[str, str]] = []
+        spec = _provider(name, ProviderConfig(vendor=name), {}, env, problems)
+        if spec is None or problems:
+            continue
+        specs[name] = spec
+        for model in (*vendor.models, "*"):
+            route = f"{name}/{model}"
+            if route not in taken:
+                models.append(ModelConfig(name=route, deployments=[DeploymentConfig(
+                    provider=name, model=None if model == "*" else model)]))
+                taken.add(route)
 
 
 def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
@@ -172,36 +268,120 @@ def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
         return None
     kind = p.type or (vendor.type if vendor else None)
     if kind is None:
-        problems.append((f"{at}.type", f"required (one of: {', '.join(sorted(providers.ADAPTERS))})"))
+        problems.append((f"{at}.type", f"required (one of: {_known_types()})"))
         return None
     adapter = providers.ADAPTERS.get(kind)
     if adapter is None:
         problems.append((f"{at}.type", f"unknown provider type {kind!r} "
-                                        f"(known: {', '.join(sorted(providers.ADAPTERS))})"))
+                                        f"(known: {_known_types()})"))
         return None
+    if adapter.build is None:
+        problems.append((f"{at}.vendor" if p.vendor and not p.type else f"{at}.type",
+                         f"not supported yet: provider type {kind!r}: {adapter.not_built}"))
+        return None
+    if p.api_version is not None and not adapter.reads_api_version:
+        readers = ", ".join(k for k, a in providers.ADAPTERS.items() if a.reads_api_version)
+        problems.append((f"{at}.api_version", f"provider type {kind!r} has no api_version (only "
+                                              f"{readers} read it)"))
+        return None
+    if p.api_version is not None and adapter.api_versions and p.api_version not in adapter.api_versions:
+        problems.append((f"{at}.api_version", f"{p.api_version!r} is not an api_version of provider type "
+                                              f"{kind!r} (one of: {', '.join(adapter.api_versions)})"))
+        return None
+    for field in ("project", "location"):
+        if getattr(p, field) is not None and not adapter.reads_project:
+            problems.append((f"{at}.{field}", f"provider type {kind!r} has no {field} (only vertex reads it)"))
+            return None
+    if p.region is not None and not adapter.reads_region:
+        problems.append((f"{at}.region", f"provider type {kind!r} has no region (only bedrock reads it)"))
+        return None
+    region = (p.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_AWS_REGION
+              if adapter.reads_region else None)
     base_url = p.base_url or (env.get(vendor.base_url_env) or vendor.base_url if vendor else "")
+    if region is not None:
+        base_url = base_url.replace("{region}", region)
     if adapter.remote and not base_url.startswith(("http://", "https://")):
         problems.append((f"{at}.base_url", "required: an http:// or https:// URL"
                          if not base_url else f"not an http(s) URL: {base_url!r}"))
         return None
+    if p.api_keys is not None and not adapter.remote:
+        problems.append((f"{at}.api_keys", f"provider type {kind!r} takes no key"))
+        return None
+    before = len(problems)
+    keys = _api_keys(at, p, raw, problems)
+    if len(problems) > before:
+        return None
     raw_key = raw.get("api_key") if isinstance(raw, dict) else None
+    if p.api_keys is not None:
+        raw_key = " ".join(str(k.get("key") if isinstance(k, dict) else k) for k in raw["api_keys"])
     referenced = _NAMES.findall(raw_key) if isinstance(raw_key, str) else []
     key_env = referenced[0] if referenced else (vendor.key_env if vendor and raw_key is None else None)
-    api_key = p.api_key if p.api_key is not None else (env.get(vendor.key_env, "") if vendor and vendor.key_env else "")
+    api_key = p.api_key if p.api_key is not None else (_vendor_key(vendor, env) if vendor else "")
+    if p.api_keys is not None:
+        api_key = keys[0].secret if keys else ""
+    stored_only = p.api_keys == []  # its keys come from /api/credentials alone
     needs_key = p.api_key_required if p.api_key_required is not None else (
         adapter.needs_key and not (vendor is not None and vendor.key_env is None))
     return ProviderSpec(
         name=name, type=kind, base_url=base_url.rstrip("/"), api_key=api_key, headers=dict(p.headers),
         stream_usage=p.stream_usage if p.stream_usage is not None else (vendor.stream_usage if vendor else True),
         owned_by=p.owned_by or (vendor.owned_by if vendor else adapter.owned_by or name),
-        enabled=bool(api_key) or not needs_key, key_env=key_env,
+        enabled=bool(api_key) or not needs_key or stored_only or any(
+            all(env.get(v) for v in group) for group in adapter.ambient_credentials),
+        key_env=key_env, region=region,
         timeout_seconds=p.timeout_seconds, read_timeout_seconds=p.read_timeout_seconds,
-        connect_timeout_seconds=p.connect_timeout_seconds)
+        connect_timeout_seconds=p.connect_timeout_seconds,
+        first_byte_timeout_seconds=p.first_byte_timeout_seconds,
+        api_version=p.api_version or (
+            (vendor.api_version_env and env.get(vendor.api_version_env)) or vendor.api_version
+            if vendor else None),
+        auth_header=p.auth_header or (vendor.auth_header if vendor else None),
+        project=p.project or (env.get(vendor.project_env) or None if vendor and vendor.project_env else None),
+        location=p.location or (env.get(vendor.location_env) or None if vendor and vendor.location_env else None),
+        api_keys=keys, key_selection=p.key_selection or "round_robin")
+
+
+def _vendor_key(vendor: Vendor, env: Mapping[str, str]) -> str:
+    """The first of the vendor's key variables that is set (its SDK's order of precedence)."""
+    names = (*vendor.alt_key_envs, vendor.key_env) if vendor.key_env else ()
+    return next((env[n] for n in names if env.get(n)), "")
+
+
+def _api_keys(at: str, p: ProviderConfig, raw: Any, problems: list[tuple[str, str]]
+              ) -> tuple[KeySpec, ...] | None:
+    """The provider's `api_keys` (empty ones, from an unset `${VAR:-}`, left out); None when it
+    has none or they are wrong (then `problems` says so). Problems name an entry by its index,
+    never by the key."""
+    if p.api_keys is None:
+        if p.key_selection is not None:
+            problems.append((f"{at}.key_selection", "only for a provider with api_keys"))
+            return None
+        return None
+    if p.api_key is not None:
+        problems.append((f"{at}.api_keys", "give either api_key or api_keys, not both"))
+        return None
+    keys: list[KeySpec] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(p.api_keys):
+        secret = entry.key.strip()
+        if not secret:
+            continue
+        if secret in seen:
+            problems.append((f"{at}.api_keys[{i}]", f"the same key as api_keys[{seen[secret]}]"))
+            return None
+        seen[secret] = i
+        keys.append(KeySpec(secret=secret, weight=entry.weight, rpm=entry.rpm))
+    return tuple(keys)
+
+
+def _known_types() -> str:
+    return ", ".join(sorted(k for k, a in providers.ADAPTERS.items() if a.build is not None))
 
 
 def _check_models(file: FileConfig, specs: dict[str, ProviderSpec | None],
                   problems: list[tuple[str, str]]) -> None:
     seen: dict[str, str] = {}
+    every = {n for m in file.models for n in (m.name, *m.aliases)}
     for i, model in enumerate(file.models):
         for j, name in enumerate([model.name, *model.aliases]):
             at = f"models[{i}].name" if j == 0 else f"models[{i}].aliases[{j - 1}]"
@@ -210,6 +390,13 @@ def _check_models(file: FileConfig, specs: dict[str, ProviderSpec | None],
             if name in seen:
                 problems.append((at, f"{name!r} is already defined at {seen[name]}"))
             seen.setdefault(name, at)
+        for field in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for j, name in enumerate(getattr(model, field)):
+                if name in (model.name, *model.aliases):
+                    problems.append((f"models[{i}].{field}[{j}]", f"{name!r} is this model itself"))
+                elif name not in every or "*" in name:
+                    problems.append((f"models[{i}].{field}[{j}]",
+                                     f"{name!r} is not a model (or alias) defined in this file"))
         names: set[str] = set()
         for j, dep in enumerate(model.deployments):
             at = f"models[{i}].deployments[{j}]"
@@ -238,7 +425,10 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
+        if len(error["loc"]) == 1 and error["loc"][0] in NOT_SUPPORTED_YET:
+            return (f"not supported yet: {NOT_SUPPORTED_YET[error['loc'][0]]} is not built, so "
+                    "nothing would apply this section; remove it")
         return "unknown field"
     return error["msg"]

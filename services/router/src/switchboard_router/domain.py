@@ -1,10 +1,14 @@
-"""The router's domain data: requests, callers, routing targets and what a request cost."""
+"""The router's domain data: requests, callers, providers, routing targets and what a request cost."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+# An admitted key, as auth's verdict describes it: the same type in billing.
+from switchboard_common.caller import Caller as Caller
 
 
 class Endpoint(str, Enum):
@@ -21,17 +25,24 @@ class RequestContext:
     request_id: str
     key: str | None  # Sensitive: never log it
     started: float  # time.perf_counter() when the call arrived
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An admitted key: auth's verdict, as the router keeps it."""
-
-    key_id: str
-    tenant_id: str
-    is_admin: bool = False
-    allowed_models: frozenset[str] = frozenset()  # empty: every model
-    guardrail_policy_ids: tuple[str, ...] = ()
+    # What the caller allows, in seconds: its gRPC deadline (the whole call), and how long its
+    # OpenAI SDK waits for the answer to begin (x-stainless-timeout / x-stainless-read-timeout).
+    grpc_timeout: float | None = None
+    sdk_timeout: float | None = None
+    # time.perf_counter() by which the whole request (every attempt) must be done, and by which the
+    # answer must have begun; the gateway sets them.
+    deadline: float = math.inf
+    first_byte_deadline: float = math.inf
+    # X-Preferred-Model as sent: the model when the body names none, else a deployment of the
+    # model to try first (its name or its provider's model name).
+    preferred_model: str = ""
+    # x-switchboard-guardrail-policies as sent: more policies for this request (it may only add).
+    requested_policies: str = ""
+    # Response headers to send with the answer's first message (x-ratelimit-*, the cost,
+    # guardrails' findings, RAG sources), which the edge turns into HTTP headers, and trailers
+    # (gRPC callers read them when the call ends).
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -49,10 +60,55 @@ class ParsedRequest:
     rag_collection: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider from switchboard.yaml with every default applied; `enabled` is False when its key
+    is missing. The registry in `providers` builds an adapter from it."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key: str  # Sensitive
+    headers: dict[str, str]  # Sensitive: may hold a key
+    stream_usage: bool
+    owned_by: str
+    enabled: bool
+    key_env: str | None  # the variable that holds its key, to say how to enable it
+    timeout_seconds: float | None
+    read_timeout_seconds: float | None
+    connect_timeout_seconds: float | None
+    first_byte_timeout_seconds: float | None = None
+    # Read by the formats that have them (see providers.ADAPTERS): Azure's api-version ("v1": the
+    # v1 API path), Anthropic's anthropic-version; and the header that carries the key.
+    api_version: str | None = None
+    auth_header: str | None = None  # "authorization" (Bearer), "api-key", "x-api-key"
+    region: str | None = None  # AWS formats (Bedrock): the region requests are signed for
+    project: str | None = None  # Vertex AI's Google Cloud project and location
+    location: str | None = None
+    # `api_keys`: several keys rotated within the provider (keyring.py); api_key is the first.
+    # None: the provider has no api_keys; (): none in the file (all from /api/credentials).
+    api_keys: tuple[KeySpec, ...] | None = None
+    key_selection: str = "round_robin"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One of a provider's api_keys from switchboard.yaml."""
+
+    secret: str = field(repr=False)  # Sensitive
+    weight: int = 1
+    rpm: int | None = None
+
+
 @dataclass(slots=True)
 class Tokens:
     prompt: int
     completion: int
+    # Parts of `prompt` read from and written to the provider's prompt cache, and of `completion`
+    # spent reasoning, as the provider reported them (billed at their own prices).
+    cached: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
 
     @property
     def total(self) -> int:
@@ -72,6 +128,8 @@ class Deployment:
     read_timeout_seconds: float
     connect_timeout_seconds: float
     stats: Any = field(compare=False, repr=False, default=None)  # its DeploymentStats
+    priority: int = 0  # failover's order (lowest first)
+    first_byte_timeout_seconds: float = math.inf  # a stream's first bytes, from the attempt's start
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,17 @@
-"""One request, end to end: validate, admit, route, call the provider (failing over), stream back,
-and record usage. Every edge RPC and its typed twin run this same code."""
+"""One request, end to end: admit, validate, route, call the provider (failing over) within one
+deadline, stream back, and record usage. Every edge RPC and its typed twin run this same code."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
+from switchboard_common.admission import Admission, model_refused
 from switchboard_common.errors import (
     ApiError,
     NotFound,
@@ -19,59 +20,114 @@ from switchboard_common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from switchboard_common.models import model_allowed
 
-from switchboard_router.admission import Admission
-from switchboard_router.domain import Endpoint, ParsedRequest, RequestContext, Target
-from switchboard_router.pipeline import Pipeline
-from switchboard_router.providers.base import Call, Provider
+from switchboard_router.budgets import Budgets
+from switchboard_router.codecs import sse
+from switchboard_router.costs import Costs
+from switchboard_router.decisions import announce, count_fault
+from switchboard_router.domain import Caller, Endpoint, ParsedRequest, RequestContext, Target
+from switchboard_router.limits import Limiter
+from switchboard_router.pipeline import AnswerObserver, Pipeline, annotate
+from switchboard_router.preference import fill_model, prefer
+from switchboard_router.retries import Retrier
+from switchboard_router.providers.base import Call, Provider, Reply, StreamTally
 from switchboard_router.routing import Routes
 from switchboard_router.usage import Exchange, Outcome, UsageRecorder
-from switchboard_router.validation import validate
+from switchboard_router.validation import parse_json, validate
 
 JSON = "application/json"
 SSE = "text/event-stream"
 # Failures worth another deployment: the provider, not the request, is the problem.
 RETRYABLE = (RateLimited, UpstreamError, UpstreamTimeout)
+# Less than this left of the deadline: no further attempt is worth starting.
+_LAST_CHANCE = 0.05
 
 _log = structlog.get_logger("gateway")
+T = TypeVar("T")
+
+
+class _Midway(Exception):
+    """A stream failed after its first bytes: the client already has a 200 and some chunks."""
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
 
 
 class Gateway:
     def __init__(self, admission: Admission, routes: Routes, providers: Mapping[str, Provider],
-                 pipeline: Pipeline, usage: UsageRecorder, *, moderation_model: str) -> None:
+                 pipeline: Pipeline, usage: UsageRecorder, *, moderation_model: str,
+                 request_timeout: float, limits: Limiter, budgets: Budgets | None = None,
+                 costs: Costs | None = None, retrier: Retrier | None = None) -> None:
         self._admission = admission
+        self._limits = limits
         self._routes = routes
         self._providers = providers
         self._pipeline = pipeline
         self._usage = usage
         self._moderation_model = moderation_model
+        self._request_timeout = request_timeout
+        self._budgets = budgets  # reserve-then-settle against leased budget slices (budgets.py)
+        self._costs = costs  # the cost shown to the caller (costs.py)
+        self._retrier = retrier  # passes again over the deployments (retries.py)
 
-    async def serve(self, endpoint: Endpoint, ctx: RequestContext,
-                    body: dict[str, Any]) -> AsyncIterator[tuple[str, bytes]]:
-        """(content type, bytes) messages: one JSON message, or SSE messages ending in [DONE].
-        An ApiError raised before the first message is the whole answer; after it, the stream
-        carries the error as an event instead."""
-        ex = Exchange(request_id=ctx.request_id, endpoint=endpoint, started=ctx.started, body=body)
+    def serve(self, endpoint: Endpoint, ctx: RequestContext,
+              body: bytes | dict[str, Any]) -> AsyncGenerator[tuple[str, bytes], None]:
+        """For the edge: (content type, bytes) messages, one JSON message or SSE messages ending in
+        [DONE]. An ApiError raised before the first message is the whole answer; after it, the
+        stream carries the error as an event instead, which the OpenAI SDKs raise (envoy-edge.md §3c)."""
+        return self._serve(endpoint, ctx, body, None)
+
+    def serve_objects(self, endpoint: Endpoint, ctx: RequestContext, body: dict[str, Any],
+                      make: Callable[[dict[str, Any]], T]) -> AsyncGenerator[T, None]:
+        """For the typed twins: `make` of each of the answer's JSON objects (the whole answer, or
+        each chunk of a stream), each parsed once. An error is raised wherever it happens."""
+        return self._serve(endpoint, ctx, body, make)
+
+    async def _serve(self, endpoint: Endpoint, ctx: RequestContext, body: bytes | dict[str, Any],
+                     make: Callable[[dict[str, Any]], Any] | None) -> AsyncGenerator[Any, None]:
+        ex = Exchange(request_id=ctx.request_id, endpoint=endpoint, started=ctx.started)
         try:
-            request = validate(endpoint, body)
-            if endpoint is Endpoint.MODERATIONS and not request.model:
-                request.model = self._moderation_model
-            ex.model, ex.stream, ex.session_id = request.model, request.stream, request.session_id or ""
-            caller = await self._admission.admit(ctx.key, request.model)
-            ex.key_id, ex.tenant_id = caller.key_id, caller.tenant_id
-            targets = self._plan(request)
-            if self._pipeline.needed(request, caller):
-                request = await self._pipeline.prepare(request, caller)
+            request, caller = await self._admit(endpoint, ctx, body, ex)
+            ex.quota = await self._limits.admit_request(caller, request, body)  # 429 when spent
+            if ex.quota is not None:
+                ctx.headers.extend(ex.quota.headers)
+            self._set_deadlines(ctx, request.stream)
+            targets = prefer(await self._plan(request), request.model, ctx.preferred_model)
+            if self._budgets is not None:  # 402 before dispatch when the budget is spent
+                ex.reserve(await self._budgets.reserve(caller, request, targets))
+            self._usage.begin(ex)  # journaled from here on (with its reservation): a crash bills it
+            observer = None
+            if self._pipeline.needed(request, caller, ctx):
+                prepared = await self._pipeline.prepare(request, caller, ctx, ex.event_id)
+                request, observer = prepared.request, prepared.observer
+                ex.body = request.body  # what the provider is sent: its prompt, if it counts none
             if request.stream:
                 # aclosing: when the client goes away, the provider call is closed (and its stats
                 # settled) before the usage is recorded, not whenever the generator is collected.
-                async with aclosing(self._stream(request, ctx, targets, ex)) as pieces:
-                    async for data in pieces:
-                        yield SSE, data
+                async with aclosing(self._stream(request, ctx, targets, ex, observer)) as pieces:
+                    if make is not None:
+                        async for chunk in _chunks(pieces, ex):
+                            yield make(chunk)
+                    else:
+                        async for data in pieces:
+                            yield SSE, data
             else:
-                data = await self._unary(request, ctx, targets, ex)
+                reply = await self._retrying(request, ctx, targets,
+                                             lambda ts: self._unary(request, ctx, ts, ex))
+                if self._costs is not None:
+                    await self._costs.on_answer(ex, reply.usage, ctx)
+                data = reply.data if observer is None else await observer.piece(reply.data)
                 ex.first_byte = time.perf_counter()
-                yield JSON, data
+                yield (JSON, data) if make is None else make(_whole_object(reply, data))
+                if observer is not None:
+                    await observer.end(True)
+        except _Midway as midway:
+            if make is not None:
+                raise midway.error from None
+            # What an output guardrail released before it stopped the stream goes out first.
+            released = getattr(midway.error, "released", b"")
+            yield SSE, released + sse.encode(orjson.dumps(midway.error.to_openai()))
         except ApiError as exc:
             ex.failed(exc)
             raise
@@ -83,11 +139,76 @@ class Gateway:
             raise
         finally:
             ex.ended = time.perf_counter()
+            self._limits.release(ex.quota)
+            if ctx.headers:
+                annotate(ex, ctx)
             self._usage.record(ex)
 
-    def _plan(self, request: ParsedRequest) -> Sequence[Target]:
+    def _set_deadlines(self, ctx: RequestContext, stream: bool) -> None:
+        """One deadline for the whole request, every attempt and failover included: the gateway's
+        request timeout, cut to the caller's gRPC deadline. The SDKs' timeout bounds the wait for
+        the answer to begin, as the SDKs apply it (the whole of a JSON answer, a stream's first
+        bytes); it does not cut a stream that is flowing."""
+        timeout = self._request_timeout
+        if ctx.grpc_timeout is not None:
+            timeout = min(timeout, _before(ctx.grpc_timeout))
+        ctx.deadline = ctx.first_byte_deadline = ctx.started + timeout
+        if ctx.sdk_timeout is not None:
+            begin = ctx.started + _before(ctx.sdk_timeout)
+            if begin < ctx.deadline:
+                ctx.first_byte_deadline = begin
+                if not stream:
+                    ctx.deadline = begin
+
+    def _deadline_error(self, ctx: RequestContext, deadline: float) -> UpstreamTimeout:
+        """A 504 naming the limit that ran out."""
+        bounds = [(self._request_timeout, "the gateway's request timeout "
+                                          "(SWITCHBOARD_ROUTER_REQUEST_TIMEOUT_SECONDS)")]
+        if ctx.grpc_timeout is not None:
+            bounds.append((_before(ctx.grpc_timeout), "the caller's gRPC deadline"))
+        if ctx.sdk_timeout is not None and deadline == ctx.first_byte_deadline:
+            bounds.append((_before(ctx.sdk_timeout), "the client's timeout (x-stainless-timeout)"))
+        return UpstreamTimeout(f"The request did not complete within {deadline - ctx.started:.3g} s, "
+                               f"{min(bounds)[1]}.", code="request_timeout")
+
+    def _attempt_failed(self, exc: ApiError, target: Target, ctx: RequestContext) -> ApiError:
+        """After an attempt failed before any byte: the error to report if no later deployment
+        serves the request. Raises when no further attempt fits in what is left of the deadline."""
+        left = ctx.first_byte_deadline - time.perf_counter()
+        if isinstance(exc, UpstreamTimeout) and left < _LAST_CHANCE:
+            # The request's deadline ran out, not the deployment's patience: no fault of its own.
+            raise self._deadline_error(ctx, ctx.first_byte_deadline) from None
+        count_fault(target, exc)
+        _log.warning("deployment failed", deployment=target.deployment.name,
+                     provider=target.deployment.provider, error=exc.code, status=exc.http_status)
+        if left < _LAST_CHANCE:
+            raise exc
+        return exc
+
+    def _midway_failed(self, exc: ApiError, target: Target, ctx: RequestContext) -> ApiError:
+        if isinstance(exc, UpstreamTimeout) and ctx.deadline - time.perf_counter() < _LAST_CHANCE:
+            return self._deadline_error(ctx, ctx.deadline)
+        count_fault(target, exc)
+        return exc
+
+    async def _admit(self, endpoint: Endpoint, ctx: RequestContext, body: bytes | dict[str, Any],
+                     ex: Exchange) -> tuple[ParsedRequest, Caller]:
+        # The key before the body, as OpenAI does: bad JSON without a valid key is a 401.
+        caller = await self._admission.admit(ctx.key, "")
+        ex.key_id, ex.tenant_id, ex.user_id = caller.key_id, caller.tenant_id, caller.user_id
+        ex.body = body = body if isinstance(body, dict) else parse_json(body)
+        fill_model(body, ctx.preferred_model)
+        request = validate(endpoint, body)
+        if endpoint is Endpoint.MODERATIONS and not request.model:
+            request.model = self._moderation_model
+        ex.model, ex.stream, ex.session_id = request.model, request.stream, request.session_id or ""
+        if caller.allowed_models and not model_allowed(caller.allowed_models, request.model):
+            raise model_refused(request.model)  # checked here against the cached verdict
+        return request, caller
+
+    async def _plan(self, request: ParsedRequest) -> Sequence[Target]:
         try:
-            return self._routes.plan(request.model, request.endpoint)
+            return await self._routes.choose(request.model, request.endpoint, stream=request.stream)
         except NotFound as exc:
             if request.endpoint is Endpoint.MODERATIONS and "model" not in request.body:
                 raise NotImplementedYet(
@@ -95,82 +216,160 @@ class Gateway:
                     f"('{request.model}'). {exc.message}") from None
             raise
 
+    async def _retrying(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
+                        one_pass: Callable[[Sequence[Target]], Awaitable[T]]) -> T:
+        """One pass over the deployments, retried (retries.py), then the model's fallbacks for
+        the error that ended it (a context window exceeded, a content policy: fallbacks.py)."""
+        try:
+            if self._retrier is None:
+                return await one_pass(targets)
+            return await self._retrier.run(targets, lambda: self._plan(request), one_pass,
+                                           ctx.first_byte_deadline)
+        except ApiError as exc:
+            others = self._routes.error_fallbacks(request.model, request.endpoint, exc,
+                                                  stream=request.stream)
+            if not others:
+                raise
+            _log.info("error fallback", model=request.model, error=exc.code)
+            return await one_pass(others)
+
     def _call(self, request: ParsedRequest, ctx: RequestContext, target: Target) -> Call:
         return Call(endpoint=request.endpoint, body=request.body, model=request.model,
                     upstream_model=target.upstream_model, deployment=target.deployment,
-                    request_id=ctx.request_id, include_usage=request.include_usage)
+                    request_id=ctx.request_id, include_usage=request.include_usage,
+                    deadline=ctx.deadline)
 
     async def _unary(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
-                     ex: Exchange) -> bytes:
+                     ex: Exchange) -> Reply:
         error: ApiError | None = None
         for target in targets:
             stats = target.deployment.stats
             stats.begin()
-            ex.target = target
+            ex.target, ex.attempts = target, ex.attempts + 1
             started = time.perf_counter()
             try:
                 reply = await self._providers[target.deployment.provider].send(
                     self._call(request, ctx, target))
             except RETRYABLE as exc:
-                stats.fault()
-                error = _failed_over(exc, target)
+                error = self._attempt_failed(exc, target, ctx)
                 continue
             finally:
                 stats.end()
             stats.answered(time.perf_counter() - started)
             ex.answered, ex.usage, ex.completion_text = True, reply.usage, reply.text
-            return reply.data
+            announce(ctx, target, ex.attempts)
+            return reply
+        assert error is not None, "a model always has a deployment to try"
         raise error
 
-    async def _stream(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
-                      ex: Exchange) -> AsyncIterator[bytes]:
+    async def _open_stream(self, request: ParsedRequest, ctx: RequestContext,
+                           targets: Sequence[Target], ex: Exchange
+                           ) -> tuple[Target, StreamTally, AsyncGenerator[bytes, None], bytes]:
+        """The first deployment to start answering, its stream and its first bytes; the ones
+        before it failed before sending anything, so the client saw none of them."""
         error: ApiError | None = None
         for target in targets:
             stats = target.deployment.stats
             stats.begin()
-            ex.target = target
+            ex.target, ex.attempts = target, ex.attempts + 1
             started = time.perf_counter()
             tally, pieces = self._providers[target.deployment.provider].stream(
                 self._call(request, ctx, target))
             try:
-                try:
-                    first = await anext(pieces)
-                except StopAsyncIteration:
-                    first = None
-                except RETRYABLE as exc:  # nothing sent yet: the next deployment may serve it
-                    stats.fault()
-                    error = _failed_over(exc, target)
-                    continue
+                # The client's wait for the answer to begin, or the deployment's own first-byte
+                # timeout, whichever ends first (the attempt's other timeouts cover the rest).
+                by = min(ctx.first_byte_deadline,
+                         started + target.deployment.first_byte_timeout_seconds)
+                first = await (anext(pieces, None) if by >= ctx.deadline else _first_piece(pieces, by))
                 if first is None:
-                    stats.fault()
-                    error = UpstreamError("The provider sent an empty stream.")
-                    continue
-                stats.answered(time.perf_counter() - started)
-                ex.answered, ex.tally, ex.first_byte = True, tally, time.perf_counter()
-                yield first
-                try:
-                    async for data in pieces:
-                        yield data
-                except ApiError as exc:
-                    # The client already has a 200 and some chunks: say it in the stream, which
-                    # the OpenAI SDKs raise as APIError (envoy-edge.md §3c).
-                    if isinstance(exc, RETRYABLE):
-                        stats.fault()
-                    ex.failed(exc)
-                    _log.warning("stream failed midway", deployment=target.deployment.name,
-                                 error=exc.code)
-                    yield b"data: " + orjson.dumps(exc.to_openai()) + b"\n\n"
-                    return
-                if tally.error is not None:
-                    ex.failed(tally.error)
-                return
-            finally:
+                    raise UpstreamError("The provider sent an empty stream.")
+            except BaseException as exc:
                 await pieces.aclose()
                 stats.end()
+                if not isinstance(exc, RETRYABLE):
+                    raise
+                error = self._attempt_failed(exc, target, ctx)
+                continue
+            stats.answered(time.perf_counter() - started, stream=True)
+            announce(ctx, target, ex.attempts)
+            return target, tally, pieces, first
+        assert error is not None, "a model always has a deployment to try"
         raise error
 
+    async def _stream(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
+                      ex: Exchange, observer: AnswerObserver | None) -> AsyncGenerator[bytes, None]:
+        target, tally, pieces, first = await self._retrying(
+            request, ctx, targets, lambda ts: self._open_stream(request, ctx, ts, ex))
+        ex.answered, ex.tally, ex.first_byte = True, tally, time.perf_counter()
+        completed = False
+        # Puts the cost into the usage chunk, once the provider's usage is known.
+        mark = await self._costs.stream_marker(ex, ctx) if self._costs is not None else None
+        try:
+            # The hook for output guardrails and memory: every piece passes the observer, if any.
+            if mark is not None and tally.usage is not None:
+                first, mark = mark(first, tally.usage), None
+            yield first if observer is None else await observer.piece(first)
+            async for data in pieces:
+                if mark is not None and tally.usage is not None:
+                    data, mark = mark(data, tally.usage), None
+                yield data if observer is None else await observer.piece(data)
+            completed = True
+            if tally.error is not None:
+                ex.failed(tally.error)
+        except ApiError as exc:
+            if isinstance(exc, RETRYABLE):
+                exc = self._midway_failed(exc, target, ctx)
+            ex.failed(exc)
+            _log.warning("stream failed midway", deployment=target.deployment.name, error=exc.code)
+            raise _Midway(exc) from None
+        finally:
+            await pieces.aclose()
+            target.deployment.stats.end()
+            if observer is not None:
+                await observer.end(completed)
 
-def _failed_over(exc: ApiError, target: Target) -> ApiError:
-    _log.warning("deployment failed", deployment=target.deployment.name, provider=target.deployment.provider,
-                 error=exc.code, status=exc.http_status)
-    return exc
+
+async def _chunks(pieces: AsyncGenerator[bytes, None], ex: Exchange) -> AsyncGenerator[dict[str, Any], None]:
+    """A stream's chunks as JSON objects, for typed clients: each event parsed once, [DONE] and
+    comments left out, and an error event raised as the error the provider reported."""
+    decoder = sse.SseDecoder()
+    async for data in pieces:
+        for event in decoder.feed(data):
+            if event.data is None or event.data == b"[DONE]":
+                continue
+            try:
+                chunk = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if not isinstance(chunk, dict):
+                raise UpstreamError("The provider sent a stream event that is not a JSON object.",
+                                    code="invalid_upstream_response")
+            if "error" in chunk and not chunk.get("choices"):
+                raise (ex.tally.error if ex.tally and ex.tally.error else
+                       UpstreamError("The provider reported an error during the stream."))
+            yield chunk
+
+
+def _whole_object(reply: Reply, data: bytes) -> dict[str, Any]:
+    if reply.parsed is not None and data is reply.data:
+        return reply.parsed
+    parsed = orjson.loads(data)
+    if not isinstance(parsed, dict):
+        raise UpstreamError("The provider returned a response that is not a JSON object.",
+                            code="invalid_upstream_response")
+    return parsed
+
+
+def _before(caller_timeout: float) -> float:
+    """A little less than the caller waits (a tenth, at most a second), so that the gateway's
+    answer, and the usage record saying why, come before the caller gives up."""
+    return caller_timeout - min(1.0, caller_timeout / 10)
+
+
+async def _first_piece(pieces: AsyncGenerator[bytes, None], by: float) -> bytes | None:
+    """The stream's first bytes, by `by` (time.perf_counter())."""
+    try:
+        async with asyncio.timeout(by - time.perf_counter()):
+            return await anext(pieces, None)
+    except TimeoutError:
+        raise UpstreamTimeout("The provider did not start answering in time.") from None

@@ -1,36 +1,53 @@
-"""GatewayService: proto and metadata in, the gateway's JSON/SSE bytes out. Translation only."""
+"""GatewayService: proto and metadata in, the gateway's JSON/SSE bytes (or typed messages) out.
+Translation only."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
 import grpc
 import orjson
 from google.api import httpbody_pb2
-from google.protobuf import json_format
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from switchboard_common.admission import Admission
 from switchboard_common.credentials import bearer_key
-from switchboard_common.errors import NotFound, PermissionDenied
+from switchboard_common.errors import ApiError, NotFound, PermissionDenied
 from switchboard_common.interceptors import current_request_id
+from switchboard_common.models import model_allowed
+from switchboard_common.strict_json import json_twin, refuse_query_override
 
-from switchboard_router.admission import Admission
+from switchboard_router import routing_stats, typed
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
-from switchboard_router.providers.openai_compatible import map_stream_error, parse_sse_events
+from switchboard_router.guarding import POLICIES_HEADER
+from switchboard_router.inbound.serve import COUNT_SOURCE_HEADER, Inbound, anthropic_shaped
+from switchboard_router.keyring import KeyRing
+from switchboard_router.stored_credentials import CredentialView, StoredCredentials
+from switchboard_router.preference import PREFERRED_MODEL_HEADER
 from switchboard_router.routing import Routes
-from switchboard_router.validation import parse_json
 
 HttpBody = httpbody_pb2.HttpBody
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, gateway: Gateway, routes: Routes, admission: Admission) -> None:
+    # The REST bindings with a body: read strictly, then the typed RPC below.
+    CreateProviderCredentialJson = json_twin("CreateProviderCredential",
+                                             gateway_pb2.CreateProviderCredentialRequest)
+    RotateProviderCredentialJson = json_twin("RotateProviderCredential",
+                                             gateway_pb2.RotateProviderCredentialRequest)
+
+    def __init__(self, gateway: Gateway, routes: Routes, admission: Admission,
+                 keyrings: Callable[[], Iterable[KeyRing]] = tuple,
+                 credentials: StoredCredentials | None = None, inbound: Inbound | None = None) -> None:
+        self._credentials = credentials
         self._gateway = gateway
+        self._keyrings = keyrings  # the providers with several keys, for the stats
         self._routes = routes
         self._admission = admission
+        self._inbound = inbound  # Anthropic's and OpenAI's other inbound APIs (None: not served)
 
     # --- OpenAI routes for the edge: HttpBody in, OpenAI's bytes out -----------------------------
 
@@ -48,6 +65,34 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Moderations(self, request: HttpBody, context) -> HttpBody:
         return await _last(self._http(Endpoint.MODERATIONS, request, context))
 
+    async def Messages(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
+        ctx = request_context(context)
+        try:
+            async for message in self._relay(context, ctx, self._served().messages(ctx, request.data)):
+                yield message
+        except ApiError as exc:
+            raise anthropic_shaped(exc) from None
+
+    async def CountMessageTokens(self, request: HttpBody, context) -> HttpBody:
+        ctx = request_context(context)
+        try:
+            data, source = await self._served().count_message_tokens(ctx, request.data)
+        except ApiError as exc:
+            raise anthropic_shaped(exc) from None
+        ctx.headers.append((COUNT_SOURCE_HEADER, source))
+        await _headers(context, ctx)
+        return HttpBody(content_type=JSON, data=data)
+
+    async def Responses(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
+        ctx = request_context(context)
+        async for message in self._relay(context, ctx, self._served().responses(ctx, request.data)):
+            yield message
+
+    def _served(self) -> Inbound:
+        if self._inbound is None:
+            raise NotFound("This gateway does not serve this API.", code="not_found")
+        return self._inbound
+
     async def ListModels(self, request, context) -> HttpBody:
         ctx = request_context(context)
         caller = await self._admission.admit(ctx.key, "")
@@ -58,7 +103,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def GetModel(self, request: gateway_pb2.GetModelRequest, context) -> HttpBody:
         ctx = request_context(context)
         caller = await self._admission.admit(ctx.key, "")
-        if caller.allowed_models and request.model not in caller.allowed_models:
+        if not model_allowed(caller.allowed_models, request.model):
             raise NotFound(f"The model '{request.model}' does not exist or you do not have access "
                            "to it.", param="model", code="model_not_found")
         data = orjson.dumps(self._routes.describe(request.model))
@@ -67,25 +112,65 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def GetRoutingStats(self, request: gateway_pb2.GetRoutingStatsRequest,
                               context) -> gateway_pb2.GetRoutingStatsResponse:
+        return routing_stats.message(await self._routing_stats(request, context))
+
+    async def GetRoutingStatsHttp(self, request: gateway_pb2.GetRoutingStatsRequest,
+                                  context) -> HttpBody:
+        return HttpBody(content_type=JSON,
+                        data=orjson.dumps(await self._routing_stats(request, context)))
+
+    async def _routing_stats(self, request: gateway_pb2.GetRoutingStatsRequest,
+                             context) -> dict[str, Any]:
         ctx = request_context(context)
         caller = await self._admission.admit(ctx.key, "")
         if not caller.is_admin:
             raise PermissionDenied("Routing stats need an admin key.", code="admin_key_required")
-        out = gateway_pb2.GetRoutingStatsResponse(strategy=self._routes.strategy)
-        for d in self._routes.deployments(request.model):
-            s = d.stats.snapshot()
-            out.deployments.add(
-                model=d.route, deployment=d.name, provider=d.provider, healthy=s.healthy,
-                circuit_state=s.circuit_state, requests=s.requests, errors=s.errors,
-                latency_p50_ms=s.latency_p50_ms, latency_ewma_ms=s.latency_ewma_ms,
-                in_flight=s.in_flight)
-        return out
+        return routing_stats.collect(self._routes, request.model, self._keyrings())
 
-    async def _http(self, endpoint: Endpoint, request: HttpBody, context) -> AsyncIterator[HttpBody]:
+    # --- stored provider credentials (admin keys only) -------------------------------------------
+
+    async def _credential_admin(self, context) -> StoredCredentials:
         ctx = request_context(context)
-        body = parse_json(request.data)
+        caller = await self._admission.admit(ctx.key, "")
+        if not caller.is_admin:
+            raise PermissionDenied("Provider credentials need an admin key.", code="admin_key_required")
+        assert self._credentials is not None, "bootstrap gives the servicer the credential store"
+        return self._credentials
+
+    async def CreateProviderCredential(self, request, context):
+        admin = await self._credential_admin(context)
+        return _credential(await admin.create(request.provider, request.secret, request.weight,
+                                              request.rpm))
+
+    async def ListProviderCredentials(self, request, context):
+        admin = await self._credential_admin(context)
+        return gateway_pb2.ListProviderCredentialsResponse(
+            credentials=[_credential(c) for c in await admin.list(request.provider)])
+
+    async def GetProviderCredential(self, request, context):
+        refuse_query_override(context, "credential_id")
+        admin = await self._credential_admin(context)
+        return _credential(await admin.get(request.credential_id))
+
+    async def RotateProviderCredential(self, request, context):
+        admin = await self._credential_admin(context)
+        return _credential(await admin.rotate(request.credential_id, request.secret))
+
+    async def DeleteProviderCredential(self, request, context):
+        refuse_query_override(context, "credential_id")
+        admin = await self._credential_admin(context)
+        return _credential(await admin.delete(request.credential_id))
+
+    async def _http(self, endpoint: Endpoint, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
+        ctx = request_context(context)
+        # The raw body: the gateway checks the key before it parses it (401 before 400, as OpenAI).
+        async for message in self._relay(context, ctx, self._gateway.serve(endpoint, ctx, request.data)):
+            yield message
+
+    async def _relay(self, context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, bytes], None]
+                     ) -> AsyncGenerator[HttpBody, None]:
         first = True
-        async with aclosing(self._gateway.serve(endpoint, ctx, body)) as messages:
+        async with aclosing(pieces) as messages:
             async for content_type, data in messages:
                 if first:
                     # Initial metadata only with the first message: an error before it must leave
@@ -93,6 +178,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                     await _headers(context, ctx)
                     first = False
                 yield HttpBody(content_type=content_type, data=data)
+        _trailers(context, ctx)
 
     # --- Typed twins for internal gRPC clients: the same implementation ---------------------------
 
@@ -102,47 +188,67 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         body = typed_body(request)
         body["stream"] = False
         body.pop("stream_options", None)
-        data = b""
-        async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, body)) as messages:
-            async for _, data in messages:
+        answer = None
+        async with aclosing(self._gateway.serve_objects(Endpoint.CHAT, ctx, body,
+                                                        _typed(gateway_pb2.ChatCompletion))) as out:
+            async for answer in out:  # noqa: B007 - the last object is the whole answer
                 pass
+        assert answer is not None, "a unary answer is always one object"
         await _headers(context, ctx)
-        return json_format.ParseDict(orjson.loads(data), gateway_pb2.ChatCompletion(),
-                                     ignore_unknown_fields=True)
+        return answer
 
     async def StreamChatCompletion(self, request: gateway_pb2.ChatCompletionRequest,
-                                   context) -> AsyncIterator[gateway_pb2.ChatCompletionChunk]:
+                                   context) -> AsyncGenerator[gateway_pb2.ChatCompletionChunk, None]:
         ctx = request_context(context)
         body = typed_body(request)
         body["stream"] = True
-        rest, first = b"", True
-        async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, body)) as messages:
-            async for _, data in messages:
-                events, rest = parse_sse_events(rest + data)
-                for event in events:
-                    if not event.data or event.data == b"[DONE]":
-                        continue
-                    chunk = orjson.loads(event.data)
-                    if "error" in chunk and not chunk.get("choices"):
-                        raise map_stream_error(chunk)  # gRPC clients get it as the call's status
-                    if first:
-                        await _headers(context, ctx)
-                        first = False
-                    yield json_format.ParseDict(chunk, gateway_pb2.ChatCompletionChunk(),
-                                                ignore_unknown_fields=True)
+        first = True
+        async with aclosing(self._gateway.serve_objects(
+                Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletionChunk))) as chunks:
+            async for chunk in chunks:
+                if first:
+                    await _headers(context, ctx)
+                    first = False
+                yield chunk
+        _trailers(context, ctx)
 
 
 def request_context(context) -> RequestContext:
-    """The caller's key and the request id from the call's metadata (lower-case HTTP headers
-    through the edge)."""
-    return RequestContext(request_id=current_request_id(),
-                          key=bearer_key(context.invocation_metadata()) or None,
-                          started=time.perf_counter())
+    """The caller's key, the request id and how long the caller waits, from the call and its
+    metadata (lower-case HTTP headers through the edge)."""
+    metadata = context.invocation_metadata()
+    ctx = RequestContext(request_id=current_request_id(), key=bearer_key(metadata) or None,
+                         started=time.perf_counter(), grpc_timeout=context.time_remaining(),
+                         sdk_timeout=sdk_timeout(metadata))
+    for name, value in metadata or ():
+        if name == POLICIES_HEADER and isinstance(value, str):
+            ctx.requested_policies = value
+        elif name == PREFERRED_MODEL_HEADER and isinstance(value, str):
+            ctx.preferred_model = value.strip()
+    return ctx
+
+
+# How long the OpenAI SDKs wait for an answer, in seconds: x-stainless-timeout (Node) and
+# x-stainless-read-timeout (Python). A value that is not a positive number is no bound.
+SDK_TIMEOUT_HEADERS = ("x-stainless-timeout", "x-stainless-read-timeout")
+
+
+def sdk_timeout(metadata) -> float | None:
+    out: float | None = None
+    for name, value in metadata or ():
+        if name in SDK_TIMEOUT_HEADERS:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            if 0 < seconds < float("inf") and (out is None or seconds < out):
+                out = seconds
+    return out
 
 
 def typed_body(request: gateway_pb2.ChatCompletionRequest) -> dict[str, Any]:
     """The typed request as the OpenAI JSON body the edge would have sent."""
-    body = json_format.MessageToDict(request, preserving_proto_field_name=True)
+    body = typed.to_json(request)
     if "seed" in body:  # int64 comes out of MessageToDict as a string
         body["seed"] = int(body["seed"])
     extra = body.pop("extra_body", None)
@@ -151,13 +257,33 @@ def typed_body(request: gateway_pb2.ChatCompletionRequest) -> dict[str, Any]:
     return body
 
 
+def _typed(cls):
+    return lambda obj: typed.to_message(obj, cls)
+
+
 async def _headers(context: grpc.aio.ServicerContext, ctx: RequestContext) -> None:
-    await context.send_initial_metadata((("x-request-id", ctx.request_id),))
+    await context.send_initial_metadata((("x-request-id", ctx.request_id), *ctx.headers))
 
 
-async def _last(messages: AsyncIterator[HttpBody]) -> HttpBody:
+def _trailers(context: grpc.aio.ServicerContext, ctx: RequestContext) -> None:
+    if ctx.trailers:  # e.g. a stream's cost, known only at its end
+        context.set_trailing_metadata(tuple(ctx.trailers))
+
+
+async def _last(messages: AsyncGenerator[HttpBody, None]) -> HttpBody:
     out = None
     async with aclosing(messages) as it:
-        async for out in it:
+        async for out in it:  # noqa: B007 - the last message is the whole answer
             pass
+    assert out is not None, "a unary endpoint always yields its body"
+    return out
+
+
+def _credential(c: CredentialView) -> gateway_pb2.ProviderCredential:
+    out = gateway_pb2.ProviderCredential(credential_id=c.credential_id, provider=c.provider,
+                                         hint=c.hint, weight=c.weight, rpm=c.rpm or 0)
+    if c.created_at is not None:
+        out.created_at.FromDatetime(c.created_at)
+    if c.updated_at is not None:
+        out.updated_at.FromDatetime(c.updated_at)
     return out

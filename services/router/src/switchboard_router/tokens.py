@@ -1,92 +1,39 @@
-"""Token counting with tiktoken, offline: the BPE files ship in tokenizer_data/ and load once at start.
+"""Token counting with tiktoken, offline: the BPE files ship in switchboard_common (`bpe`) and
+load once at start.
 
 Used for the built-in local model and when a provider reports no usage (a stream without usage, an
-aborted stream). o200k_base serves the gpt-4o / gpt-4.1 / o-series / gpt-5 names, cl100k_base
+aborted stream). Counting a large text takes milliseconds per megabyte, so callers on the event loop
+run it through `in_worker`: tiktoken's Rust core releases the GIL, and the loop keeps serving while
+a worker thread counts. o200k_base serves the gpt-4o / gpt-4.1 / o-series / gpt-5 names, cl100k_base
 gpt-4, gpt-3.5 and OpenAI's embedding models; every other model (other vendors' Llama, Mistral,
 DeepSeek ...) is counted with o200k_base as a documented estimate, since their tokenizers differ.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-from collections.abc import Iterable
+import asyncio
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import tiktoken
 
+from switchboard_common.bpe import DATA_DIR, ENCODINGS, encoding_name_for, load_encoding
+from switchboard_common.message_text import texts
+
 from switchboard_router.domain import Endpoint
 
-DATA_DIR = Path(__file__).parent / "tokenizer_data"
-FALLBACK = "o200k_base"
-
-_ENDOFTEXT = "<|endoftext|>"
-_ENDOFPROMPT = "<|endofprompt|>"
-# pat_str and special tokens exactly as tiktoken_ext/openai_public.py defines them.
-_ENCODINGS: dict[str, dict[str, Any]] = {
-    "cl100k_base": {
-        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
-        "special_tokens": {_ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-                           "<|fim_suffix|>": 100260, _ENDOFPROMPT: 100276},
-    },
-    "o200k_base": {
-        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-        "pat_str": "|".join([
-            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-            r"""\p{N}{1,3}""",
-            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-            r"""\s*[\r\n]+""",
-            r"""\s+(?!\S)""",
-            r"""\s+""",
-        ]),
-        "special_tokens": {_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
-    },
-}
-
-# As tiktoken/model.py maps them, limited to the two encodings we ship.
-_EXACT = {
-    "gpt-4": "cl100k_base", "gpt-3.5-turbo": "cl100k_base", "gpt-3.5": "cl100k_base",
-    "gpt-35-turbo": "cl100k_base", "davinci-002": "cl100k_base", "babbage-002": "cl100k_base",
-    "text-embedding-ada-002": "cl100k_base", "text-embedding-3-small": "cl100k_base",
-    "text-embedding-3-large": "cl100k_base",
-}
-_PREFIXES = (  # longest first: "gpt-4o" must win over "gpt-4"
-    ("ft:gpt-3.5-turbo", "cl100k_base"), ("gpt-3.5-turbo-", "cl100k_base"),
-    ("gpt-35-turbo-", "cl100k_base"), ("chatgpt-4o", "o200k_base"), ("ft:gpt-4o", "o200k_base"),
-    ("gpt-4.5", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4o", "o200k_base"),
-    ("ft:gpt-4", "cl100k_base"), ("gpt-4-", "cl100k_base"), ("gpt-5", "o200k_base"),
-    ("o1", "o200k_base"), ("o3", "o200k_base"), ("o4", "o200k_base"),
-)
+# Below this many characters a count takes well under a millisecond: cheaper inline than a thread.
+INLINE_CHARS = 32_768
+_T = TypeVar("_T")
 _TOKENS_PER_MESSAGE = 3  # OpenAI cookbook, "How to count tokens with tiktoken"
 _TOKENS_PER_NAME = 1
 _REPLY_PRIMING = 3
-
-
-def load_encoding(name: str, data_dir: Path = DATA_DIR) -> tiktoken.Encoding:
-    spec = _ENCODINGS[name]
-    blob = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
-    if hashlib.sha256(blob).hexdigest() != spec["sha256"]:
-        raise RuntimeError(f"{data_dir / name}.tiktoken.gz does not hold the expected {name} ranks")
-    ranks = {base64.b64decode(token): int(rank)
-             for token, rank in (line.split() for line in blob.splitlines() if line)}
-    return tiktoken.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=ranks,
-                             special_tokens=spec["special_tokens"])
-
-
-def encoding_name_for(model: str) -> str:
-    """The encoding for a model name; a vendor prefix such as "openai/" is ignored."""
-    name = model.rpartition("/")[2]
-    if name in _EXACT:
-        return _EXACT[name]
-    for prefix, encoding in _PREFIXES:
-        if name.startswith(prefix):
-            return encoding
-    return FALLBACK
 
 
 class Tokenizer:
@@ -98,7 +45,7 @@ class Tokenizer:
 
     @classmethod
     def load(cls, data_dir: Path = DATA_DIR) -> Tokenizer:
-        return cls({name: load_encoding(name, data_dir) for name in _ENCODINGS})
+        return cls({name: load_encoding(name, data_dir) for name in ENCODINGS})
 
     def encoding(self, model: str) -> tiktoken.Encoding:
         enc = self._by_model.get(model)
@@ -109,15 +56,15 @@ class Tokenizer:
         return enc
 
     def count(self, model: str, text: str) -> int:
-        return len(self.encoding(model).encode_ordinary(text)) if text else 0
+        return len(_ids(self.encoding(model), text)) if text else 0
 
     def truncate(self, model: str, text: str, max_tokens: int | None) -> tuple[str, int, bool]:
         """(text cut to at most max_tokens tokens, its token count, whether it was cut)."""
         enc = self.encoding(model)
-        ids = enc.encode_ordinary(text)
+        ids = _ids(enc, text)
         if max_tokens is None or len(ids) <= max_tokens:
             return text, len(ids), False
-        return enc.decode(ids[:max_tokens]), max_tokens, True
+        return enc.decode(ids[:max_tokens].tolist()), max_tokens, True
 
     def count_chat(self, model: str, messages: Iterable[Any], tools: Any = None) -> int:
         """Prompt tokens of a chat request, the way OpenAI's cookbook counts them."""
@@ -128,13 +75,13 @@ class Tokenizer:
             if not isinstance(message, dict):
                 continue
             for key, value in message.items():
-                total += sum(len(enc.encode_ordinary(text)) for text in _texts(value))
+                total += sum(len(_ids(enc, text)) for text in texts(value))
                 if key == "name":
                     total += _TOKENS_PER_NAME
         if tools:
             # Tool definitions reach the model in a format OpenAI does not publish; their JSON is
             # a close, slightly high estimate.
-            total += len(enc.encode_ordinary(orjson.dumps(tools).decode()))
+            total += len(_ids(enc, orjson.dumps(tools).decode()))
         return total
 
     def count_prompt(self, endpoint: Endpoint, model: str, body: dict[str, Any]) -> int:
@@ -152,24 +99,59 @@ class Tokenizer:
         if isinstance(value, str):
             return self.count(model, value)
         if isinstance(value, list):
-            if value and all(isinstance(v, int) for v in value):
+            if value and isinstance(value[0], int):  # validation made them all token ids
                 return len(value)
             return sum(self.count_inputs(model, v) for v in value)
         return 0
 
 
-def _texts(value: Any) -> Iterable[str]:
-    """The text inside a message field: a string, content parts, or tool calls."""
+async def in_worker(chars: int, fn: Callable[..., _T], /, *args: Any) -> _T:
+    """fn(*args), in a worker thread when it reads more than INLINE_CHARS characters, so that
+    tokenizing a large input never holds up the event loop (the Rust core releases the GIL)."""
+    if chars <= INLINE_CHARS:
+        return fn(*args)
+    return await off_loop(fn, *args)
+
+
+async def off_loop(fn: Callable[..., _T], /, *args: Any) -> _T:
+    """fn(*args) in one of the tokenizing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_workers(), fn, *args)
+
+
+@functools.cache
+def _workers() -> ThreadPoolExecutor:
+    """Threads for CPU-heavy work, made on first use. They run at a lower priority than the
+    event loop's thread: on a busy machine a large count slows down, small requests do not."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tokenize",
+                              initializer=_lower_priority)
+
+
+def _lower_priority() -> None:
+    try:  # per thread on Linux (a thread is a task with its own nice value)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # elsewhere, or not permitted: run at the usual priority
+        pass
+
+
+def _ids(enc: tiktoken.Encoding, text: str) -> memoryview:
+    """The token ids as a flat buffer: no Python int per token, and the GIL released throughout.
+    (tiktoken's public encode_to_numpy wraps this same call; an empty allowed set encodes
+    special-token text as ordinary text, as encode_ordinary does.)"""
+    # The buffer reports its shape in bytes: recast it as the uint32 array it holds.
+    return memoryview(enc._core_bpe.encode_to_tiktoken_buffer(text, set())).cast("B").cast("I")
+
+
+def input_chars(value: Any) -> int:
+    """The size of a prompt or embedding input: characters of text plus one per token id."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for part in value:
-            if isinstance(part, dict):
-                if isinstance(part.get("text"), str):
-                    yield part["text"]
-                function = part.get("function")
-                if isinstance(function, dict):
-                    yield from (v for v in (function.get("name"), function.get("arguments"))
-                                if isinstance(v, str))
-    elif isinstance(value, dict):  # e.g. a legacy function_call
-        yield from (v for v in value.values() if isinstance(v, str))
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(v) if isinstance(v, (str, list)) else 1 for v in value)
+    return 0
+
+
+def chat_chars(messages: Iterable[Any], tools: Any = None) -> int:
+    """The characters of text in chat messages (and tool definitions) that counting would read."""
+    total = sum(len(text) for m in messages if isinstance(m, dict)
+                for value in m.values() for text in texts(value))
+    return total + (len(orjson.dumps(tools)) if tools else 0)

@@ -6,11 +6,13 @@ aiohttp rather than httpx: its pool costs 10-25x less CPU per call here
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from switchboard_common.errors import ApiError, UpstreamError, UpstreamTimeout
+from yarl import URL
 
 # aiohttp's own exceptions become ours where they enter, most specific first.
 _ERRORS: tuple[tuple[type[BaseException], type[ApiError], str], ...] = (
@@ -24,6 +26,12 @@ _ERRORS: tuple[tuple[type[BaseException], type[ApiError], str], ...] = (
 CAUGHT = tuple(exc for exc, _, _ in _ERRORS)
 
 
+def as_sent(url: str) -> str | URL:
+    """The codecs build URLs already percent-encoded; yarl would decode `%3A` in a path back to
+    `:`, and a SigV4 signature covers the path exactly as it was encoded (Bedrock's model ids)."""
+    return URL(url, encoded=True) if "%" in url else url
+
+
 def translate(exc: BaseException) -> ApiError:
     for kind, error, message in _ERRORS:
         if isinstance(exc, kind):
@@ -31,10 +39,34 @@ def translate(exc: BaseException) -> ApiError:
     return UpstreamError("The connection to the provider failed.")
 
 
-@functools.lru_cache(maxsize=256)
-def timeouts(total: float, connect: float, read: float | None) -> aiohttp.ClientTimeout:
-    """Built once per distinct deployment setting, not per request."""
-    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+def retry_after(headers: Mapping[str, str]) -> str | None:
+    """When the provider asks to be called again, in seconds: OpenAI's and Azure's retry-after-ms
+    (milliseconds) where sent, being the finer, else Retry-After."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return str(max(0.0, float(ms)) / 1000)
+        except ValueError:
+            pass
+    return headers.get("retry-after")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt's timeouts in seconds: the whole attempt (already cut to what is left of the
+    request's deadline), the connection, and the longest wait between two reads of the body."""
+
+    total: float
+    connect: float
+    read: float
+
+    def timeout(self, *, stream: bool) -> aiohttp.ClientTimeout:
+        if self.total <= 0:
+            raise UpstreamTimeout("The provider did not answer in time.")
+        # A whole answer arrives only once the model is done, so the wait for its headers is
+        # bounded by the total alone; its body then gets the read timeout (`_read_body`).
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=min(self.connect, self.total),
+                                     sock_read=self.read if stream else None)
 
 
 class UpstreamStream:
@@ -43,7 +75,7 @@ class UpstreamStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.retry_after = response.headers.get("retry-after")
+        self.retry_after = retry_after(response.headers)
         self._complete = False
 
     async def read(self) -> bytes:
@@ -94,19 +126,38 @@ class Upstream:
             await self._session.close()
 
     async def post(self, url: str, headers: dict[str, str], data: bytes,
-                   timeout: aiohttp.ClientTimeout) -> tuple[int, str | None, bytes]:
+                   attempt: Attempt) -> tuple[int, str | None, bytes]:
         """(status, retry-after, whole body)."""
+        assert self._session is not None, "start() opens the pool before any call"
+        timeout = attempt.timeout(stream=False)
         try:
-            async with self._session.post(url, data=data, headers=headers, timeout=timeout) as resp:
-                return resp.status, resp.headers.get("retry-after"), await resp.read()
+            async with self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout) as resp:
+                return resp.status, retry_after(resp.headers), await _read_body(resp, attempt.read)
         except CAUGHT as exc:
             raise translate(exc) from None
 
     async def open_stream(self, url: str, headers: dict[str, str], data: bytes,
-                          timeout: aiohttp.ClientTimeout) -> UpstreamStream:
+                          attempt: Attempt) -> UpstreamStream:
+        assert self._session is not None, "start() opens the pool before any call"
+        timeout = attempt.timeout(stream=True)
         try:
-            response = await self._session.post(url, data=data, headers=headers, timeout=timeout)
+            response = await self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout)
         except CAUGHT as exc:
             raise translate(exc) from None
         return UpstreamStream(response)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, read_timeout: float) -> bytes:
+    """The body of a whole answer, failing when the provider stalls between two reads of it."""
+    content = resp.content
+    if content.is_eof():  # the whole body came with the headers (the common small answer)
+        return content.read_nowait()
+    parts: list[bytes] = []
+    while not content.at_eof():
+        async with asyncio.timeout(read_timeout):
+            part = await content.readany()
+        if not part:
+            break
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import grpc
 import orjson
 import pytest
 from google.api import httpbody_pb2
@@ -38,7 +41,9 @@ async def test_non_stream_forwards_the_upstream_json_as_is(router):
     assert router.upstream.headers[-1]["Authorization"] == "Bearer sk-upstream-secret"
 
     (headers, event), = await router.events(1)
-    assert headers["Nats-Msg-Id"] == "req-nonstream-1"
+    # The router mints the event id (the dedup key); x-request-id only correlates.
+    assert headers["Nats-Msg-Id"] == event.event_id
+    assert uuid.UUID(event.event_id).version == 7
     assert event.request_id == "req-nonstream-1"
     assert (event.prompt_tokens, event.completion_tokens, event.total_tokens) == (11, 7, 18)
     assert event.token_source == events_pb2.TOKEN_SOURCE_PROVIDER
@@ -63,7 +68,7 @@ async def test_stream_is_sse_framed_and_hides_the_usage_chunk_it_added(router):
     assert router.upstream.requests[-1]["stream_options"] == {"include_usage": True}
 
     (headers, event), = await router.events(1)
-    assert headers["Nats-Msg-Id"] == "req-s1"
+    assert headers["Nats-Msg-Id"] == event.event_id and event.request_id == "req-s1"
     assert event.stream and event.outcome == events_pb2.OUTCOME_SUCCESS
     assert (event.prompt_tokens, event.completion_tokens) == (11, 7)
     assert event.token_source == events_pb2.TOKEN_SOURCE_PROVIDER
@@ -137,3 +142,36 @@ async def test_embeddings_and_models(router):
     one = orjson.loads((await router.stub.GetModel(gateway_pb2.GetModelRequest(model="fake/anything"),
                                                    metadata=router.md())).data)
     assert one == {"id": "fake/anything", "object": "model", "created": one["created"], "owned_by": "fake"}
+
+
+async def test_typed_twins_keep_the_fields_the_proto_does_not_know(router):
+    request = gateway_pb2.ChatCompletionRequest(
+        model="future-fields", messages=[gateway_pb2.ChatMessage(role="user")])
+    request.messages[0].content.string_value = "hi"
+    completion = await router.stub.CreateChatCompletion(request, metadata=router.md())
+    assert completion.extra_fields["future_field"] == {"kept": True}
+    annotations = completion.choices[0].message.extra_fields["annotations"]
+    assert annotations[0]["url_citation"]["url"] == "https://x"
+
+    request.stream_options.include_usage = True
+    chunks = [c async for c in router.stub.StreamChatCompletion(request, metadata=router.md())]
+    content = [c for c in chunks if c.choices]
+    assert {c.extra_fields["obfuscation"] for c in content} == {"x1"}
+    assert [c.choices[0].delta.extra_fields["future_delta"] for c in content] == list(
+        range(len(content)))
+    assert chunks[-1].usage.total_tokens == 18 and not chunks[-1].choices
+
+
+async def test_typed_stream_failing_midway_ends_with_the_real_status(router):
+    request = gateway_pb2.ChatCompletionRequest(
+        model="stall-stream", messages=[gateway_pb2.ChatMessage(role="user")])
+    request.messages[0].content.string_value = "hi"
+    call = router.stub.StreamChatCompletion(request, metadata=router.md())
+    received = []
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for chunk in call:
+            received.append(chunk)
+    assert received  # the error came after the first chunk
+    # The provider stalled: a timeout (504), not a generic 502 rebuilt from our own SSE bytes.
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert dict(info.value.trailing_metadata())["x-http-status"] == "504"

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
+from prometheus_client import REGISTRY
 from switchboard.events.v1 import events_pb2
 from switchboard.gateway.v1 import gateway_pb2
 
@@ -31,22 +32,37 @@ async def _fail(router, body: bytes, **md) -> tuple[grpc.aio.AioRpcError, dict]:
     return info.value, dict(info.value.trailing_metadata())
 
 
-async def test_missing_and_unknown_keys_are_401_and_recorded(router):
+def _unauthenticated(code: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_router_unauthenticated_requests_total",
+                                     {"code": code}) or 0.0
+
+
+async def test_missing_and_unknown_keys_are_401_counted_and_make_no_event(router):
+    before = _unauthenticated("missing_api_key"), _unauthenticated("invalid_api_key")
     err, md = await _fail(router, _body(model="ok-model"), key=None, request_id="r-nokey")
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     assert md["x-http-status"] == "401" and md["x-error-type"] == "authentication_error"
     err, md = await _fail(router, _body(model="ok-model"), key="sk-wrong")
     assert md["x-http-status"] == "401" and "Incorrect API key" in err.details()
-    events = await router.events(2)
-    assert {e.key_id for _, e in events} == {""}
-    assert {e.http_status for _, e in events} == {401}
-    assert {e.outcome for _, e in events} == {events_pb2.OUTCOME_ERROR}
-    assert events[0][0]["Nats-Msg-Id"] == "r-nokey"
+    # A bad body with a bad key is no ledger row either.
+    await _fail(router, _body(), key="sk-wrong")
+    after = _unauthenticated("missing_api_key"), _unauthenticated("invalid_api_key")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 2)  # labelled by auth's reason
+    await _fail(router, _body(model="no-such-model"), request_id="r-then-good")  # a valid key's 404
+    (_, event), = await router.events(1)  # only the authenticated request was recorded
+    assert event.request_id == "r-then-good" and event.key_id == "key-good"
 
 
-async def test_model_not_allowed_is_403(router):
-    _, md = await _fail(router, _body(model="ok-model"), key=LIMITED_KEY)
+async def test_authenticated_refusals_keep_their_record(router):
+    """403 (model not allowed) and 400 (refused before admission) still name the key."""
+    _, md = await _fail(router, _body(model="ok-model"), key=LIMITED_KEY, request_id="r-403")
     assert md["x-http-status"] == "403"
+    _, md = await _fail(router, _body(), request_id="r-400")
+    assert md["x-http-status"] == "400"
+    events = {e.request_id: e for _, e in await router.events(2)}
+    assert events["r-403"].key_id == "key-limited" and events["r-403"].http_status == 403
+    assert events["r-400"].key_id == "key-good" and events["r-400"].http_status == 400
+    assert {e.outcome for e in events.values()} == {events_pb2.OUTCOME_ERROR}
 
 
 async def test_unknown_and_disabled_models_are_404_model_not_found(router):
@@ -96,6 +112,7 @@ async def test_failover_to_the_next_deployment(router):
     assert b"".join(m.data for m in messages).endswith(b"data: [DONE]\n\n")
     events = await router.events(2)
     assert [e.deployment for _, e in events] == ["fake2/ok-failover", "fake/ok-2"]
+    assert [e.attempts for _, e in events] == [2, 2]  # the failed deployment, then the one that answered
 
     stats = await router.stub.GetRoutingStats(gateway_pb2.GetRoutingStatsRequest(),
                                               metadata=router.md(key=ADMIN_KEY))
@@ -149,7 +166,7 @@ async def test_client_cancel_stops_the_upstream_and_records_client_abort(router,
     call.cancel()
     await asyncio.wait_for(router.upstream.aborted.wait(), 5)  # the upstream call was stopped
     (headers, event), = await router.events(1)
-    assert headers["Nats-Msg-Id"] == "r-cancel"
+    assert headers["Nats-Msg-Id"] == event.event_id and event.request_id == "r-cancel"
     assert event.outcome == events_pb2.OUTCOME_CLIENT_ABORT
     assert event.token_source == events_pb2.TOKEN_SOURCE_ESTIMATED
     assert 0 < event.completion_tokens < 500
@@ -170,7 +187,9 @@ async def test_moderations_forward_to_a_provider_that_has_them(router):
 async def test_verdicts_are_cached_and_dropped_by_keys_changed(router):
     for _ in range(3):
         await router.chat(_body(model="switchboard-local"))
-    assert len(router.auth.calls) == 1  # two of three requests never asked auth
+    # The key alone (checked before the body is parsed), which allows every model: two of three
+    # requests never asked auth.
+    assert router.auth.calls == [("sk-test-good", "")]
     event = events_pb2.KeysChanged(key_id="key-good", change=events_pb2.KEY_CHANGE_REVOKED)
     await router._nc.publish("keys.changed", event.SerializeToString())
     await router._nc.flush()
@@ -191,3 +210,24 @@ async def test_auth_unreachable_is_503_unless_cached(router):
     assert md["x-http-status"] == "503"
     err, md = await _fail_unary(router.stub.ListModels(empty_pb2.Empty(), metadata=router.md(key=ADMIN_KEY)))
     assert md["x-http-status"] == "503"
+
+
+async def test_the_key_is_checked_before_the_body_is_parsed(router):
+    # As OpenAI answers: no valid key, 401, whatever the body; a valid key with bad JSON, 400.
+    err, md = await _fail(router, b"{not json", key=None)
+    assert md["x-http-status"] == "401" and md["x-error-code"] == "missing_api_key"
+    err, md = await _fail(router, b"{not json", key="sk-wrong")
+    assert md["x-http-status"] == "401" and md["x-error-code"] == "invalid_api_key"
+    err, md = await _fail(router, b"{not json", request_id="r-bad-json")
+    assert md["x-http-status"] == "400" and md["x-error-code"] == "invalid_json"
+    assert router.auth.calls[-1] == ("sk-test-good", "")  # the key alone: no model was read
+    # The authenticated request keeps its one record, with its key (whether the refusals before
+    # it are recorded is not this test's business).
+    for _ in range(100):
+        events = {event.request_id: event for _, event in await router.events(1)}
+        if "r-bad-json" in events:
+            break
+        await asyncio.sleep(0.05)
+    event = events["r-bad-json"]
+    assert (event.key_id, event.http_status, event.outcome) == (
+        "key-good", 400, events_pb2.OUTCOME_ERROR)

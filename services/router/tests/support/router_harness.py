@@ -10,7 +10,17 @@ from pathlib import Path
 import grpc
 import yaml
 from google.api import httpbody_pb2
-from router_fakes import ADMIN_KEY, GOOD_KEY, LIMITED_KEY, FakeAuth, FakeKey, FakeUpstream, start_auth
+from router_fakes import (
+    ADMIN_KEY,
+    GOOD_KEY,
+    LIMITED_KEY,
+    FakeAuth,
+    FakeBilling,
+    FakeKey,
+    FakeUpstream,
+    start_auth,
+    start_billing,
+)
 from switchboard.gateway.v1 import gateway_pb2_grpc
 from switchboard_router import bootstrap, server
 from switchboard_router.settings import RouterSettings
@@ -40,17 +50,25 @@ def router_config(upstream_url: str) -> dict:
             {"name": "bad-request", "deployments": [{"provider": "fake"}]},
             {"name": "midstream-abort", "deployments": [{"provider": "fake"}]},
             {"name": "slow-stream", "deployments": [{"provider": "fake"}]},
-            {"name": "with-failover", "deployments": [
+            {"name": "with-failover", "strategy": "failover", "deployments": [
                 {"provider": "fake", "model": "broken"},
                 {"provider": "fake2", "model": "ok-failover"}]},
-            {"name": "unreachable-then-ok", "deployments": [
+            {"name": "unreachable-then-ok", "strategy": "failover", "deployments": [
                 {"provider": "dead", "model": "x"}, {"provider": "fake", "model": "ok-2"}]},
             {"name": "slow-answer", "deployments": [{"provider": "fake", "timeout_seconds": 0.3}]},
             {"name": "stall-stream", "deployments": [{"provider": "fake", "read_timeout_seconds": 0.3}]},
+            {"name": "slow-start", "deployments": [{"provider": "fake"}]},
+            {"name": "stall-body", "deployments": [{"provider": "fake", "read_timeout_seconds": 0.3}]},
+            {"name": "slow-twice", "strategy": "failover", "deployments": [
+                {"provider": "fake", "model": "slow-start", "timeout_seconds": 0.5},
+                {"provider": "fake2", "model": "slow-start", "timeout_seconds": 0.5}]},
+            {"name": "future-fields", "deployments": [{"provider": "fake"}]},
             {"name": "gpt-secret", "deployments": [{"provider": "nokey"}]},
             {"name": "omni-moderation-latest", "deployments": [{"provider": "fake"}]},
             {"name": "fake/*", "deployments": [{"provider": "fake"}]},
         ],
+        # These tests see one attempt per deployment; retries have tests of their own.
+        "routing": {"retries": {"attempts": 0}},
     }
 
 
@@ -65,6 +83,7 @@ class Harness:
     subject: str
     stream: str | None
     js: object | None
+    billing: FakeBilling | None = None
 
     def md(self, key: str | None = GOOD_KEY, request_id: str | None = None) -> tuple:
         out = [("x-request-id", request_id or uuid.uuid4().hex)]
@@ -96,7 +115,8 @@ class Harness:
 
 async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
                        upstream: FakeUpstream | None = None, with_stream: bool = True,
-                       auth_keys: dict | None = None, **overrides) -> Harness:
+                       auth_keys: dict | None = None, billing: FakeBilling | None = None,
+                       **overrides) -> Harness:
     import nats
 
     upstream = upstream or FakeUpstream()
@@ -105,6 +125,8 @@ async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
     auth_server, auth_port, fake_auth = await start_auth(auth_keys or {
         GOOD_KEY: FakeKey("key-good"), ADMIN_KEY: FakeKey("key-admin", is_admin=True),
         LIMITED_KEY: FakeKey("key-limited", allowed_models=("switchboard-local",))})
+    billing = billing or FakeBilling({})
+    billing_server, billing_port = await start_billing(billing)
     config_path = tmp_path / "switchboard.yaml"
     config_path.write_text(yaml.safe_dump(router_config(upstream.base_url)))
     tag = uuid.uuid4().hex[:12]
@@ -117,6 +139,7 @@ async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
         await js.add_stream(name=stream, subjects=[subject], duplicate_window=60)
     settings = RouterSettings(
         grpc_port=0, config_path=config_path, auth_target=f"127.0.0.1:{auth_port}",
+        billing_target=f"127.0.0.1:{billing_port}",
         nats_url=nats_url, data_dir=tmp_path / "data", usage_subject=subject,
         ensure_usage_stream=False, **overrides)
     app = await bootstrap.build(settings, env={}, tokenizer=tokenizer)
@@ -127,7 +150,8 @@ async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
     harness = Harness(app=app, server=grpc_srv, channel=channel,
                       stub=gateway_pb2_grpc.GatewayServiceStub(channel), auth=fake_auth,
                       upstream=upstream, subject=subject, stream=stream, js=js)
-    harness._closers = [auth_server]  # type: ignore[attr-defined]
+    harness.billing = billing
+    harness._closers = [auth_server, billing_server]  # type: ignore[attr-defined]
     harness._nc = js._nc if js else None  # type: ignore[attr-defined]
     return harness
 

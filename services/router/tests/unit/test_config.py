@@ -51,8 +51,24 @@ def test_errors_name_the_field_path():
     raw = _one()
     raw["models"][0]["deployments"][0]["weight"] = 0
     assert [p for p, _ in _problems(raw)] == ["models[0].deployments[0].weight"]
-    assert _problems(_one(kind="lokal")) == [("providers.p.type",
-                                              "unknown provider type 'lokal' (known: local, openai)")]
+    assert _problems(_one(kind="lokal")) == [("providers.p.type", "unknown provider type 'lokal' "
+                                              "(known: anthropic, azure, bedrock, gemini, local, "
+                                              "openai, vertex)")]
+
+
+@pytest.mark.parametrize("section, issue", [("budgets", "/api/billing/budget")])
+def test_sections_nothing_reads_yet_are_refused_by_name(section, issue):
+    problems = _problems({**_one(), section: {"gpt-4o": {"input_micros_usd_per_token": 5}}})
+    assert [path for path, _ in problems] == [section]
+    assert "not supported yet" in problems[0][1] and issue in problems[0][1]
+
+
+def test_prices_are_left_to_billing_which_validates_them():
+    # The router takes the section without reading it; billing's own start refuses a bad one
+    # (services/billing/tests/unit/test_billing_price_config.py).
+    parsed = config.parse({**_one(), "prices": {"models": {"m": {"input": 1, "output": 2}}}}, {})
+    # The file's models, then the catalog presets' "<vendor>/*" routes (disabled: no keys here).
+    assert [m.name for m in parsed.models if "/" not in m.name] == ["m"]
 
 
 def test_cross_field_checks():
@@ -113,9 +129,10 @@ def test_yaml_errors_and_missing_file(tmp_path):
 
 def _providers(cfg: config.Config) -> dict:
     from switchboard_router.providers.local import LocalProvider
-    from switchboard_router.providers.remote import OpenAICompatibleProvider
+    from switchboard_router.codecs.openai import OpenAICodec
+    from switchboard_router.providers.remote import RemoteProvider
 
-    return {name: LocalProvider(None) if spec.type == "local" else OpenAICompatibleProvider(None, None)
+    return {name: LocalProvider(None) if spec.type == "local" else RemoteProvider(OpenAICodec(None), None, None)
             for name, spec in cfg.providers.items() if spec.enabled}
 
 
@@ -123,3 +140,13 @@ def _listed(routes: Routes) -> list[dict]:
     import orjson
 
     return orjson.loads(routes.listing())["data"]
+
+
+def test_default_guardrail_policies_are_named_by_id():
+    parsed = config.parse({**_one(), "guardrails": {"default_policy_ids": ["pol_a", "pol_a"]}}, {})
+    assert parsed.default_guardrail_policy_ids == ("pol_a",)
+    assert config.parse(_one(), {}).default_guardrail_policy_ids == ()
+    assert [p for p, _ in _problems({**_one(), "guardrails": {"default_policy_ids": ["no pol"]}})] == [
+        "guardrails.default_policy_ids[0]"]
+    assert [p for p, _ in _problems({**_one(), "guardrails": {"policies": []}})] == [
+        "guardrails.policies"]

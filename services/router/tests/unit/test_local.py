@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import struct
+import threading
 
 import orjson
+import pytest
+from switchboard_common.errors import InvalidRequest
 
 from switchboard_router.domain import Deployment, Endpoint
 from switchboard_router.providers.base import Call
-from switchboard_router.providers.local import LocalProvider
+from switchboard_router.providers.local import (
+    FINGERPRINT,
+    MAX_DIMENSIONS,
+    MAX_FLOATS,
+    MAX_INPUT_CHARS,
+    MAX_OUTPUT_TOKENS,
+    LocalProvider,
+)
 
 DEP = Deployment(route="switchboard-local", name="local/echo", provider="local", model="echo",
                  weight=1, timeout_seconds=1, read_timeout_seconds=1, connect_timeout_seconds=1)
@@ -103,3 +114,111 @@ async def test_embeddings_are_deterministic_unit_vectors(tokenizer):
     assert len(struct.unpack("<64f", raw)) == 64
     tokens = orjson.loads((await provider.send(_call({"input": [1, 2, 3]}, Endpoint.EMBEDDINGS))).data)
     assert len(tokens["data"]) == 1 and tokens["usage"]["prompt_tokens"] == 3
+
+
+async def _refusal(provider: LocalProvider, call: Call) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        await provider.send(call)
+    return info.value
+
+
+@pytest.mark.parametrize(("body", "endpoint", "param"), [
+    ({"messages": [{"role": "user", "content": "x" * (MAX_INPUT_CHARS + 1)}]}, Endpoint.CHAT,
+     "messages"),
+    ({"prompt": ["x" * MAX_INPUT_CHARS, "y"]}, Endpoint.COMPLETIONS, "prompt"),
+    ({"input": [[1] * MAX_INPUT_CHARS, [2]]}, Endpoint.EMBEDDINGS, "input"),
+])
+async def test_inputs_past_the_context_are_refused_before_any_work(tokenizer, body, endpoint, param):
+    counting = CountingTokenizer(tokenizer)
+    err = await _refusal(LocalProvider(counting), _call(body, endpoint))
+    assert (err.param, err.code, err.http_status) == (param, "context_length_exceeded", 400)
+    assert str(MAX_INPUT_CHARS) in err.message
+    assert counting.calls == []  # nothing was tokenized
+
+
+async def test_a_stream_refuses_before_its_first_message(tokenizer):
+    body = {"messages": [{"role": "user", "content": "x" * (MAX_INPUT_CHARS + 1)}], "stream": True}
+    _, pieces = _provider(tokenizer).stream(_call(body))
+    with pytest.raises(InvalidRequest):
+        await anext(pieces)
+
+
+async def test_choices_and_output_are_bounded(tokenizer):
+    provider = _provider(tokenizer)
+    err = await _refusal(provider, _call({"prompt": ["a", "b"], "n": 65}, Endpoint.COMPLETIONS))
+    assert (err.param, err.code) == ("n", "invalid_value")
+    long = " ".join(["word"] * (MAX_OUTPUT_TOKENS * 2))
+    body = orjson.loads((await provider.send(_call({"messages": [{"role": "user", "content": long}],
+                                                    "max_tokens": 10**6}))).data)
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == MAX_OUTPUT_TOKENS
+
+
+async def test_embeddings_are_bounded(tokenizer):
+    provider = _provider(tokenizer)
+    for body in ({"input": "x", "dimensions": MAX_DIMENSIONS + 1},
+                 {"input": ["x"] * 512, "dimensions": 257}, {"input": ["x"] * 513}):
+        err = await _refusal(provider, _call(body, Endpoint.EMBEDDINGS))
+        assert (err.param, err.code) == ("dimensions", "invalid_value")
+    reply = await provider.send(_call({"input": ["x"] * 512}, Endpoint.EMBEDDINGS))
+    assert len(orjson.loads(reply.data)["data"]) == MAX_FLOATS // 256
+
+
+async def test_a_large_batch_of_embeddings_lets_the_loop_run_while_it_is_built(tokenizer):
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = ticks
+    await _provider(tokenizer).send(_call({"input": [f"text {i}" for i in range(512)]},
+                                          Endpoint.EMBEDDINGS))
+    task.cancel()
+    assert ticks - start >= 16  # it yielded to the loop between slices, not once at the end
+
+
+async def test_large_prompts_are_tokenized_off_the_event_loop(tokenizer):
+    counting = CountingTokenizer(tokenizer)
+    text = "many words " * 20_000
+    await LocalProvider(counting).send(_call({"messages": [{"role": "user", "content": text}]}))
+    assert counting.calls and threading.get_ident() not in counting.calls
+
+
+@pytest.mark.parametrize("prompt", [[200_000], [[1, 2], [1_000_000_000]]])
+async def test_token_ids_outside_the_vocabulary_are_refused(tokenizer, prompt):
+    err = await _refusal(_provider(tokenizer), _call({"prompt": prompt}, Endpoint.COMPLETIONS))
+    assert err.code == "invalid_value" and err.param.startswith("prompt")  # was a 500
+
+
+async def test_what_openai_accepts_the_local_model_answers(tokenizer):
+    provider = _provider(tokenizer)
+    body = orjson.loads((await provider.send(_call({"prompt": None}, Endpoint.COMPLETIONS))).data)
+    assert body["choices"][0]["text"].startswith("Hello!")
+    body = orjson.loads((await provider.send(_call({"prompt": "hi", "max_tokens": 0},
+                                                   Endpoint.COMPLETIONS))).data)
+    assert (body["choices"][0]["text"], body["choices"][0]["finish_reason"]) == ("", "length")
+    body = orjson.loads((await provider.send(_call({"messages": MESSAGES, "n": 2.0}))).data)
+    assert len(body["choices"]) == 2 and body["system_fingerprint"] == FINGERPRINT
+
+
+class CountingTokenizer:
+    """The real tokenizer, noting the thread of each call that tokenizes."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.calls: list[int] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if name not in ("count", "count_chat", "count_inputs", "truncate"):
+            return attr
+
+        def noted(*args, **kwargs):
+            self.calls.append(threading.get_ident())
+            return attr(*args, **kwargs)
+        return noted

@@ -6,11 +6,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from switchboard_router.domain import Endpoint
-from switchboard_router.tokens import encoding_name_for
+from switchboard_router.tokens import (
+    INLINE_CHARS,
+    chat_chars,
+    encoding_name_for,
+    in_worker,
+    input_chars,
+)
 
 # OpenAI cookbook, "How to count tokens with tiktoken": 129 prompt tokens for gpt-4 / gpt-3.5-turbo
 # and 124 for gpt-4o for these messages, as the API reports them.
@@ -70,3 +77,37 @@ def test_prompts_of_every_endpoint(tokenizer):
     assert tokenizer.count_prompt(Endpoint.MODERATIONS, "gpt-4", {"input": "x"}) == 0
     text, count, cut = tokenizer.truncate("gpt-4o", "one two three four", 2)
     assert (text, count, cut) == ("one two", 2, True)
+
+
+def test_counts_without_a_python_int_per_token_match_tiktoken(tokenizer):
+    text = "Special tokens are plain text here: <|endoftext|> and <|endofprompt|>. Ünïcödé, 日本語, 123456"
+    for model in ("gpt-4o", "gpt-4"):
+        assert tokenizer.count(model, text) == len(tokenizer.encoding(model).encode_ordinary(text))
+    assert tokenizer.count("gpt-4o", "") == 0
+
+
+async def test_large_inputs_are_tokenized_off_the_event_loop(tokenizer):
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    nice: list[int] = []
+
+    def count(text: str) -> int:
+        seen.append(threading.get_ident())
+        nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return tokenizer.count("gpt-4o", text)
+
+    small = "word " * 100
+    large = "word " * (INLINE_CHARS // 5 + 1)
+    assert await in_worker(len(small), count, small) == tokenizer.count("gpt-4o", small)
+    assert await in_worker(len(large), count, large) == tokenizer.count("gpt-4o", large)
+    assert seen[0] == loop_thread  # a thread hop costs more than counting a short text
+    assert seen[1] != loop_thread
+    assert nice[1] > nice[0]  # the worker yields the CPU to the loop's thread on a busy machine
+
+
+def test_sizes_of_inputs(tokenizer):
+    assert input_chars("abc") == 3 and input_chars(["ab", "c"]) == 3
+    assert input_chars([1, 2, 3]) == 3 and input_chars([[1, 2], [3]]) == 3 and input_chars(None) == 0
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    assert chat_chars(messages) == len("user") + len("hello")
+    assert chat_chars(messages, [{"a": 1}]) == chat_chars(messages) + len('[{"a":1}]')

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ class Call:
     deployment: Deployment
     request_id: str
     include_usage: bool = False  # the client asked for the stream's usage chunk
+    deadline: float = math.inf  # time.perf_counter() by which the request must be done
 
 
 @dataclass(slots=True)
@@ -31,16 +33,19 @@ class Reply:
     data: bytes
     usage: Tokens | None
     text: Callable[[], str]  # the completion's text, to count tokens when usage is None
+    parsed: dict[str, Any] | None = None  # `data` as JSON, when the adapter parsed it already
 
 
 class StreamTally(Protocol):
-    """What a provider learned while streaming, read once the stream is over."""
+    """What a provider learned while streaming; readable at any time during the stream."""
 
-    usage: Tokens | None  # reported by the provider
+    usage: Tokens | None  # reported by the provider (usually with the last chunk)
     error: ApiError | None  # an error the provider reported inside the stream
 
-    def completion_text(self) -> str:
-        """The text produced so far, to count tokens when usage is None."""
+    def completion_tokens(self) -> int:
+        """The completion tokens produced so far: the provider's count once it reported usage,
+        until then counted from the text streamed (in bounded memory, see completion.py). Cheap
+        enough to call every second; exact once the stream has closed."""
 
 
 class Provider(Protocol):
@@ -49,7 +54,7 @@ class Provider(Protocol):
     async def send(self, call: Call) -> Reply:
         """The whole answer. Raises ApiError (already mapped) when the provider fails."""
 
-    def stream(self, call: Call) -> tuple[StreamTally, AsyncIterator[bytes]]:
+    def stream(self, call: Call) -> tuple[StreamTally, AsyncGenerator[bytes, None]]:
         """SSE bytes as they arrive, one item per provider read, framed `data: ...\\n\\n` and
         ending with `data: [DONE]\\n\\n`. Errors before the first item are raised as ApiError;
         closing the iterator early stops the provider call."""

@@ -1,57 +1,121 @@
-"""A provider reached over HTTP: a wire format's pure codec driven through the shared upstream pool."""
+"""A provider reached over HTTP: a wire format's pure codec (codecs/) driven through the shared
+upstream pool. The same driver serves every format, so timeouts, failover and stream handling
+behave alike whatever the provider."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
-from switchboard_router.domain import Deployment, Endpoint
-from switchboard_router.providers import openai_compatible as codec
+from switchboard_router.codecs.base import Codec, StreamRelay
+from switchboard_router import keyring
+from switchboard_router.domain import ProviderSpec
+from switchboard_router.keyring import Key, KeyRing, StoredKey
 from switchboard_router.providers.base import Call, Reply
-from switchboard_router.upstream import Upstream, timeouts
+from switchboard_router.tokens import Tokenizer
+from switchboard_router.upstream import Attempt, Upstream, UpstreamStream
 
 
-class OpenAICompatibleProvider:
-    """OpenAI, and any vendor speaking its format (the catalog's entries, self-hosted servers)."""
-
-    endpoints = frozenset(Endpoint)
-
-    def __init__(self, wire: codec.Wire, upstream: Upstream) -> None:
-        self._wire = wire
+class RemoteProvider:
+    def __init__(self, codec: Codec, upstream: Upstream, tokenizer: Tokenizer,
+                 spec: ProviderSpec | None = None,
+                 make_codec: Callable[[ProviderSpec], Codec] | None = None) -> None:
+        self._codec = codec
+        self.endpoints = codec.endpoints
+        # Codecs whose credentials need I/O (an OAuth token to fetch or refresh, AWS credentials
+        # to resolve or refresh before signing) do it here,
+        # awaited before each request is built, so request() itself stays pure.
+        self._authorize = getattr(codec, "authorize", None)
         self._upstream = upstream
+        self._tokenizer = tokenizer
+        self._spec = spec
+        self._make_codec = make_codec
+        # Several keys (api_keys, stored ones): each attempt uses the codec built with the key it
+        # picks, and a key the provider refuses (401/403/429) gives way to the next in the call.
+        self.keyring: KeyRing[Codec] | None = None
+        if spec is not None and make_codec is not None:
+            self.keyring = keyring.build(spec, make_codec)
+
+    def install_stored(self, stored: Sequence[StoredKey]) -> None:
+        """The keys stored through /api/credentials for this provider, now (each call replaces the
+        last; the keys of switchboard.yaml stay first)."""
+        assert self._spec is not None and self._make_codec is not None, "built by providers.build"
+        self.keyring = keyring.build(self._spec, self._make_codec, stored, previous=self.keyring)
+
+    def _keys(self) -> Iterator[tuple[Codec, Key[Codec] | None]]:
+        """The codec of each attempt of one call, with the key it carries (None: the one key)."""
+        if self.keyring is None:
+            yield self._codec, None
+            return
+        for key in self.keyring.attempts():
+            yield key.codec, key
+
+    async def _authorized(self, codec: Codec) -> None:
+        authorize = self._authorize if codec is self._codec else getattr(codec, "authorize", None)
+        if authorize is not None:
+            await authorize()
+
+    def _refused(self, key: Key[Codec] | None, status: int, retry_after: str | None) -> bool:
+        """Whether this error answer is about the key used (so the next key is tried)."""
+        return self.keyring is not None and key is not None and \
+            self.keyring.refused(key, status, retry_after)
 
     async def send(self, call: Call) -> Reply:
-        url, headers, data = codec.build_request(self._wire, call)
-        status, retry_after, body = await self._upstream.post(
-            url, headers, data, _timeout(call.deployment, stream=False))
-        if status >= 300:
-            raise codec.map_error(status, body, retry_after)
-        parsed, usage = codec.parse_response(body)
-        # The provider's bytes go to the client as they are: parsed once, never re-serialised.
-        return Reply(data=body, usage=usage, text=lambda: codec.response_text(parsed))
+        for codec, key in self._keys():
+            await self._authorized(codec)
+            url, headers, data = codec.request(call)
+            status, retry_after, body = await self._upstream.post(url, headers, data, _attempt(call))
+            if status >= 300:
+                if self._refused(key, status, retry_after):
+                    continue
+                raise codec.error(status, body, retry_after)
+            return codec.response(call, body)
+        raise AssertionError("the key ring raises when no key is left")
 
-    def stream(self, call: Call) -> tuple[codec.SseRelay, AsyncIterator[bytes]]:
-        relay = codec.SseRelay(forward_usage=call.include_usage)
+    def stream(self, call: Call) -> tuple[StreamRelay, AsyncGenerator[bytes, None]]:
+        model, count = call.upstream_model, self._tokenizer.count
+        relay = self._codec.relay(call, lambda text: count(model, text))
         return relay, self._pieces(call, relay)
 
-    async def _pieces(self, call: Call, relay: codec.SseRelay) -> AsyncIterator[bytes]:
-        url, headers, data = codec.build_request(self._wire, call)
-        response = await self._upstream.open_stream(
-            url, headers, data, _timeout(call.deployment, stream=True))
+    async def _pieces(self, call: Call, relay: StreamRelay) -> AsyncGenerator[bytes, None]:
+        response: UpstreamStream | None = None
         try:
-            if response.status >= 300:
-                raise codec.map_error(response.status, await response.read(), response.retry_after)
+            for codec, key in self._keys():
+                await self._authorized(codec)
+                url, headers, data = codec.request(call)
+                response = await self._upstream.open_stream(url, headers, data, _attempt(call))
+                if response.status < 300:
+                    break
+                body = await response.read()
+                if not self._refused(key, response.status, response.retry_after):
+                    raise codec.error(response.status, body, response.retry_after)
+                response.finish()
+                response = None
+            assert response is not None, "the key ring raises when no key is left"
+            started = False
             async for read in response.reads():
                 out = relay.feed(read)
                 if out:
+                    if not started and relay.error is not None:
+                        # An error event before anything reached the client (Anthropic's
+                        # overloaded_error after a 200): an error of the call, so it fails over.
+                        raise relay.error
+                    started = True
                     yield out
+                if relay.completion.busy:  # only a long stream without usage gets here
+                    await relay.completion.settle()
             tail = relay.finish()
             if tail:
                 yield tail
         finally:
-            response.finish()
+            if response is not None:
+                response.finish()
+            # The usage record, made once this closes, must read an exact count.
+            await relay.completion.settle()
 
 
-def _timeout(deployment: Deployment, *, stream: bool):
-    # A non-stream answer arrives whole after the model is done, so only the total applies to it.
-    return timeouts(deployment.timeout_seconds, deployment.connect_timeout_seconds,
-                    deployment.read_timeout_seconds if stream else None)
+def _attempt(call: Call) -> Attempt:
+    """This attempt's timeouts: the deployment's own, cut to what is left of the request's deadline."""
+    d = call.deployment
+    return Attempt(total=min(d.timeout_seconds, call.deadline - time.perf_counter()),
+                   connect=d.connect_timeout_seconds, read=d.read_timeout_seconds)

@@ -1,4 +1,5 @@
-"""OpenAI's wire format, spoken by OpenAI and every vendor in the catalog: pure functions, no I/O.
+"""OpenAI's wire format, spoken by OpenAI and every OpenAI-compatible vendor in the catalog: pure
+functions, no I/O. The benchmarked hot path: keep it lean.
 
 Requests are the client's JSON with the model swapped (unknown fields kept). Answers are forwarded
 as the provider's bytes; they are parsed only to find the usage, and in streams only the events that
@@ -9,6 +10,7 @@ https://platform.openai.com/docs/api-reference/chat/create
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +25,10 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
-from switchboard_router.domain import Endpoint, Tokens
-from switchboard_router.providers.base import Call
+from switchboard_router.codecs.sse import DONE, SseEvent, split_events
+from switchboard_router.completion import CompletionCounter
+from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
+from switchboard_router.providers.base import Call, Reply
 
 PATHS = {
     Endpoint.CHAT: "/chat/completions",
@@ -34,7 +38,6 @@ PATHS = {
 }
 # Switchboard's own request fields (memory, RAG): OpenAI rejects unknown arguments, so they stay here.
 EXTENSION_FIELDS = ("session_id", "rag_collection", "rag_top_k")
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +53,38 @@ def wire(base_url: str, api_key: str, headers: dict[str, str], stream_usage: boo
     out = {"Content-Type": "application/json", "User-Agent": "switchboard-router"}
     out.update(headers)
     # Vendors needing another header (Azure's `api-key`) set it in `headers` instead.
-    if api_key and not any(h.lower() in ("authorization", "api-key") for h in headers):
+    if api_key and not any(h.lower() in ("authorization", "api-key", "x-api-key") for h in headers):
         out["Authorization"] = f"Bearer {api_key}"
     return Wire(base_url=base_url.rstrip("/"), headers=out, stream_usage=stream_usage)
 
 
-def build_request(w: Wire, call: Call) -> tuple[str, dict[str, str], bytes]:
-    """(url, headers, JSON body) for one attempt."""
+class OpenAICodec:
+    """The codec (codecs.base.Codec) of OpenAI's format: the client's JSON goes out with the model
+    swapped, and the provider's bytes come back as they are."""
+
+    endpoints = frozenset(Endpoint)
+
+    def __init__(self, w: Wire) -> None:
+        self.wire = w
+
+    def request(self, call: Call) -> tuple[str, dict[str, str], bytes]:
+        return build_request(self.wire, call)
+
+    def response(self, call: Call, body: bytes) -> Reply:
+        parsed, usage = parse_response(body)
+        # The provider's bytes go to the client as they are: parsed once, never re-serialised.
+        return Reply(data=body, usage=usage, text=lambda: response_text(parsed), parsed=parsed)
+
+    def relay(self, call: Call, count: Callable[[str], int]) -> SseRelay:
+        return SseRelay(forward_usage=call.include_usage, count=count)
+
+    def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
+        return map_error(status, body, retry_after)
+
+
+def build_request(w: Wire, call: Call, path: str | None = None) -> tuple[str, dict[str, str], bytes]:
+    """(url, headers, JSON body) for one attempt; `path` replaces the endpoint's usual path
+    (Azure's deployment paths)."""
     body = dict(call.body)
     for name in EXTENSION_FIELDS:
         body.pop(name, None)
@@ -66,7 +94,7 @@ def build_request(w: Wire, call: Call) -> tuple[str, dict[str, str], bytes]:
         options = body.get("stream_options")
         body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) \
             else {"include_usage": True}
-    return w.base_url + PATHS[call.endpoint], w.headers, orjson.dumps(body)
+    return w.base_url + (path or PATHS[call.endpoint]), w.headers, orjson.dumps(body)
 
 
 def parse_response(data: bytes) -> tuple[dict[str, Any], Tokens | None]:
@@ -91,7 +119,12 @@ def tokens(usage: Any) -> Tokens | None:
     if not isinstance(completion, int):  # embeddings report prompt and total only
         total = usage.get("total_tokens")
         completion = total - prompt if isinstance(total, int) and total >= prompt else 0
-    return Tokens(prompt, completion)
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out = usage.get("completion_tokens_details")
+    reasoning = out.get("reasoning_tokens") if isinstance(out, dict) else None
+    return Tokens(prompt, completion, cached if isinstance(cached, int) else 0,
+                  reasoning=reasoning if isinstance(reasoning, int) else 0)
 
 
 def response_text(parsed: dict[str, Any]) -> str:
@@ -138,7 +171,7 @@ def map_error(status: int, data: bytes, retry_after: str | None = None) -> ApiEr
         return PayloadTooLarge(message or "The request is too large for the provider.", param=param)
     if status == 429:
         return RateLimited(message or "The provider is rate limiting requests; retry later.",
-                           code=code, retry_after=_seconds(retry_after))
+                           code=code, retry_after=retry_seconds(retry_after))
     if status >= 500:
         detail = f": {message}" if message else ""
         return UpstreamError(f"The provider failed with HTTP {status}{detail}", code="upstream_error")
@@ -167,62 +200,42 @@ def _error_object(data: bytes) -> dict[str, Any]:
     return {}
 
 
-def _seconds(value: str | None) -> int | None:
+def retry_seconds(value: str | None) -> int | None:
     try:
         return max(0, math.ceil(float(value))) if value else None
     except ValueError:
         return None  # an HTTP date: rare from providers, and the client retries anyway
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    raw: bytes  # the event's lines, without the blank line that ends it
-    data: bytes | None  # the joined `data:` lines; None for comment-only events
-
-
-def parse_sse_events(buffer: bytes) -> tuple[list[SseEvent], bytes]:
-    """Complete events in `buffer` and the incomplete rest, to prepend to the next read.
-    Lines may end in \\n, \\r\\n or \\r (https://html.spec.whatwg.org/multipage/server-sent-events.html)."""
-    tail = b""
-    if b"\r" in buffer:
-        if buffer.endswith(b"\r"):  # its \n may come in the next read
-            buffer, tail = buffer[:-1], b"\r"
-        buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    cut = buffer.rfind(b"\n\n")
-    if cut < 0:
-        return [], buffer + tail
-    events = [_event(block) for block in buffer[:cut].split(b"\n\n")]
-    return [e for e in events if e is not None], buffer[cut + 2:] + tail
-
-
-def _event(block: bytes) -> SseEvent | None:
-    block = block.strip(b"\n")
-    if not block:
-        return None
-    data = [line[6:] if line.startswith(b"data: ") else line[5:]
-            for line in block.split(b"\n") if line.startswith(b"data:")]
-    return SseEvent(raw=block, data=b"\n".join(data) if data else None)
+def stream_texts(events: bytes) -> list[str]:
+    """The generated text in complete stream events (chat deltas or legacy completion choices)."""
+    texts: list[str] = []
+    for event in split_events(events + b"\n\n")[0]:
+        if event.data and event.data != b"[DONE]":
+            chunk = _json(event.data)
+            if isinstance(chunk, dict):
+                texts += _choice_texts(chunk.get("choices"), "delta")
+    return texts
 
 
 class SseRelay:
-    """Follows one provider stream read by read: what to forward, the usage, the end, errors.
+    """Follows one provider stream read by read: what to forward, the usage, the end, errors, and
+    the completion so far (for token counting when no usage comes; see completion.py).
 
     A read holding only ordinary chunks is forwarded as it came, unparsed. Only complete events
     are forwarded, so a usage chunk split across reads can still be held back.
     """
 
-    def __init__(self, forward_usage: bool) -> None:
+    def __init__(self, forward_usage: bool, count: Callable[[str], int]) -> None:
         self.usage: Tokens | None = None
         self.error: ApiError | None = None
         self.done = False
+        self.completion = CompletionCounter(stream_texts, count)
         self._forward_usage = forward_usage
         self._rest = b""
-        self._reads: list[bytes] | None = []  # kept to count tokens if no usage ever comes
 
     def feed(self, read: bytes) -> bytes:
         """The bytes to forward for this read (maybe empty)."""
-        if self._reads is not None:
-            self._reads.append(read)
         buffer = self._rest + read if self._rest else read
         if b"\r" not in buffer:
             cut = buffer.rfind(b"\n\n")
@@ -231,33 +244,22 @@ class SseRelay:
                 return b""
             complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
             if not _notable(complete):
+                self.completion.add(complete)
                 return complete
-        events, self._rest = parse_sse_events(buffer)
+        events, self._rest = split_events(buffer)
         return self._forward(events)
 
     def finish(self) -> bytes:
         """At the provider's clean end: a last unterminated event, and [DONE] if it never came."""
         out = b""
         if self._rest.strip():
-            events, _ = parse_sse_events(self._rest + b"\n\n")
-            out = self._forward(events)
+            out = self._forward(split_events(self._rest + b"\n\n")[0])
         self._rest = b""
         return out if self.done else out + DONE
 
-    def completion_text(self) -> str:
-        if not self._reads:
-            return ""
-        events, _ = parse_sse_events(b"".join(self._reads) + b"\n\n")
-        texts: list[str] = []
-        for event in events:
-            if event.data and event.data != b"[DONE]":
-                try:
-                    chunk = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(chunk, dict):
-                    texts.extend(_choice_texts(chunk.get("choices"), "delta"))
-        return "".join(texts)
+    def completion_tokens(self) -> int:
+        """The provider's count once it reported usage; until then, counted from the text."""
+        return self.usage.completion if self.usage is not None else self.completion.tokens()
 
     def _forward(self, events: list[SseEvent]) -> bytes:
         kept: list[bytes] = []
@@ -273,12 +275,14 @@ class SseRelay:
                     usage = tokens(chunk.get("usage"))
                     if usage is not None:
                         self.usage = usage
-                        self._reads = None
+                        self.completion.stop()
                         if not self._forward_usage and not chunk.get("choices"):
                             continue  # the usage-only chunk we asked for; the client did not
             kept.append(event.raw)
             kept.append(b"\n\n")
-        return b"".join(kept)
+        out = b"".join(kept)
+        self.completion.add(out)
+        return out
 
 
 def _notable(data: bytes) -> bool:
@@ -292,3 +296,10 @@ def _json(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
+
+
+def codec(spec: ProviderSpec) -> OpenAICodec:
+    headers = dict(spec.headers)
+    if spec.auth_header and spec.auth_header != "authorization" and spec.api_key:
+        headers[spec.auth_header] = spec.api_key
+    return OpenAICodec(wire(spec.base_url, spec.api_key, headers, spec.stream_usage))

@@ -1,4 +1,4 @@
-"""The OpenAI wire codec: request building, SSE parsing across reads, the relay, error mapping."""
+"""The OpenAI wire codec: request building, the relay across reads, error mapping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from switchboard_common import errors
 
 from switchboard_router.domain import Deployment, Endpoint
-from switchboard_router.providers import openai_compatible as codec
+from switchboard_router.codecs import openai as codec
 from switchboard_router.providers.base import Call
 
 DEP = Deployment(route="m", name="p/m", provider="p", model=None, weight=1, timeout_seconds=600,
@@ -17,6 +17,14 @@ DEP = Deployment(route="m", name="p/m", provider="p", model=None, weight=1, time
 def _call(body: dict, *, include_usage: bool = False, endpoint: Endpoint = Endpoint.CHAT) -> Call:
     return Call(endpoint=endpoint, body=body, model="alias", upstream_model="real-model",
                 deployment=DEP, request_id="r1", include_usage=include_usage)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _relay(*, forward_usage: bool) -> codec.SseRelay:
+    return codec.SseRelay(forward_usage=forward_usage, count=_words)
 
 
 def _chunk(content: str | None = "x", *, usage=False, choices=True) -> bytes:
@@ -52,27 +60,18 @@ def test_parse_response_and_usage():
                                          b'"usage":{"prompt_tokens":2,"completion_tokens":5}}')
     assert (usage.prompt, usage.completion, usage.total) == (2, 5, 7)
     assert codec.response_text(parsed) == "hi"
+    _, usage = codec.parse_response(b'{"usage":{"prompt_tokens":9,"completion_tokens":5,'
+                                    b'"prompt_tokens_details":{"cached_tokens":6},'
+                                    b'"completion_tokens_details":{"reasoning_tokens":2}}}')
+    assert (usage.prompt, usage.cached, usage.completion, usage.reasoning) == (9, 6, 5, 2)
     _, usage = codec.parse_response(b'{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}')
     assert (usage.prompt, usage.completion) == (4, 0)
     with pytest.raises(errors.UpstreamError):
         codec.parse_response(b"<html>")
 
 
-def test_sse_parsing_is_the_same_at_every_read_boundary():
-    stream = (b": keep-alive\n\n" + _chunk("a") + b"event: x\r\ndata: {\"b\":\r\ndata: 1}\r\n\r\n"
-              + b"data: [DONE]\n\n")
-    whole, rest = codec.parse_sse_events(stream)
-    assert rest == b""
-    assert [e.data for e in whole] == [None, _chunk("a")[6:-2], b'{"b":\n1}', b"[DONE]"]
-    for cut in range(1, len(stream)):
-        first, rest = codec.parse_sse_events(stream[:cut])
-        second, rest = codec.parse_sse_events(rest + stream[cut:])
-        assert rest == b""
-        assert [e.data for e in first + second] == [e.data for e in whole], cut
-
-
 def test_relay_forwards_ordinary_reads_unchanged():
-    relay = codec.SseRelay(forward_usage=False)
+    relay = _relay(forward_usage=False)
     read = _chunk("a") + _chunk("b")
     assert relay.feed(read) is read  # no copy, no parse
     assert relay.feed(_chunk("c")[:10]) == b""  # incomplete event held back
@@ -81,30 +80,31 @@ def test_relay_forwards_ordinary_reads_unchanged():
 
 def test_relay_hides_the_usage_chunk_the_client_did_not_ask_for():
     tail = _chunk(None, usage=True, choices=False) + b"data: [DONE]\n\n"
-    hidden = codec.SseRelay(forward_usage=False)
+    hidden = _relay(forward_usage=False)
     hidden.feed(_chunk("a"))
     out = b""
     for i in range(len(tail)):  # split across reads, byte by byte
         out += hidden.feed(tail[i:i + 1])
     assert out == b"data: [DONE]\n\n" and hidden.done
     assert (hidden.usage.prompt, hidden.usage.completion) == (3, 4)
+    assert hidden.completion_tokens() == 4  # the provider's count, not ours
     assert hidden.finish() == b""
-    shown = codec.SseRelay(forward_usage=True)
+    shown = _relay(forward_usage=True)
     assert shown.feed(tail) == tail
 
 
 def test_relay_ends_with_done_and_counts_text_without_usage():
-    relay = codec.SseRelay(forward_usage=False)
+    relay = _relay(forward_usage=False)
     relay.feed(_chunk("Hello") + _chunk(" world"))
     assert relay.finish() == b"data: [DONE]\n\n"
-    assert relay.usage is None and relay.completion_text() == "Hello world"
-    unterminated = codec.SseRelay(forward_usage=False)
+    assert relay.usage is None and relay.completion_tokens() == 2  # "Hello", " world"
+    unterminated = _relay(forward_usage=False)
     assert unterminated.feed(_chunk("a")[:-2]) == b""
     assert unterminated.finish() == _chunk("a") + b"data: [DONE]\n\n"
 
 
 def test_relay_notices_an_error_event():
-    relay = codec.SseRelay(forward_usage=False)
+    relay = _relay(forward_usage=False)
     event = b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'
     assert relay.feed(event) == event
     assert isinstance(relay.error, errors.UpstreamError) and relay.error.message == "overloaded"

@@ -1,0 +1,97 @@
+"""What every wire format's codec offers the remote provider: pure functions of bytes, no I/O.
+
+A codec builds the provider's HTTP request for one call (headers included, computed per call so
+that signed or token-based auth — SigV4, OAuth — fits), turns the provider's whole answer into
+OpenAI's, relays its stream as OpenAI's `chat.completion.chunk` events, and maps its errors to
+ours. `providers.remote.RemoteProvider` drives any codec through the shared upstream pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from switchboard_common.errors import ApiError, InvalidRequest, UpstreamError
+
+from switchboard_router.domain import Endpoint, Tokens
+
+if TYPE_CHECKING:
+    from switchboard_router.completion import CompletionCounter
+    from switchboard_router.providers.base import Call, Reply
+
+
+class HttpRequest(NamedTuple):
+    url: str
+    headers: dict[str, str]  # Sensitive: holds the provider's credentials
+    body: bytes
+
+
+class StreamRelay(Protocol):
+    """One provider stream, followed read by read (one object per stream: no shared state)."""
+
+    usage: Tokens | None  # the provider's counts, once it reported them
+    error: ApiError | None  # an error the provider reported inside the stream
+    completion: CompletionCounter  # the completion so far, for counting when no usage comes
+
+    def feed(self, read: bytes) -> bytes:
+        """OpenAI SSE bytes to forward for this read of the provider's stream (maybe empty)."""
+
+    def finish(self) -> bytes:
+        """At the provider's clean end: what is left, ending with `data: [DONE]`."""
+
+    def completion_tokens(self) -> int:
+        """The provider's completion count once reported; until then counted from the text."""
+
+
+class Codec(Protocol):
+    endpoints: frozenset[Endpoint]  # what this provider can serve through this codec
+
+    def request(self, call: Call) -> tuple[str, dict[str, str], bytes]:
+        """The provider's HTTP request for one attempt: (url, headers, body), an HttpRequest or a
+        plain tuple (the OpenAI path skips building one). Raises ApiError (a 400) for a request
+        the provider's format cannot express, rather than dropping what it cannot carry."""
+
+    def response(self, call: Call, body: bytes) -> Reply:
+        """A whole 2xx answer as OpenAI's answer."""
+
+    def relay(self, call: Call, count: Callable[[str], int]) -> StreamRelay:
+        """A fresh relay for one stream; `count` counts the tokens of generated text."""
+
+    def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
+        """A non-2xx answer as our error, with the right status, type and Retry-After."""
+
+
+class Authorizing(Protocol):
+    """A codec whose credentials need I/O (Vertex's OAuth tokens, Bedrock's AWS
+    credentials resolved and refreshed off the event loop) also has this; RemoteProvider
+    awaits it before each request() so that request() can read the credentials without I/O."""
+
+    async def authorize(self) -> None:
+        """Make the credentials valid (fetched, or refreshed near expiry); raises ApiError."""
+
+
+class ProviderOverloaded(UpstreamError):
+    """The provider says it is overloaded (Anthropic's 529): a 503 the client may retry, and a
+    failure worth another deployment (it is an UpstreamError)."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    default_code = "provider_overloaded"
+
+
+
+def message_texts(content: Any, at: str, provider: str, *, keep_blank: bool = True) -> list[str]:
+    """The texts of a message's content (a string, or text and refusal parts), empty ones left
+    out (and whitespace-only ones, for providers that refuse them); any other part is a 400
+    naming it, since only text can go where this is asked."""
+    if isinstance(content, str) or content is None:
+        texts = [content]
+    else:
+        texts = []
+        for j, part in enumerate(content):
+            kind = part.get("type")
+            if kind not in ("text", "refusal"):
+                raise InvalidRequest(f"Only text parts can go here for {provider}, not {kind!r}.",
+                                     param=f"{at}[{j}].type", code="unsupported_value")
+            texts.append(part.get("text") if kind == "text" else part.get("refusal"))
+    return [t for t in texts if isinstance(t, str) and t and (keep_blank or t.strip())]

@@ -1,0 +1,630 @@
+"""Google's Gemini API (generateContent) as OpenAI's chat completions: pure functions, no I/O.
+
+`POST {base}/{v1beta|v1}/models/{model}:generateContent`, streams `:streamGenerateContent?alt=sse`
+(one GenerateContentResponse per `data:` frame, no `[DONE]`, usage complete on the last frame),
+the key in `x-goog-api-key`. Vertex AI speaks the same body on its own paths (codecs/vertex.py).
+https://ai.google.dev/api/generate-content
+
+Requests are translated field by field; what Gemini cannot express is refused with a 400 naming
+it. Pitfalls peers hit (research/providers-wire.md §2.5) and how they are met here:
+- Gemini says STOP when it called functions: reported as `tool_calls`.
+- Gemini often gives no call id: each call gets a fresh unique one (never restarting per turn),
+  and tool results go back by the function name found from that id.
+- A call's `thoughtSignature` must come back verbatim on the next turn: it rides on the OpenAI tool
+  call as `extra_content.google.thought_signature` (as Google's own OpenAI layer carries it).
+- A blocked prompt is HTTP 200 with no candidates: `content_filter`, as are SAFETY and the like.
+- The last stream frame may carry only finishReason and usage: read whatever frame has them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from switchboard_common.errors import (
+    ApiError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded, message_texts
+from switchboard_router.codecs.openai import EXTENSION_FIELDS, retry_seconds, stream_texts
+from switchboard_router.codecs.sse import DONE, SseDecoder, SseEvent
+from switchboard_router.completion import CompletionCounter
+from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
+from switchboard_router.providers.base import Call, Reply
+
+DEFAULT_VERSION = "v1beta"
+VERSIONS = ("v1beta", "v1")
+# What the /v1 API's published types (google.ai.generativelanguage_v1) lack: sent there, Gemini
+# would refuse the field, so the gateway says so first.
+V1_LACKS = {"systemInstruction": "messages (system)", "tools": "tools", "toolConfig": "tool_choice",
+            "responseMimeType": "response_format", "responseJsonSchema": "response_format",
+            "thinkingConfig": "reasoning_effort"}
+# Synthetic call ids carry this prefix, so that only Gemini's own ids go back to it.
+CALL_ID_PREFIX = "call_sb"
+# reasoning_effort as a thinking budget (https://ai.google.dev/gemini-api/docs/thinking);
+# "none" turns thinking off where the model allows it.
+THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+MESSAGE_FIELDS = {
+    "system": ("role", "content"), "developer": ("role", "content"), "user": ("role", "content"),
+    "assistant": ("role", "content", "tool_calls", "reasoning_content"),
+    "tool": ("role", "content", "tool_call_id"),
+}
+FINISH_REASONS = {
+    "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+    "RECITATION": "content_filter", "LANGUAGE": "content_filter", "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter", "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter", "OTHER": "stop", "IMAGE_OTHER": "stop",
+    "NO_IMAGE": "stop", "FINISH_REASON_UNSPECIFIED": "stop",
+}
+# The model failed at calling a tool: an error, never a clean `stop` with nothing in it.
+FAILED_CALLS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"})
+TRANSLATED = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "stream", "stream_options", "stop",
+    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "n",
+    "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort",
+    *EXTENSION_FIELDS,
+})
+
+
+class GeminiCodec:
+    endpoints = frozenset({Endpoint.CHAT})
+
+    def __init__(self, base_url: str, headers: dict[str, str], version: str = DEFAULT_VERSION) -> None:
+        self.prefix = f"{base_url.rstrip('/')}/{version}/models/"
+        self.headers = headers  # Sensitive: holds the key
+        self.version = version
+
+    def model_url(self, call: Call) -> str:
+        method = ":streamGenerateContent?alt=sse" if call.body.get("stream") else ":generateContent"
+        return self.prefix + call.upstream_model + method
+
+    def request(self, call: Call) -> HttpRequest:
+        return HttpRequest(self.model_url(call), self.headers,
+                           orjson.dumps(translate_request(call, self.version)))
+
+    def response(self, call: Call, body: bytes) -> Reply:
+        parsed = _object(body)
+        answer = to_chat_completion(parsed, call.upstream_model)
+        text = answer["choices"][0]["message"].get("content") or ""
+        return Reply(data=orjson.dumps(answer), usage=tokens(parsed.get("usageMetadata")),
+                     text=lambda: text, parsed=answer)
+
+    def relay(self, call: Call, count: Callable[[str], int]) -> GeminiRelay:
+        return GeminiRelay(call.upstream_model, forward_usage=call.include_usage, count=count)
+
+    def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
+        return map_error(status, body, retry_after)
+
+
+def codec(spec: ProviderSpec) -> GeminiCodec:
+    version = spec.api_version or DEFAULT_VERSION
+    if version not in VERSIONS:
+        raise ValueError(f"provider {spec.name!r}: Gemini api_version must be one of {VERSIONS}")
+    headers = {"Content-Type": "application/json", "User-Agent": "switchboard-router"}
+    headers.update(spec.headers)
+    if spec.api_key:
+        headers["x-goog-api-key"] = spec.api_key
+    return GeminiCodec(spec.base_url, headers, version)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+def translate_request(call: Call, version: str = DEFAULT_VERSION) -> dict[str, Any]:
+    body = call.body
+    for name, value in body.items():
+        if name not in TRANSLATED and value is not None and value is not False:
+            raise InvalidRequest(f"'{name}' is not supported by this model's provider (Gemini "
+                                 "API); leave it out.", param=name, code="unsupported_parameter")
+    if body.get("n") not in (None, 1):
+        raise InvalidRequest("Through the gateway Gemini models return one choice: 'n' must be 1.",
+                             param="n", code="unsupported_parameter")
+    if body.get("parallel_tool_calls") is False:
+        raise InvalidRequest("Gemini cannot be told to call one tool at a time: leave out "
+                             "parallel_tool_calls.", param="parallel_tool_calls", code="unsupported_value")
+    system, contents = translate_messages(body.get("messages") or [])
+    out: dict[str, Any] = {"contents": contents}
+    if system:
+        out["systemInstruction"] = {"parts": system}
+    config: dict[str, Any] = {}
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(limit, int):
+        config["maxOutputTokens"] = limit
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
+                         ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
+        if body.get(ours) is not None:
+            config[theirs] = body[ours]
+    stop = body.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    config.update(_output_format(body.get("response_format")))
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in THINKING_BUDGETS:
+            raise InvalidRequest(f"reasoning_effort {effort!r} has no Gemini equivalent (use none, "
+                                 "low, medium or high).", param="reasoning_effort", code="unsupported_value")
+        config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS[effort], "includeThoughts":
+                                    THINKING_BUDGETS[effort] > 0}
+    if config:
+        out["generationConfig"] = config
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = [{"functionDeclarations": [_function(t, i) for i, t in enumerate(tools)]}]
+    strict = any(((t.get("function") or {}).get("strict")) for t in tools or ())
+    choice = _tool_config(body.get("tool_choice"), strict)
+    if choice is not None:
+        out["toolConfig"] = choice
+    if version == "v1":
+        _refuse_what_v1_lacks(out)
+    return out
+
+
+def _refuse_what_v1_lacks(out: dict[str, Any]) -> None:
+    present = set(out) | set(out.get("generationConfig") or ())
+    for field, param in V1_LACKS.items():
+        if field in present:
+            raise InvalidRequest(f"Gemini's v1 API has no {field}, so {param} cannot be sent to this "
+                                 "provider; configure it with api_version v1beta.",
+                                 param=param.split()[0], code="unsupported_parameter")
+    for content in out["contents"]:
+        for part in content["parts"]:
+            if "fileData" in part or "functionCall" in part or "functionResponse" in part:
+                kind = next(iter(part))
+                raise InvalidRequest(f"Gemini's v1 API takes no {kind} parts; configure this "
+                                     "provider with api_version v1beta.", param="messages",
+                                     code="unsupported_parameter")
+
+
+def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system instruction parts, contents): roles `user` and `model`, consecutive turns of one
+    role merged, so parallel tool results form one turn answering the calls before it."""
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool-call id -> function name, for the results
+    for i, m in enumerate(messages):
+        at = f"messages[{i}]"
+        role = m.get("role")
+        for key, value in m.items():
+            if key not in MESSAGE_FIELDS.get(role, ()) and value not in (None, False, "", [], {}):
+                raise InvalidRequest(f"'{key}' on a {role} message cannot be sent to Gemini; "
+                                     "leave it out.", param=f"{at}.{key}", code="unsupported_parameter")
+        if role in ("system", "developer"):
+            system += _text_parts(m.get("content"), f"{at}.content")
+            continue
+        if role == "user":
+            kind, parts = "user", _user_parts(m.get("content"), f"{at}.content")
+        elif role == "assistant":
+            kind, parts = "model", _model_parts(m, at, names)
+            if not parts:
+                continue  # an empty assistant turn carries nothing Gemini could take
+        elif role == "tool":
+            kind, parts = "user", [_function_response(m, at, names)]
+        else:
+            raise InvalidRequest(f"Messages with role {role!r} cannot be sent to Gemini.",
+                                 param=f"{at}.role", code="unsupported_value")
+        if not parts:
+            raise InvalidRequest("A user message needs some content for Gemini.",
+                                 param=f"{at}.content", code="invalid_value")
+        if contents and contents[-1]["role"] == kind:
+            contents[-1]["parts"] += parts
+        else:
+            contents.append({"role": kind, "parts": parts})
+    return system, contents
+
+
+def _text_parts(content: Any, at: str) -> list[dict[str, Any]]:
+    return [{"text": t} for t in message_texts(content, at, "Gemini")]
+
+
+def _user_parts(content: Any, at: str) -> list[dict[str, Any]]:
+    if isinstance(content, str) or content is None:
+        return _text_parts(content, at)
+    out: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        kind = part.get("type")
+        if kind == "text":
+            out += _text_parts([part], at)
+        elif kind == "image_url":
+            out.append(_image(part.get("image_url") or {}, f"{at}[{j}].image_url.url"))
+        elif kind == "file":
+            out.append(_file(part.get("file") or {}, f"{at}[{j}].file"))
+        else:
+            raise InvalidRequest(f"Content parts of type {kind!r} cannot be sent to Gemini.",
+                                 param=f"{at}[{j}].type", code="unsupported_value")
+    return out
+
+
+def _inline(url: str, at: str) -> dict[str, Any]:
+    head, comma, data = url.partition(",")
+    if not comma or not head.endswith(";base64"):
+        raise InvalidRequest("A data URI must be base64: data:<type>;base64,<data>.", param=at,
+                             code="invalid_value")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The data URI's data is not valid base64.", param=at,
+                             code="invalid_value") from None
+    return {"inlineData": {"mimeType": head[5:].removesuffix(";base64"), "data": data}}
+
+
+def _image(image: dict[str, Any], at: str) -> dict[str, Any]:
+    url = image.get("url") or ""
+    if url.startswith("data:"):
+        return _inline(url, at)
+    if url.startswith(("http://", "https://")):
+        # Gemini reads a URL as fileData, which needs its media type: from the name, or refused.
+        media_type = mimetypes.guess_type(url.split("?", 1)[0])[0]
+        if not media_type or not media_type.startswith("image/"):
+            raise InvalidRequest("Gemini needs an image URL's media type, and this URL's name does not "
+                                 "show it (.png, .jpg, .webp...); send the image as a base64 data URI.",
+                                 param=at, code="unsupported_value")
+        return {"fileData": {"mimeType": media_type, "fileUri": url}}
+    raise InvalidRequest("An image must be an http(s) URL or a base64 data URI.", param=at,
+                         code="invalid_value")
+
+
+def _file(file: dict[str, Any], at: str) -> dict[str, Any]:
+    data_uri = file.get("file_data")
+    if not isinstance(data_uri, str) or not data_uri.startswith("data:"):
+        raise InvalidRequest("Files go to Gemini as file_data (a base64 data URI); uploaded file "
+                             "ids are OpenAI's own.", param=f"{at}.file_id" if file.get("file_id")
+                             else f"{at}.file_data", code="unsupported_value")
+    return _inline(data_uri, f"{at}.file_data")
+
+
+def _model_parts(m: dict[str, Any], at: str, names: dict[str, str]) -> list[dict[str, Any]]:
+    parts = _text_parts(m.get("content"), f"{at}.content")
+    for j, tool_call in enumerate(m.get("tool_calls") or ()):
+        function = tool_call.get("function") or {}
+        try:
+            args = orjson.loads(function.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            args = None
+        if not isinstance(args, dict):
+            raise InvalidRequest("A tool call's arguments must be a JSON object to send to Gemini.",
+                                 param=f"{at}.tool_calls[{j}].function.arguments", code="invalid_value")
+        call_id = tool_call.get("id")
+        name = function.get("name")
+        if isinstance(call_id, str) and isinstance(name, str):
+            names[call_id] = name
+        fc: dict[str, Any] = {"name": name, "args": args}
+        if isinstance(call_id, str) and not call_id.startswith(CALL_ID_PREFIX):
+            fc["id"] = call_id  # Gemini's own id: it matches the result to it
+        part: dict[str, Any] = {"functionCall": fc}
+        google = (tool_call.get("extra_content") or {}).get("google") or {}
+        signature = google.get("thought_signature")
+        if isinstance(signature, str) and signature:
+            part["thoughtSignature"] = signature
+        parts.append(part)
+    return parts
+
+
+def _function_response(m: dict[str, Any], at: str, names: dict[str, str]) -> dict[str, Any]:
+    call_id = m.get("tool_call_id")
+    name = names.get(call_id) if isinstance(call_id, str) else None
+    if name is None:
+        raise InvalidRequest("A tool message must answer a tool call of an earlier assistant message "
+                             "(Gemini matches results by the function's name).",
+                             param=f"{at}.tool_call_id", code="invalid_value")
+    content = m.get("content")
+    text = content if isinstance(content, str) else "".join(
+        p["text"] for p in _text_parts(content, f"{at}.content"))
+    response: dict[str, Any] = {"name": name, "response": {"result": text}}
+    if isinstance(call_id, str) and not call_id.startswith(CALL_ID_PREFIX):
+        response["id"] = call_id
+    return {"functionResponse": response}
+
+
+def _function(tool: dict[str, Any], i: int) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        raise InvalidRequest(f"Gemini takes function tools, not {tool.get('type')!r}.",
+                             param=f"tools[{i}].type", code="unsupported_value")
+    function = tool.get("function") or {}
+    out: dict[str, Any] = {"name": function.get("name")}
+    if function.get("description"):
+        out["description"] = function["description"]
+    if function.get("parameters"):
+        out["parametersJsonSchema"] = function["parameters"]  # JSON Schema as written
+    return out
+
+
+def _tool_config(choice: Any, strict: bool) -> dict[str, Any] | None:
+    """OpenAI's tool_choice as Gemini's mode; strict functions make `auto` VALIDATED (calls
+    checked against their schemas by constrained decoding, as ANY's always are)."""
+    if choice in (None, "auto") and strict:
+        return {"functionCallingConfig": {"mode": "VALIDATED"}}
+    if choice is None:
+        return None
+    if choice in ("auto", "required", "none"):
+        mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}[choice]
+        return {"functionCallingConfig": {"mode": mode}}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+    raise InvalidRequest("Gemini takes tool_choice auto, required, none or a function.",
+                         param="tool_choice", code="unsupported_value")
+
+
+def _output_format(response_format: Any) -> dict[str, Any]:
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in (None, "text"):
+        return {}
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequest("response_format.json_schema.schema is required for Gemini.",
+                                 param="response_format.json_schema.schema", code="invalid_value")
+        return {"responseMimeType": "application/json", "responseJsonSchema": schema}
+    raise InvalidRequest(f"Gemini has no {kind!r} output mode.", param="response_format.type",
+                         code="unsupported_value")
+
+
+# --- answers --------------------------------------------------------------------------------
+
+def tokens(usage: Any) -> Tokens | None:
+    """Gemini's promptTokenCount includes the cached part; its candidatesTokenCount leaves out
+    the thoughts, which OpenAI's completion_tokens include (as reasoning tokens)."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("promptTokenCount"), int):
+        return None
+    thoughts = usage.get("thoughtsTokenCount") or 0
+    prompt = usage["promptTokenCount"] + (usage.get("toolUsePromptTokenCount") or 0)
+    return Tokens(prompt, (usage.get("candidatesTokenCount") or 0) + thoughts,
+                  cached=usage.get("cachedContentTokenCount") or 0, reasoning=thoughts)
+
+
+def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    t = tokens(usage) or Tokens(0, 0)
+    return {"prompt_tokens": t.prompt, "completion_tokens": t.completion, "total_tokens": t.total,
+            "prompt_tokens_details": {"cached_tokens": t.cached},
+            "completion_tokens_details": {"reasoning_tokens": t.reasoning}}
+
+
+def new_call_id() -> str:
+    return CALL_ID_PREFIX + secrets.token_hex(12)
+
+
+def tool_call(part: dict[str, Any], call_id: str | None = None) -> dict[str, Any]:
+    """A functionCall part as OpenAI's tool call, its thoughtSignature carried opaquely."""
+    fc = part["functionCall"]
+    out: dict[str, Any] = {"id": call_id or fc.get("id") or new_call_id(), "type": "function",
+                           "function": {"name": fc.get("name"),
+                                        "arguments": orjson.dumps(fc.get("args") or {}).decode()}}
+    if part.get("thoughtSignature"):
+        out["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+    return out
+
+
+def finish_reason(reason: str | None, called: bool) -> str:
+    if reason in FAILED_CALLS:
+        raise UpstreamError(f"The model failed to call a tool properly (Gemini {reason}).",
+                            code="provider_tool_call_failed")
+    if called and reason in (None, "STOP"):
+        return "tool_calls"  # Gemini says STOP after calling functions
+    return FINISH_REASONS.get(reason or "", "stop")
+
+
+def to_chat_completion(answer: dict[str, Any], model: str) -> dict[str, Any]:
+    candidates = answer.get("candidates") or []
+    candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in (candidate.get("content") or {}).get("parts") or ():
+        if "functionCall" in part:
+            calls.append(tool_call(part))
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else texts).append(part["text"])
+    if not candidates and (answer.get("promptFeedback") or {}).get("blockReason"):
+        reason = "content_filter"  # the prompt itself was blocked
+    else:
+        reason = finish_reason(candidate.get("finishReason"), bool(calls))
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls
+                               else None, "refusal": None}
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
+    if calls:
+        message["tool_calls"] = calls
+    out: dict[str, Any] = {
+        "id": _answer_id(answer), "object": "chat.completion", "created": int(time.time()),
+        "model": answer.get("modelVersion") or model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}],
+    }
+    if isinstance(answer.get("usageMetadata"), dict):
+        out["usage"] = openai_usage(answer["usageMetadata"])
+    return out
+
+
+def _answer_id(answer: dict[str, Any]) -> str:
+    rid = answer.get("responseId")
+    return rid if isinstance(rid, str) and rid else "chatcmpl-" + secrets.token_hex(12)
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or not ("candidates" in parsed or "promptFeedback" in parsed):
+        raise UpstreamError("The provider returned a response that is not a Gemini answer.",
+                            code="invalid_upstream_response")
+    return parsed
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+def map_error(status: int, data: bytes, retry_after: str | None = None) -> ApiError:
+    """Google's `{"error":{code,message,status,details}}` (Vertex may wrap it in an array) as our
+    error, by its status name first (https://ai.google.dev/gemini-api/docs/troubleshooting)."""
+    error = _error_object(data)
+    kind = error.get("status") if isinstance(error.get("status"), str) else ""
+    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    reasons = {d.get("reason") for d in error.get("details") or () if isinstance(d, dict)}
+    if kind in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403) or \
+            reasons & {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"}:
+        return UpstreamError("The provider rejected the gateway's credentials for this model; "
+                             "the gateway's operator must check the provider key.",
+                             code="provider_auth_error")
+    if kind == "RESOURCE_EXHAUSTED" or status == 429:
+        seconds = retry_seconds(retry_after)
+        if seconds is None:
+            seconds = _retry_delay(error)
+        return RateLimited(message or "The provider is rate limiting requests; retry later.",
+                           retry_after=seconds)
+    if kind == "NOT_FOUND" or status == 404:
+        return NotFound(message or "The provider does not know this model.", code="model_not_found")
+    if status == 413:
+        return PayloadTooLarge(message or "The request is too large for the provider.")
+    if kind == "DEADLINE_EXCEEDED" or status in (408, 504):
+        return UpstreamTimeout("The provider timed out.")
+    if kind == "UNAVAILABLE" or status == 503:
+        return ProviderOverloaded(message or "The provider is overloaded; retry later.",
+                                  retry_after=retry_seconds(retry_after))
+    if status >= 500:
+        detail = f": {message}" if message else ""
+        return UpstreamError(f"The provider failed with HTTP {status}{detail}")
+    return InvalidRequest(message or f"The provider rejected the request (HTTP {status}).",
+                          code="provider_invalid_request")
+
+
+def _retry_delay(error: dict[str, Any]) -> int | None:
+    """google.rpc.RetryInfo's retryDelay ("7s", "0.5s") in whole seconds, rounded up."""
+    for detail in error.get("details") or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                return retry_seconds(delay[:-1])
+    return None
+
+
+def _error_object(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(parsed, list) and parsed:  # Vertex's array form
+        parsed = parsed[0]
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+# --- streams --------------------------------------------------------------------------------
+
+class GeminiRelay:
+    """One Gemini stream as OpenAI chunks. Holds only this stream's state: the answer's id, how
+    many tool calls it made (their OpenAI indexes), the finish reason and the latest usage."""
+
+    def __init__(self, model: str, forward_usage: bool, count: Callable[[str], int]) -> None:
+        self.usage: Tokens | None = None
+        self.error: ApiError | None = None
+        self.completion = CompletionCounter(stream_texts, count)
+        self._model = model
+        self._forward_usage = forward_usage
+        self._decoder = SseDecoder()
+        self._head = b""
+        self._calls = 0
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    def feed(self, read: bytes) -> bytes:
+        return self._translate(self._decoder.feed(read))
+
+    def finish(self) -> bytes:
+        out = self._translate(self._decoder.close())
+        if self.error is not None:
+            return out
+        if self._finish is None:
+            # The provider closed the stream before a finishReason: the answer is cut, say so.
+            self.error = UpstreamError("The provider ended the stream before the answer was complete.")
+            return out + _error_event(self.error)
+        tail = b""
+        if self._forward_usage and self._usage is not None:
+            tail = b"data: " + self._head + b'[],"usage":' + orjson.dumps(openai_usage(self._usage)) + b"}\n\n"
+        return out + tail + DONE
+
+    def completion_tokens(self) -> int:
+        return self.usage.completion if self.usage is not None else self.completion.tokens()
+
+    def _translate(self, events: list[SseEvent]) -> bytes:
+        out: list[bytes] = []
+        for event in events:
+            if event.data is None or self.error is not None:
+                continue
+            try:
+                frame = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                frame = None
+            if isinstance(frame, list) and frame:  # an error frame in Vertex's array form
+                frame = frame[0]
+            if not isinstance(frame, dict):
+                self.error = UpstreamError("The provider sent a stream frame that is not JSON.",
+                                           code="invalid_upstream_response")
+                out.append(_error_event(self.error))
+                continue
+            out.append(self._frame(frame))
+        data = b"".join(out)
+        if data:
+            self.completion.add(data)
+        return data
+
+    def _frame(self, frame: dict[str, Any]) -> bytes:
+        if isinstance(frame.get("error"), dict):
+            code = frame["error"].get("code")
+            self.error = map_error(code if isinstance(code, int) else 500, orjson.dumps(frame))
+            return _error_event(self.error)
+        out = b""
+        if not self._head:
+            self._head = (b'{"id":' + orjson.dumps(_answer_id(frame)) +
+                          b',"object":"chat.completion.chunk","created":' + str(int(time.time())).encode() +
+                          b',"model":' + orjson.dumps(frame.get("modelVersion") or self._model) +
+                          b',"choices":')
+            out = self._chunk({"role": "assistant", "content": ""})
+        if isinstance(frame.get("usageMetadata"), dict):
+            self._usage = frame["usageMetadata"]  # every frame may have one; the last is complete
+        candidates = frame.get("candidates") or []
+        candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
+        for part in (candidate.get("content") or {}).get("parts") or ():
+            if "functionCall" in part:
+                call = tool_call(part)
+                call["index"] = self._calls
+                self._calls += 1
+                out += self._chunk({"tool_calls": [call]})
+            elif isinstance(part.get("text"), str) and part["text"]:
+                key = "reasoning_content" if part.get("thought") else "content"
+                out += self._chunk({key: part["text"]})
+        reason = candidate.get("finishReason")
+        blocked = not candidates and (frame.get("promptFeedback") or {}).get("blockReason")
+        if (reason or blocked) and self._finish is None:
+            try:
+                self._finish = "content_filter" if blocked else finish_reason(reason, self._calls > 0)
+            except UpstreamError as exc:
+                self.error = exc
+                return out + _error_event(exc)
+            out += self._chunk({}, self._finish)
+        if self._finish is not None and self._usage is not None:
+            # Only the counts at the end are the answer's: until then the text is counted.
+            self.usage = tokens(self._usage)
+            if self.usage is not None:
+                self.completion.stop()
+        return out
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + self._head + b"[" + orjson.dumps(choice) + b"]}\n\n"
+
+
+def _error_event(error: ApiError) -> bytes:
+    return b"data: " + orjson.dumps(error.to_openai()) + b"\n\n"

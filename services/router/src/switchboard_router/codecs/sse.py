@@ -1,0 +1,71 @@
+"""Server-sent events, the framing every provider's stream and our own SSE answers share: pure bytes.
+
+Events are split as the WHATWG spec says (lines end in \\n, \\r\\n or \\r; a blank line ends an
+event; `data:` lines join with \\n; `event:` names the event, which Anthropic's format uses; lines
+starting with `:` are comments). https://html.spec.whatwg.org/multipage/server-sent-events.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    raw: bytes  # the event's lines (\n-separated), without the blank line that ends it
+    data: bytes | None  # the joined `data:` lines; None for an event without any (a comment)
+    event: str | None = None  # the `event:` name, when the event has one
+
+
+def split_events(buffer: bytes) -> tuple[list[SseEvent], bytes]:
+    """The complete events in `buffer` and the incomplete rest, to prepend to the next read."""
+    tail = b""
+    if b"\r" in buffer:
+        if buffer.endswith(b"\r"):  # its \n may come in the next read
+            buffer, tail = buffer[:-1], b"\r"
+        buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    cut = buffer.rfind(b"\n\n")
+    if cut < 0:
+        return [], buffer + tail
+    events = [_event(block) for block in buffer[:cut].split(b"\n\n")]
+    return [e for e in events if e is not None], buffer[cut + 2:] + tail
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    """One event carrying `data` (which must not hold a newline, as compact JSON does not)."""
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + data + b"\n\n"
+
+
+class SseDecoder:
+    """Splits a byte stream into events, read by read, holding back the incomplete last one."""
+
+    __slots__ = ("_rest",)
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, read: bytes) -> list[SseEvent]:
+        events, self._rest = split_events(self._rest + read if self._rest else read)
+        return events
+
+    def close(self) -> list[SseEvent]:
+        """At the end of the stream: an unterminated last event counts as complete."""
+        rest, self._rest = self._rest, b""
+        return split_events(rest + b"\n\n")[0] if rest.strip() else []
+
+
+def _event(block: bytes) -> SseEvent | None:
+    block = block.strip(b"\n")
+    if not block:
+        return None
+    data: list[bytes] = []
+    name: str | None = None
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode("utf-8", "replace")
+    return SseEvent(raw=block, data=b"\n".join(data) if data else None, event=name)

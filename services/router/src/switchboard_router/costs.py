@@ -1,0 +1,85 @@
+"""What a request cost, shown to the caller: `x-switchboard-cost-usd` on a whole answer (a
+header), and `usage.cost_usd` in a stream's usage chunk (plus the `x-switchboard-cost-usd`
+trailer for gRPC callers), from the provider's token counts at billing's rates.
+
+The ledger's cost is billing's (it prices the usage event); this is the same arithmetic on the
+same rates, so the two agree except where a catalog price has finer than micro-dollar rates per
+million tokens (billing's quote rounds those up). A model billing has no price for costs 0 and
+says so (`x-switchboard-price-unknown: true`, `usage.price_unknown`), as the ledger does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from switchboard_router.codecs.sse import encode, split_events
+from switchboard_router.domain import RequestContext, Tokens
+from switchboard_router.prices import Prices, Rates, price_key, usd
+from switchboard_router.usage import Exchange
+
+COST_HEADER = "x-switchboard-cost-usd"
+UNKNOWN_HEADER = "x-switchboard-price-unknown"
+
+
+class Costs:
+    def __init__(self, prices: Prices) -> None:
+        self._prices = prices
+
+    async def rates(self, ex: Exchange) -> Rates | None:
+        """The rates of the deployment that answered (None when billing cannot say)."""
+        if ex.target is None:
+            return None
+        return await self._prices.rates_or_none(price_key(ex.model, ex.target))
+
+    async def on_answer(self, ex: Exchange, usage: Tokens | None, ctx: RequestContext) -> None:
+        """A whole answer: its cost as response headers (none when no usage was reported)."""
+        rates = await self.rates(ex) if usage is not None else None
+        if rates is None or usage is None:
+            return
+        ctx.headers.append((COST_HEADER, usd(rates.cost(usage))))
+        if not rates.known:
+            ctx.headers.append((UNKNOWN_HEADER, "true"))
+
+    async def stream_marker(self, ex: Exchange,
+                            ctx: RequestContext) -> Callable[[bytes, Tokens], bytes] | None:
+        """For a stream: a function that puts the cost into the usage chunk of the bytes it is
+        given (and the trailer), or None when no rates are known."""
+        rates = await self.rates(ex)
+        if rates is None:
+            return None
+
+        def mark(data: bytes, usage: Tokens) -> bytes:
+            cost = rates.cost(usage)
+            ctx.trailers.append((COST_HEADER, usd(cost)))
+            return with_cost(data, cost, rates.known)
+
+        return mark
+
+
+def with_cost(data: bytes, cost_micros: int, known: bool) -> bytes:
+    """Complete SSE events with `cost_usd` (dollars, a JSON number) added to the usage object of
+    the chunk that carries one; every other event is left byte for byte."""
+    events, rest = split_events(data)
+    out: list[bytes] = []
+    for event in events:
+        raw = event.raw
+        if event.data and b'"usage"' in event.data:
+            chunk = _json(event.data)
+            usage = chunk.get("usage") if isinstance(chunk, dict) else None
+            if isinstance(usage, dict):
+                usage["cost_usd"] = cost_micros / 1_000_000
+                if not known:
+                    usage["price_unknown"] = True
+                raw = encode(orjson.dumps(chunk), event.event)[:-2]
+        out.append(raw)
+        out.append(b"\n\n")
+    return b"".join(out) + rest
+
+
+def _json(data: bytes):
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

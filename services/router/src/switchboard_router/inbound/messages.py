@@ -1,0 +1,484 @@
+"""Anthropic's Messages API (`POST /v1/messages`) as Chat Completions and back: pure functions of
+JSON and bytes, no I/O.
+
+The request becomes a Chat Completions body (every field carried or refused by name: nothing is
+dropped silently); the answer, whole or streamed, becomes Anthropic's `message` and its named SSE
+events (message_start with a local input-token estimate, every block started and stopped in turn,
+message_delta with the provider's exact counts, message_stop). research/providers-wire.md §1, §6.2.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from switchboard_common.errors import ApiError, InvalidRequest, UpstreamError
+
+from switchboard_router.codecs.sse import SseDecoder, encode
+from switchboard_router.inbound import call_ids
+
+# Anthropic's error type for each HTTP status (types/shared/error_object.py); edge/errors.lua and
+# edge/render.py hold the same table for the errors they shape.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+               429: "rate_limit_error", 504: "timeout_error", 503: "overloaded_error",
+               529: "overloaded_error"}
+# OpenAI's finish_reason as Anthropic's stop_reason. "stop" covers both end_turn and a stop
+# sequence: OpenAI does not say which (research §1.5.4), so it reads as end_turn.
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                "function_call": "tool_use", "content_filter": "refusal"}
+
+# Top-level fields: how each is carried, or why it cannot be.
+_CARRIED = {"model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
+            "tools", "tool_choice", "metadata", "stream", "thinking", "service_tier"}
+_REFUSED = {
+    "top_k": "Chat Completions has no top_k",
+    "mcp_servers": "MCP servers are not supported through this gateway",
+    "container": "containers are not supported through this gateway",
+    "context_management": "context management is not supported through this gateway",
+    "output_config": "output_config is not supported through this gateway",
+    "inference_geo": "inference_geo is not supported through this gateway",
+}
+_COUNT_FIELDS = _CARRIED - {"max_tokens", "stream", "metadata", "service_tier", "stop_sequences",
+                            "temperature", "top_p"}
+_BLOCK_KEYS = {
+    "text": {"type", "text", "cache_control", "citations"},
+    "image": {"type", "source", "cache_control"},
+    "tool_use": {"type", "id", "name", "input", "cache_control", "caller", "toolset_name"},
+    "tool_result": {"type", "tool_use_id", "content", "is_error", "cache_control", "toolset_name"},
+}
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type(error.http_status), "message": error.message}}
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+# --- request -------------------------------------------------------------------------------------
+
+def to_chat(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]:
+    """The Chat Completions body for an Anthropic Messages body (count_tokens' when `counting`).
+    cache_control is a caching hint: OpenAI-format providers cache prompts by themselves, so it is
+    consumed here, not forwarded."""
+    allowed = _COUNT_FIELDS if counting else _CARRIED
+    for name in body:
+        if name in _REFUSED:
+            raise InvalidRequest(f"'{name}' is not supported: {_REFUSED[name]}.", param=name,
+                                 code="unsupported_parameter")
+        if name not in allowed:
+            raise InvalidRequest(f"{name}: Extra inputs are not permitted", param=name,
+                                 code="unknown_parameter")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Field required", param="model")
+    chat: dict[str, Any] = {"model": model}
+    if not counting:
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise InvalidRequest("max_tokens: Field required (an integer >= 1)", param="max_tokens")
+        chat["max_tokens"] = max_tokens
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("messages: Field required (a non-empty list)", param="messages")
+    messages: list[dict[str, Any]] = []
+    if "system" in body:
+        messages.append({"role": "system", "content": _system_text(body["system"], "system")})
+    for i, message in enumerate(raw):
+        messages += _messages(message, f"messages.{i}")
+    chat["messages"] = messages
+    _thinking(body.get("thinking"))
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            if not isinstance(body[name], int | float) or isinstance(body[name], bool):
+                raise InvalidRequest(f"{name}: Input should be a number", param=name)
+            chat[name] = body[name]
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise InvalidRequest("stop_sequences: Input should be a list of strings", param="stop_sequences")
+        if stops:
+            chat["stop"] = stops
+    if body.get("tools"):
+        chat["tools"] = [_tool(t, f"tools.{i}") for i, t in enumerate(_list(body["tools"], "tools"))]
+    if body.get("tool_choice") is not None:
+        chat.update(_tool_choice(body["tool_choice"]))
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or set(metadata) - {"user_id"}:
+            raise InvalidRequest("metadata: only user_id is accepted", param="metadata")
+        if metadata.get("user_id") is not None:
+            chat["user"] = str(metadata["user_id"])
+    tier = body.get("service_tier")
+    if tier not in (None, "auto"):
+        raise InvalidRequest(f"service_tier {tier!r} is not supported: only 'auto' (the provider's "
+                             "default) is.", param="service_tier")
+    if body.get("stream") is True:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}  # message_delta's exact counts
+    elif body.get("stream") not in (None, False):
+        raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
+    return chat
+
+
+def _list(value: Any, at: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{at}: Input should be a valid list", param=at)
+    return value
+
+
+def _block(value: Any, at: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise InvalidRequest(f"{at}: Input should be a content block object with a type", param=at)
+    # A block the SDK dumped from its own answer carries its unset optional fields as null.
+    value = {k: v for k, v in value.items() if v is not None}
+    kind = value["type"]
+    if kind not in _BLOCK_KEYS:
+        raise InvalidRequest(f"{at}.type: '{kind}' blocks are not supported through this gateway "
+                             "(text, image, tool_use and tool_result are).", param=f"{at}.type")
+    extra = set(value) - _BLOCK_KEYS[kind]
+    if extra:
+        raise InvalidRequest(f"{at}.{sorted(extra)[0]}: Extra inputs are not permitted",
+                             param=f"{at}.{sorted(extra)[0]}")
+    if value.get("citations"):
+        raise InvalidRequest(f"{at}.citations: citations are not supported through this gateway",
+                             param=f"{at}.citations")
+    if "toolset_name" in value:
+        raise InvalidRequest(f"{at}.toolset_name: MCP toolsets are not supported through this "
+                             "gateway", param=f"{at}.toolset_name")
+    if value.get("caller", {"type": "direct"}) != {"type": "direct"}:
+        raise InvalidRequest(f"{at}.caller: only direct tool calls can be translated",
+                             param=f"{at}.caller")
+    return value
+
+
+def _text(block: dict[str, Any], at: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{at}.text: Field required", param=f"{at}.text")
+    return text
+
+
+def _system_text(system: Any, at: str) -> str:
+    if isinstance(system, str):
+        return system
+    parts = []
+    for i, block in enumerate(_list(system, at)):
+        block = _block(block, f"{at}.{i}")
+        if block["type"] != "text":
+            raise InvalidRequest(f"{at}.{i}.type: system blocks must be text", param=f"{at}.{i}.type")
+        parts.append(_text(block, f"{at}.{i}"))
+    return "\n\n".join(parts)
+
+
+def _messages(message: Any, at: str) -> list[dict[str, Any]]:
+    if not isinstance(message, dict) or set(message) - {"role", "content"}:
+        raise InvalidRequest(f"{at}: a message has only role and content", param=at)
+    role, content = message.get("role"), message.get("content")
+    if role == "system":
+        return [{"role": "system", "content": _system_text(content, f"{at}.content")}]
+    if role not in ("user", "assistant"):
+        raise InvalidRequest(f"{at}.role: Input should be 'user' or 'assistant'", param=f"{at}.role")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    blocks = [_block(b, f"{at}.content.{i}") for i, b in enumerate(_list(content, f"{at}.content"))]
+    if role == "assistant":
+        return [_assistant(blocks, f"{at}.content")]
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for i, block in enumerate(blocks):
+        where = f"{at}.content.{i}"
+        if block["type"] == "tool_result":
+            out.append(_tool_result(block, where))  # the tool messages answer the assistant first
+        elif block["type"] == "text":
+            parts.append({"type": "text", "text": _text(block, where)})
+        elif block["type"] == "image":
+            parts.append(_image(block, where))
+        else:
+            raise InvalidRequest(f"{where}.type: '{block['type']}' blocks belong to the assistant",
+                                 param=f"{where}.type")
+    if parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant(blocks: list[dict[str, Any]], at: str) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for i, block in enumerate(blocks):
+        where = f"{at}.{i}"
+        if block["type"] == "text":
+            texts.append(_text(block, where))
+        elif block["type"] == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise InvalidRequest(f"{where}: tool_use needs an id and a name", param=where)
+            call_id, extra = call_ids.incoming(block["id"])
+            calls.append({"id": call_id, "type": "function", "function": {
+                "name": block["name"], "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            if extra is not None:
+                calls[-1]["extra_content"] = extra
+        else:
+            raise InvalidRequest(f"{where}.type: '{block['type']}' blocks are not allowed in an "
+                                 "assistant turn", param=f"{where}.type")
+    out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        out["tool_calls"] = calls
+    elif not texts:
+        out["content"] = ""
+    return out
+
+
+def _tool_result(block: dict[str, Any], at: str) -> dict[str, Any]:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise InvalidRequest(f"{at}.tool_use_id: Field required", param=f"{at}.tool_use_id")
+    content = block.get("content", "")
+    if isinstance(content, list):
+        texts = []
+        for i, part in enumerate(content):
+            part = _block(part, f"{at}.content.{i}")
+            if part["type"] != "text":
+                raise InvalidRequest(f"{at}.content.{i}.type: only text tool results can be "
+                                     "translated to Chat Completions", param=f"{at}.content.{i}.type")
+            texts.append(_text(part, f"{at}.content.{i}"))
+        content = "\n".join(texts)
+    elif not isinstance(content, str):
+        raise InvalidRequest(f"{at}.content: a string or a list of text blocks", param=f"{at}.content")
+    if block.get("is_error"):
+        # Chat Completions has no error flag on a tool message: the model reads it in the text.
+        content = f"Error: {content}"
+    return {"role": "tool", "tool_call_id": call_ids.call_id_only(block["tool_use_id"]),
+            "content": content}
+
+
+def _image(block: dict[str, Any], at: str) -> dict[str, Any]:
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "base64":
+        media = source.get("media_type")
+        if media not in _IMAGE_TYPES or not isinstance(source.get("data"), str):
+            raise InvalidRequest(f"{at}.source: base64 images need media_type (one of "
+                                 f"{', '.join(_IMAGE_TYPES)}) and data", param=f"{at}.source")
+        return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{source['data']}"}}
+    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+        return {"type": "image_url", "image_url": {"url": source["url"]}}
+    raise InvalidRequest(f"{at}.source: base64 or url images only", param=f"{at}.source")
+
+
+def _tool(tool: Any, at: str) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+        raise InvalidRequest(f"{at}: only client tools (name, description, input_schema) can be "
+                             "translated; server tools are not supported", param=at)
+    extra = set(tool) - {"type", "name", "description", "input_schema", "cache_control", "strict"}
+    if extra:
+        raise InvalidRequest(f"{at}.{sorted(extra)[0]}: Extra inputs are not permitted",
+                             param=f"{at}.{sorted(extra)[0]}")
+    if not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict):
+        raise InvalidRequest(f"{at}: a tool needs a name and an input_schema", param=at)
+    function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    if isinstance(tool.get("strict"), bool):
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any) -> dict[str, Any]:
+    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        raise InvalidRequest("tool_choice: type must be auto, any, tool or none", param="tool_choice")
+    extra = set(choice) - {"type", "name", "disable_parallel_tool_use"}
+    if extra:
+        raise InvalidRequest(f"tool_choice.{sorted(extra)[0]}: Extra inputs are not permitted",
+                             param="tool_choice")
+    kind = choice["type"]
+    out: dict[str, Any] = {}
+    if kind == "tool":
+        if not isinstance(choice.get("name"), str):
+            raise InvalidRequest("tool_choice.name: Field required", param="tool_choice.name")
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    else:
+        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
+    if choice.get("disable_parallel_tool_use") is True and kind != "none":
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def _thinking(thinking: Any) -> None:
+    if thinking is None or (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        return
+    raise InvalidRequest("thinking: extended thinking cannot be translated to Chat Completions "
+                         "(leave it out, or set it to disabled).", param="thinking")
+
+
+# --- answer --------------------------------------------------------------------------------------
+
+def message_id(chat_id: Any) -> str:
+    """Anthropic's own id when the provider was Anthropic; else one of the same shape."""
+    if isinstance(chat_id, str) and chat_id.startswith("msg_"):
+        return chat_id
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def usage(openai_usage: Any) -> dict[str, int]:
+    """OpenAI's prompt_tokens includes cached tokens; Anthropic's input_tokens excludes both cache
+    reads and writes (a disjoint partition, research §1.5.2)."""
+    u = openai_usage if isinstance(openai_usage, dict) else {}
+    details = u.get("prompt_tokens_details") or {}
+    read = details.get("cached_tokens") or 0
+    written = details.get("cache_creation_tokens") or 0
+    return {"input_tokens": max(0, (u.get("prompt_tokens") or 0) - read - written),
+            "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
+            "output_tokens": u.get("completion_tokens") or 0}
+
+
+def _arguments(text: Any) -> Any:
+    try:
+        return orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        raise UpstreamError("The provider sent tool arguments that are not JSON.",
+                            code="invalid_upstream_response") from None
+
+
+def from_chat(chat: dict[str, Any], model: str) -> dict[str, Any]:
+    """A whole chat.completion as Anthropic's message."""
+    choices = chat.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    reply = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    if reply.get("content"):
+        content.append({"type": "text", "text": reply["content"]})
+    for call in reply.get("tool_calls") or ():
+        function = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call_ids.outgoing(call), "name": function.get("name"),
+                        "input": _arguments(function.get("arguments"))})
+    return {"id": message_id(chat.get("id")), "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop",
+                                                                "end_turn"),
+            "stop_sequence": None, "usage": usage(chat.get("usage"))}
+
+
+class MessagesStream:
+    """OpenAI chunks (the gateway's SSE) to Anthropic's events, read by read. One per stream.
+
+    Blocks never interleave: a text or tool call opens a block after closing the one before. A
+    tool call's later fragments continue its block; one arriving for a tool already closed (OpenAI
+    allows interleaving, Anthropic does not) is a provider error rather than a wrong stream.
+    """
+
+    def __init__(self, model: str, input_estimate: int) -> None:
+        self._decoder = SseDecoder()
+        self._model = model
+        self._estimate = max(1, input_estimate)  # never 0: clients show it as the context size
+        self._started = False
+        self._index = -1
+        self._open: str | int | None = None  # "text", an OpenAI tool index, or nothing
+        self._closed_tools: set[int] = set()
+        self._stop: str | None = None
+        self._usage: Any = None
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in self._decoder.feed(data):
+            if event.data is None or self.done:
+                continue
+            if event.data == b"[DONE]":
+                out.append(self._finish())
+                continue
+            try:
+                chunk = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk and not chunk.get("choices"):
+                out.append(self._error(chunk["error"]))
+                continue
+            try:
+                out.append(self._chunk(chunk))
+            except UpstreamError as exc:  # a stream Anthropic's events cannot carry
+                out.append(self._error({"type": exc.error_type, "message": exc.message}))
+        return b"".join(out)
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> bytes:
+        return encode(orjson.dumps({"type": kind, **payload}), kind)
+
+    def _start(self, chunk: dict[str, Any]) -> bytes:
+        self._started = True
+        message: dict[str, Any] = {
+            "id": message_id(chunk.get("id")), "type": "message", "role": "assistant",
+            "model": self._model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self._estimate, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": 1}}
+        return self._emit("message_start", {"message": message}) + self._emit("ping", {})
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        if isinstance(self._open, int):
+            self._closed_tools.add(self._open)
+        self._open = None
+        return self._emit("content_block_stop", {"index": self._index})
+
+    def _open_block(self, kind: str | int, block: dict[str, Any]) -> bytes:
+        out = self._close()
+        self._index += 1
+        self._open = kind
+        return out + self._emit("content_block_start", {"index": self._index, "content_block": block})
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
+        out = [b"" if self._started else self._start(chunk)]
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                if self._open != "text":
+                    out.append(self._open_block("text", {"type": "text", "text": ""}))
+                out.append(self._emit("content_block_delta", {"index": self._index, "delta": {
+                    "type": "text_delta", "text": delta["content"]}}))
+            for call in delta.get("tool_calls") or ():
+                out.append(self._tool_delta(call))
+            if choice.get("finish_reason"):
+                self._stop = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                out.append(self._close())
+        return b"".join(out)
+
+    def _tool_delta(self, call: dict[str, Any]) -> bytes:
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        out = b""
+        if self._open != index:
+            if index in self._closed_tools:
+                raise UpstreamError("The provider interleaved tool calls, which Anthropic's stream "
+                                    "cannot carry.", code="invalid_upstream_response")
+            out = self._open_block(index, {"type": "tool_use",
+                                           "id": call_ids.outgoing(call) or f"toolu_{uuid.uuid4().hex}",
+                                           "name": function.get("name") or "", "input": {}})
+        if function.get("arguments"):
+            out += self._emit("content_block_delta", {"index": self._index, "delta": {
+                "type": "input_json_delta", "partial_json": function["arguments"]}})
+        return out
+
+    def _finish(self) -> bytes:
+        out = [b"" if self._started else self._start({}), self._close()]
+        counts = usage(self._usage)
+        out.append(self._emit("message_delta", {
+            "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
+            "usage": counts}))
+        out.append(self._emit("message_stop", {}))
+        self.done = True
+        return b"".join(out)
+
+    def _error(self, error: Any) -> bytes:
+        """An error after the 200: Anthropic's `event: error`, which the SDK raises."""
+        self.done = True
+        error = error if isinstance(error, dict) else {}
+        status = {"rate_limit_error": 429, "timeout": 504, "service_unavailable": 529}.get(
+            str(error.get("type")), 500)
+        return self._emit("error", {"error": {"type": error_type(status),
+                                              "message": str(error.get("message") or "")}})
