@@ -1,0 +1,1 @@
+"""switchboard: the operator CLI of a Switchboard gateway, over the edge's REST API."""
