@@ -1,29 +1,39 @@
 """Render Envoy's configuration for the Switchboard edge.
 
 `python -m edge.render --out envoy.yaml` reads the addresses from the environment (see EdgeConfig);
-the launcher and the container build both call `render()`.
+the launcher and the container build both call `render()`. The routes come from the REST bindings
+in the descriptor set (edge/routes.py); edge/README.md says what the edge does and why.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from edge import bindings, routes
+
 EDGE_DIR = Path(__file__).resolve().parent
 
-# (route prefix, cluster, timeout): the OpenAI routes stream, so they have no route timeout; the
-# router's per-deployment timeouts apply instead, and the stream idle timeout catches a dead peer.
+# The router ends every model request by its own deadline (SWITCHBOARD_ROUTER_REQUEST_TIMEOUT_SECONDS,
+# 300 s by default) with OpenAI's 504 or a stream's error event; the edge's timeout on its routes
+# is only the backstop for a router that never answers, set above it so the router's answer comes
+# first. Raise both together. The stream idle timeout catches a dead peer sooner.
+MODEL_ROUTE_TIMEOUT = "330s"
+# (route prefix, cluster, timeout): every public path is under one of these.
 ROUTES = (
-    ("/v1/", "router", "0s"),
-    ("/chat/completions", "router", "0s"),
-    ("/switchboard.gateway.v1.GatewayService/", "router", "0s"),  # native gRPC clients
+    ("/v1/", "router", MODEL_ROUTE_TIMEOUT),
+    ("/chat/completions", "router", MODEL_ROUTE_TIMEOUT),
+    ("/switchboard.gateway.v1.GatewayService/", "router", MODEL_ROUTE_TIMEOUT),  # native gRPC clients
     ("/api/routing", "router", "30s"),
+    ("/api/credentials", "router", "30s"),
     ("/api/keys", "auth", "30s"),
     ("/api/tenants", "auth", "30s"),
+    ("/api/billing/usage/export", "billing", "0s"),  # streamed, of any size: no route timeout
     ("/api/billing", "billing", "30s"),
     ("/api/guardrails", "guardrails", "30s"),
     ("/api/memory", "memory", "30s"),
@@ -35,14 +45,31 @@ SERVICES = {
     "guardrails": "switchboard.guardrails.v1.GuardrailsService",
     "memory": "switchboard.memory.v1.MemoryService",
 }
-# Envoy's own replies (bad paths, oversize bodies, dead upstreams) in OpenAI's error shape.
+# Envoy's own replies (bad paths, oversize bodies, dead upstreams) in OpenAI's error shape:
+# (status, type, code, message). Envoy's text for a dead upstream ("upstream connect error or
+# disconnect/reset before headers...") says nothing a client can use, so those get ours.
+_ENVOY_TEXT = "%LOCAL_REPLY_BODY%"
 LOCAL_REPLY_TYPES = (
-    (404, "invalid_request_error", "not_found"),
-    (413, "invalid_request_error", "request_too_large"),
-    (400, "invalid_request_error", None),
-    (503, "service_unavailable", "service_unavailable"),
-    (504, "timeout", "timeout"),
+    (400, "invalid_request_error", None, _ENVOY_TEXT),
+    (401, "authentication_error", "invalid_api_key", _ENVOY_TEXT),
+    (404, "invalid_request_error", "not_found", _ENVOY_TEXT),
+    (405, "invalid_request_error", "method_not_allowed", _ENVOY_TEXT),
+    (413, "invalid_request_error", "request_too_large", _ENVOY_TEXT),
+    (431, "invalid_request_error", "request_header_fields_too_large", _ENVOY_TEXT),
+    (503, "service_unavailable", "service_unavailable",
+     "The %UPSTREAM_CLUSTER% service is unavailable; try again shortly."),
+    (504, "timeout", "timeout", "The %UPSTREAM_CLUSTER% service did not answer in time."),
 )
+# The same replies on Anthropic's routes, in Anthropic's shape: (status, error.type), the types of
+# switchboard_router.inbound.messages.ERROR_TYPES.
+ANTHROPIC_PREFIX = "/v1/messages"
+ANTHROPIC_LOCAL_REPLY_TYPES = ((400, "invalid_request_error"), (401, "authentication_error"),
+                               (404, "not_found_error"), (405, "invalid_request_error"),
+                               (413, "request_too_large"), (431, "invalid_request_error"),
+                               (503, "overloaded_error"), (504, "timeout_error"))
+# Envoy's own admin API, read by health.lua; the one route to it is /metrics/envoy (its stats).
+ADMIN_CLUSTER = "edge_admin"
+MAX_BODY_BYTES_CEILING = 63 * 1024 * 1024  # switchboard_common.grpc_server.MAX_MESSAGE_BYTES, less framing
 
 
 @dataclass(frozen=True)
@@ -50,16 +77,53 @@ class EdgeConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     admin_port: int = 9901
+    # Cluster name -> "host:port", or several separated by commas (one host per replica).
     upstreams: dict[str, str] = field(default_factory=lambda: {
         "router": "127.0.0.1:50051", "auth": "127.0.0.1:50052", "billing": "127.0.0.1:50053",
         "guardrails": "127.0.0.1:50054", "memory": "127.0.0.1:50055"})
     descriptor_path: Path = Path("proto/gen/switchboard.pb")
     max_body_bytes: int = 32 * 1024 * 1024  # OpenAI accepts requests of this size (images)
+    # Above a service's largest message (switchboard_common.grpc_server.MAX_MESSAGE_BYTES), so a
+    # unary answer the service may send is never cut here.
+    max_response_body_bytes: int = 65 * 1024 * 1024
+    # Below the services' gRPC metadata limit (grpc_server.MAX_METADATA_BYTES), with room for what
+    # Envoy adds and HPACK's 32 bytes per header, so an oversize header is a 431 here, never a
+    # RESOURCE_EXHAUSTED (429) from grpc-core.
+    max_request_headers_kb: int = 32
     stream_idle_timeout: str = "300s"
+    # A service that says NOT_SERVING (lame duck) is out of rotation after at most
+    # health_detection_seconds; services keep accepting longer than that (shutdown_lame_duck_seconds).
+    health_check_interval_seconds: float = 1.0
+    health_check_timeout_seconds: float = 1.0
+    unhealthy_threshold: int = 2
+    # /healthz is 503 when one of these has no healthy host: a model call needs them.
+    required_services: tuple[str, ...] = ("router", "auth")
     access_log: bool = False
+    # Service name -> its Prometheus endpoint "host:port": served at /metrics/<service> (the
+    # router's at /metrics as well) and Envoy's stats at /metrics/envoy. Empty: no such routes.
+    metrics_upstreams: dict[str, str] = field(default_factory=dict)
+    # An OTLP/gRPC collector "host:port": Envoy starts each request's trace (or continues the
+    # client's `traceparent`) and sends it the edge's spans; the services continue the trace from
+    # the `traceparent` it forwards. Empty: no spans here (a client's traceparent still passes).
+    otlp_target: str = ""
+    trace_sampling_percent: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.trace_sampling_percent <= 100:
+            raise ValueError("SWITCHBOARD_EDGE_TRACE_SAMPLING_PERCENT must be between 0 and 100")
+        if unknown := set(self.metrics_upstreams) - set(SERVICES):
+            raise ValueError(f"metrics_upstreams names unknown services: {sorted(unknown)}")
+        if self.max_body_bytes > MAX_BODY_BYTES_CEILING:
+            raise ValueError(f"SWITCHBOARD_EDGE_MAX_BODY_BYTES={self.max_body_bytes} is above "
+                             f"{MAX_BODY_BYTES_CEILING}: the services take gRPC messages up to 64 MiB")
+
+    @property
+    def health_detection_seconds(self) -> float:
+        # A NOT_SERVING answer comes at once: unhealthy_threshold probes, one interval apart.
+        return self.health_check_interval_seconds * self.unhealthy_threshold
 
     @classmethod
-    def from_env(cls) -> "EdgeConfig":
+    def from_env(cls) -> EdgeConfig:
         env = os.environ
         upstreams = {name: env.get(f"SWITCHBOARD_EDGE_{name.upper()}_TARGET", default)
                      for name, default in cls().upstreams.items()}
@@ -71,17 +135,30 @@ class EdgeConfig:
             descriptor_path=Path(env.get("SWITCHBOARD_EDGE_DESCRIPTOR", "proto/gen/switchboard.pb")),
             max_body_bytes=int(env.get("SWITCHBOARD_EDGE_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
             access_log=env.get("SWITCHBOARD_EDGE_ACCESS_LOG", "") in ("1", "true"),
+            otlp_target=env.get("SWITCHBOARD_EDGE_OTLP_TARGET", ""),
+            trace_sampling_percent=float(env.get("SWITCHBOARD_EDGE_TRACE_SAMPLING_PERCENT", "100")),
+            metrics_upstreams={name: env[f"SWITCHBOARD_EDGE_{name.upper()}_METRICS_TARGET"]
+                               for name in SERVICES
+                               if env.get(f"SWITCHBOARD_EDGE_{name.upper()}_METRICS_TARGET")},
         )
 
 
-def _cluster(name: str, target: str) -> dict:
-    host, port = target.rsplit(":", 1)
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _endpoint(target: str) -> dict:
+    host, port = target.strip().rsplit(":", 1)
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
+
+
+def _cluster(name: str, targets: str, cfg: EdgeConfig) -> dict:
     return {
         "name": name,
         "type": "STRICT_DNS",
         "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
-            "address": {"socket_address": {"address": host, "port_value": int(port)}}}}]}]},
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            _endpoint(t) for t in targets.split(",") if t.strip()]}]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -92,73 +169,190 @@ def _cluster(name: str, target: str) -> dict:
         "circuit_breakers": {"thresholds": [{"max_connections": 10000, "max_pending_requests": 10000,
                                              "max_requests": 10000, "max_retries": 3}]},
         # Without no_traffic_interval an idle cluster is probed only once a minute.
-        "health_checks": [{"timeout": "1s", "interval": "2s", "no_traffic_interval": "2s",
-                           "unhealthy_threshold": 2, "healthy_threshold": 1,
+        "health_checks": [{"timeout": _seconds(cfg.health_check_timeout_seconds),
+                           "interval": _seconds(cfg.health_check_interval_seconds),
+                           "no_traffic_interval": _seconds(cfg.health_check_interval_seconds),
+                           "unhealthy_threshold": cfg.unhealthy_threshold, "healthy_threshold": 1,
                            "grpc_health_check": {"service_name": SERVICES[name]}}],
     }
 
 
-# Routes Envoy answers itself: the transcoder must not see them, or it rejects them as unknown methods.
-_NO_TRANSCODING = {"typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
-    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}}
+def _metrics_cluster(name: str, target: str) -> dict:
+    # Plain HTTP/1.1 to prometheus-client's endpoint; one host (a replica) answers each scrape.
+    return {"name": routes.metrics_cluster(name), "type": "STRICT_DNS", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": routes.metrics_cluster(name), "endpoints": [
+                {"lb_endpoints": [_endpoint(t) for t in target.split(",") if t.strip()]}]}}
 
 
-def _routes() -> list[dict]:
-    routes: list[dict] = [
-        {"match": {"path": "/livez"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
-         **_NO_TRANSCODING},
-    ]
-    for prefix, cluster, timeout in ROUTES:
-        routes.append({"match": {"prefix": prefix},
-                       "route": {"cluster": cluster, "timeout": timeout, "idle_timeout": "0s"}})
-    routes.append({"match": {"prefix": "/"}, "direct_response": {
-        "status": 404, "body": {"inline_string": "Unknown path. The OpenAI API is under /v1/."}},
-        **_NO_TRANSCODING})
-    return routes
+OTLP_CLUSTER = "otlp_collector"
+
+
+def _otlp_cluster(cfg: EdgeConfig) -> dict:
+    return {"name": OTLP_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": OTLP_CLUSTER, "endpoints": [{"lb_endpoints": [
+                _endpoint(cfg.otlp_target)]}]},
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}}}}}
+
+
+def _tracing(cfg: EdgeConfig) -> dict:
+    """Envoy's OpenTelemetry tracer: W3C traceparent to the services, spans to the collector."""
+    return {"random_sampling": {"value": cfg.trace_sampling_percent},
+            "provider": {"name": "envoy.tracers.opentelemetry", "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": OTLP_CLUSTER}, "timeout": "1s"},
+                "service_name": "switchboard-edge"}}}
+
+
+def _admin_cluster(cfg: EdgeConfig) -> dict:
+    return {"name": ADMIN_CLUSTER, "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [
+                _endpoint(f"127.0.0.1:{cfg.admin_port}")]}]}}
+
+
+def _route_table(cfg: EdgeConfig) -> list[dict]:
+    policies = [routes.Policy(*entry) for entry in ROUTES]
+    found = bindings.load(cfg.descriptor_path, set(SERVICES.values()))
+    clusters = {service: cluster for cluster, service in SERVICES.items()}
+    return [*routes.guards(cfg.max_body_bytes), *routes.own_paths(_health_lua(cfg)),
+            *routes.metrics_paths(cfg.metrics_upstreams, ADMIN_CLUSTER),
+            *routes.native_grpc(policies), *routes.grpc_on_rest_paths(policies),
+            # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
+            *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True)),
+            routes.unknown_path(found)]
+
+
+def _health_lua(cfg: EdgeConfig) -> str:
+    stats = r"^(server\.live|cluster\.[a-z_]+\.membership_(healthy|degraded|total))$"
+    settings = "\n".join([
+        f'ADMIN_CLUSTER = "{ADMIN_CLUSTER}"',
+        f'STATS_PATH = "/stats?filter={urllib.parse.quote(stats, safe="")}"',
+        "SERVICES = {" + ", ".join(f'"{name}"' for name in SERVICES) + "}",
+        "REQUIRED = {" + ", ".join(f"{name} = true" for name in cfg.required_services) + "}",
+    ])
+    return settings + "\n" + (EDGE_DIR / "health.lua").read_text()
+
+
+def _not_grpc() -> dict:
+    # A gRPC client gets Envoy's reply as grpc-status and grpc-message: leave its text alone. A
+    # transcoded REST request carries the gRPC content type by now, and x-envoy-original-path.
+    return {"or_filter": {"filters": [
+        {"header_filter": {"header": {"name": "content-type", "invert_match": True,
+                                      "treat_missing_header_as_empty": True,
+                                      "string_match": {"prefix": "application/grpc"}}}},
+        {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}}]}}
+
+
+# health.lua answers /healthz in its own shape (Envoy counts a Lua response as a local reply).
+_NOT_HEALTH = {"header_filter": {"header": {"name": ":path", "invert_match": True,
+                                            "treat_missing_header_as_empty": True,
+                                            "string_match": {"prefix": "/healthz"}}}}
+
+
+def _mapper(comparison: dict, error_type: str, code: str | None, message: str) -> dict:
+    return {
+        "filter": {"and_filter": {"filters": [
+            {"status_code_filter": {"comparison": comparison}}, _not_grpc(), _NOT_HEALTH]}},
+        "body_format_override": {"json_format": {"error": {
+            "message": message, "type": error_type, "param": None, "code": code}},
+            "content_type": "application/json"}}
+
+
+# A request to an Anthropic route: its path, or the original path once the transcoder rewrote it.
+_ANTHROPIC_ROUTE = {"or_filter": {"filters": [
+    {"header_filter": {"header": {"name": name, "string_match": {"prefix": ANTHROPIC_PREFIX}}}}
+    for name in (":path", "x-envoy-original-path")]}}
+
+
+def _anthropic_mapper(comparison: dict, error_type: str, message: str) -> dict:
+    return {
+        "filter": {"and_filter": {"filters": [
+            {"status_code_filter": {"comparison": comparison}}, _not_grpc(), _ANTHROPIC_ROUTE]}},
+        "body_format_override": {"json_format": {"type": "error", "error": {
+            "type": error_type, "message": message}}, "content_type": "application/json"}}
+
+
+def _status(status: int) -> dict:
+    return {"op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.lr_{status}"}}
 
 
 def _local_reply_mappers() -> list[dict]:
-    mappers = []
-    for status, error_type, code in LOCAL_REPLY_TYPES:
-        mappers.append({
-            "filter": {"status_code_filter": {"comparison": {
-                "op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.lr_{status}"}}}},
-            "body_format_override": {"json_format": {"error": {
-                "message": "%LOCAL_REPLY_BODY%", "type": error_type, "param": None, "code": code}},
-                "content_type": "application/json"}})
+    messages = {status: message for status, _, _, message in LOCAL_REPLY_TYPES}
+    anthropic = [_anthropic_mapper(_status(status), error_type, messages[status])
+                 for status, error_type in ANTHROPIC_LOCAL_REPLY_TYPES]
+    anthropic.append(_anthropic_mapper(
+        {"op": "GE", "value": {"default_value": 400, "runtime_key": "edge.lr_any"}}, "api_error", _ENVOY_TEXT))
+    mappers = anthropic + [_mapper({"op": "EQ", "value": {"default_value": status, "runtime_key": f"edge.lr_{status}"}},
+                       error_type, code, message)
+               for status, error_type, code, message in LOCAL_REPLY_TYPES]
     # Anything else Envoy itself answers with >= 400.
-    mappers.append({
-        "filter": {"status_code_filter": {"comparison": {
-            "op": "GE", "value": {"default_value": 400, "runtime_key": "edge.lr_any"}}}},
-        "body_format_override": {"json_format": {"error": {
-            "message": "%LOCAL_REPLY_BODY%", "type": "server_error", "param": None, "code": None}},
-            "content_type": "application/json"}})
+    mappers.append(_mapper({"op": "GE", "value": {"default_value": 400, "runtime_key": "edge.lr_any"}},
+                           "server_error", None, _ENVOY_TEXT))
     return mappers
 
 
+def _errors_filter() -> dict:
+    """errors.lua, instantiated only for a response whose grpc-status is set and not 0: success
+    responses never pay for Lua."""
+    lua = {"name": "errors.lua", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+        "default_source_code": {"filename": str(EDGE_DIR / "errors.lua")}}}
+    failed = {"single_predicate": {
+        "input": {"name": "grpc-status", "typed_config": {
+            "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpResponseHeaderMatchInput",
+            "header_name": "grpc-status"}},
+        "value_match": {"safe_regex": {"google_re2": {}, "regex": "[1-9][0-9]*"}}}}
+    return {"name": routes.ERRORS, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+        "extension_config": {"name": "composite", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"}},
+        "xds_matcher": {"matcher_list": {"matchers": [{"predicate": failed, "on_match": {"action": {
+            "name": "shape-error", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
+                "typed_config": lua}}}}]}}}}
+
+
+def _strip_filter() -> dict:
+    """What a successful gRPC answer leaves in a REST response: grpc-accept-encoding always,
+    grpc-status and grpc-message in the headers of a unary answer (the transcoder merges its
+    trailers) or in HTTP/2 trailers after a stream. errors.lua removes the rest on errors. Each
+    removal costs on every response, so the list is only what appears."""
+    return {"name": routes.STRIP, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+        "mutations": {
+            "response_mutations": [{"remove": h} for h in ("grpc-accept-encoding", "grpc-status", "grpc-message")],
+            "response_trailers_mutations": [{"remove": h} for h in ("grpc-status", "grpc-message")]}}}
+
+
+def _transcoder(cfg: EdgeConfig, *, strict_query: bool = False) -> dict:
+    # OpenAI clients may add query parameters (Azure's api-version), so the edge ignores unknown
+    # ones by default; the admin routes override that with strict_query.
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+        "proto_descriptor": str(cfg.descriptor_path.resolve()),
+        "services": list(SERVICES.values()),
+        "match_incoming_request_route": True,
+        "print_options": {"preserve_proto_field_names": True, "always_print_primitive_fields": True,
+                          "always_print_enums_as_ints": False},
+        # `openai%2Fgpt-4o-mini` (how the SDK sends a model id with a slash) is openai/gpt-4o-mini.
+        "url_unescape_spec": "ALL_CHARACTERS",
+        "ignore_unknown_query_parameters": not strict_query,
+        "request_validation_options": {"reject_unknown_method": True,
+                                       "reject_unknown_query_parameters": strict_query},
+        "max_request_body_size": cfg.max_body_bytes,
+        "max_response_body_size": cfg.max_response_body_bytes}
+
+
 def _http_filters(cfg: EdgeConfig) -> list[dict]:
-    all_healthy = {name: {"value": 100.0} for name in SERVICES}
+    # On the response path filters run in reverse: the transcoder, then errors, then strip.
     return [
-        # /healthz is ready only while every service passes its gRPC health check.
-        {"name": "envoy.filters.http.health_check", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
-            "pass_through_mode": False,
-            "headers": [{"name": ":path", "string_match": {"exact": "/healthz"}}],
-            "cluster_min_healthy_percentages": all_healthy}},
-        {"name": "envoy.filters.http.lua", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-            "default_source_code": {"filename": str(EDGE_DIR / "errors.lua")}}},
-        {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
-            "proto_descriptor": str(cfg.descriptor_path.resolve()),
-            "services": list(SERVICES.values()),
-            "match_incoming_request_route": True,
-            "print_options": {"preserve_proto_field_names": True, "always_print_primitive_fields": True,
-                              "always_print_enums_as_ints": False},
-            "ignore_unknown_query_parameters": True,
-            "request_validation_options": {"reject_unknown_method": True},
-            "max_request_body_size": cfg.max_body_bytes,
-            "max_response_body_size": 64 * 1024 * 1024}},
+        _strip_filter(),
+        _errors_filter(),
+        {"name": routes.HEALTH, "disabled": True, "typed_config": {  # enabled on /healthz only
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"}},
+        {"name": routes.TRANSCODER, "typed_config": _transcoder(cfg)},
         {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
             "suppress_envoy_headers": True}},
@@ -167,7 +361,8 @@ def _http_filters(cfg: EdgeConfig) -> list[dict]:
 
 def build(cfg: EdgeConfig) -> dict:
     hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                  ".HttpConnectionManager"),
         "stat_prefix": "edge",
         "codec_type": "AUTO",  # HTTP/1.1 for REST clients, h2c for native gRPC clients
         # The edge always makes the request id (never trusts the client's), so billing's
@@ -178,23 +373,35 @@ def build(cfg: EdgeConfig) -> dict:
         "always_set_request_id_in_response": True,
         "stream_idle_timeout": cfg.stream_idle_timeout,
         "request_timeout": "0s",
+        "max_request_headers_kb": cfg.max_request_headers_kb,
+        "common_http_protocol_options": {"max_headers_count": 100},
         "route_config": {"name": "switchboard", "virtual_hosts": [
-            {"name": "switchboard", "domains": ["*"], "routes": _routes()}]},
+            {"name": "switchboard", "domains": ["*"], "routes": _route_table(cfg)}]},
         "http_filters": _http_filters(cfg),
         "local_reply_config": {"mappers": _local_reply_mappers()},
     }
+    if cfg.otlp_target:
+        hcm["tracing"] = _tracing(cfg)
     if cfg.access_log:
         hcm["access_log"] = [{"name": "envoy.access_loggers.stdout", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"}}]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": cfg.admin_port}}},
+        # The path-variable regexes spell out UTF-8 (edge/bindings.py): above RE2's default 100.
+        "layered_runtime": {"layers": [
+            {"name": "static", "static_layer": {"re2.max_program_size.error_level": 1000}},
+            {"name": "admin", "admin_layer": {}}]},
         "static_resources": {
             "listeners": [{"name": "edge", "address": {"socket_address": {
                 "address": cfg.listen_host, "port_value": cfg.listen_port}},
                 "per_connection_buffer_limit_bytes": 1048576,
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}],
-            "clusters": [_cluster(name, target) for name, target in cfg.upstreams.items()],
+            "clusters": [*(_cluster(name, targets, cfg) for name, targets in cfg.upstreams.items()),
+                         *(_metrics_cluster(name, target)
+                           for name, target in cfg.metrics_upstreams.items()),
+                         *([_otlp_cluster(cfg)] if cfg.otlp_target else []),
+                         _admin_cluster(cfg)],
         },
     }
 
