@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from switchboard_common.ports import free_port
 
 SERVICES = ("auth", "billing", "guardrails", "memory", "router")
 DEFAULT_GRPC_PORTS = {"router": 50051, "auth": 50052, "billing": 50053, "guardrails": 50054,
                       "memory": 50055}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+# Each service's Prometheus endpoint, also served through the edge at /metrics/<service>.
+DEFAULT_METRICS_PORTS = {"router": 9091, "auth": 9092, "billing": 9093, "guardrails": 9094,
+                         "memory": 9095}
 
 
 @dataclass
@@ -25,6 +23,7 @@ class StackConfig:
     edge_port: int = 8080
     edge_admin_port: int = 9901
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
     nats_url: str = "nats://127.0.0.1:4222"
     # Start our own NATS even when one answers at nats_url (tests that stop NATS need their own).
     own_nats: bool = False
@@ -34,12 +33,15 @@ class StackConfig:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls) -> "StackConfig":
+    def from_env(cls) -> StackConfig:
         env = os.environ
         grpc_ports = {name: int(env.get(f"SWITCHBOARD_{name.upper()}_GRPC_PORT", port))
                       for name, port in DEFAULT_GRPC_PORTS.items()}
+        metrics_ports = {name: int(env.get(f"SWITCHBOARD_{name.upper()}_METRICS_PORT", port))
+                         for name, port in DEFAULT_METRICS_PORTS.items()}
         return cls(
             data_dir=Path(env.get("SWITCHBOARD_DATA_DIR", ".data")),
+            metrics_ports=metrics_ports,
             edge_port=int(env.get("SWITCHBOARD_EDGE_PORT", "8080")),
             edge_admin_port=int(env.get("SWITCHBOARD_EDGE_ADMIN_PORT", "9901")),
             grpc_ports=grpc_ports,
@@ -50,10 +52,29 @@ class StackConfig:
         )
 
     @classmethod
-    def ephemeral(cls, data_dir: Path, **overrides) -> "StackConfig":
-        """Every port picked free, for tests and benchmarks that run beside `make run`."""
+    def ephemeral(cls, data_dir: Path, *, metrics: bool = True, **overrides) -> StackConfig:
+        """Every port picked free, for tests and benchmarks that run beside `make run`; with
+        metrics False no service serves (or counts) metrics."""
         return cls(data_dir=data_dir, edge_port=free_port(), edge_admin_port=free_port(),
-                   grpc_ports={name: free_port() for name in DEFAULT_GRPC_PORTS}, **overrides)
+                   grpc_ports={name: free_port() for name in DEFAULT_GRPC_PORTS},
+                   metrics_ports={name: free_port() for name in DEFAULT_METRICS_PORTS} if metrics
+                   else {}, **overrides)
+
+    def ports(self) -> list[tuple[int, str, str]]:
+        """(port, what listens there, the variable that moves it) for every port the stack binds."""
+        return [(self.edge_port, "Envoy's listener", "SWITCHBOARD_EDGE_PORT"),
+                (self.edge_admin_port, "Envoy's admin", "SWITCHBOARD_EDGE_ADMIN_PORT"),
+                *((port, name, f"SWITCHBOARD_{name.upper()}_GRPC_PORT")
+                  for name, port in self.grpc_ports.items()),
+                *((port, f"{name}'s metrics", f"SWITCHBOARD_{name.upper()}_METRICS_PORT")
+                  for name, port in self.metrics_ports.items())]
 
     def target(self, service: str) -> str:
         return f"{self.host}:{self.grpc_ports[service]}"
+
+    def metrics_target(self, service: str) -> str:
+        return f"{self.host}:{self.metrics_ports[service]}"
+
+    def service_metrics_targets(self) -> dict[str, str]:
+        """The services that serve metrics, and where."""
+        return {name: self.metrics_target(name) for name in self.metrics_ports}

@@ -66,6 +66,10 @@ class OwnNats:
         self._log = data_dir / "logs" / "nats.log"
         self._proc: subprocess.Popen | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
     def start(self, timeout: float = 15.0) -> None:
         self._store.mkdir(parents=True, exist_ok=True)
         self._log.parent.mkdir(parents=True, exist_ok=True)

