@@ -13,6 +13,11 @@ Environment (all optional):
   BENCH_TARGET_URL=http://127.0.0.1:PORT/v1  benchmark this base URL instead of starting the stack
   BENCH_TARGET_KEY=sk-bench  its bearer key;  BENCH_TARGET_PIDS=1,2  its pids, for CPU accounting
   BENCH_PIN=1              pin the gateway to core 0, the upstream and the load to core 1
+  BENCH_KEYS=100000        keys added to auth's database for the admission figures (0: skip them)
+  BENCH_TELEMETRY=metrics  the stack's telemetry: metrics (default), off (no metrics endpoints),
+                           traces (metrics, and tracing installed with OTEL_TRACES_SAMPLER=always_off)
+  BENCH_BUDGET_USD=1000000 the stack's requests use a key with this monthly budget (the common
+                           request: reserved and settled on the router); 0: the master key, no budget
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
-from bench import cpu, report
+from bench import admission, billing_consumer, codecs, cpu, inbound, report, routing
 from bench.load import ClosedLoop, Measurement, Workload
 from bench.upstream import FakeUpstream
 
@@ -61,6 +67,9 @@ class Settings:
     target_key: str = UPSTREAM_KEY
     target_pids: tuple[int, ...] = ()
     pin: bool = True
+    keys: int = 100_000
+    budget_usd: int = 1_000_000
+    telemetry: str = "metrics"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -84,7 +93,16 @@ class Settings:
             target_key=env.get("BENCH_TARGET_KEY") or cls.target_key,
             target_pids=read("BENCH_TARGET_PIDS", ints, ()),
             pin=env.get("BENCH_PIN", "1") != "0",
+            keys=read("BENCH_KEYS", int, cls.keys),
+            budget_usd=read("BENCH_BUDGET_USD", int, cls.budget_usd),
+            telemetry=read("BENCH_TELEMETRY", _telemetry, cls.telemetry),
         )
+
+
+def _telemetry(raw: str) -> str:
+    if raw not in ("metrics", "off", "traces"):
+        raise ValueError(raw)
+    return raw
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,10 @@ class Target:
     base_url: str
     key: str
     pids: tuple[int, ...]  # whose process trees' CPU is charged to this target
+    stack: object | None = None  # the Switchboard stack we started, if we did
+    # Processes whose CPU is also shown one by one (the stack's services, Envoy, NATS, the fake
+    # upstream), so a regression shows where it is. Not all are part of `pids`.
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def workload(target: Target, mode: str) -> Workload:
@@ -105,7 +127,7 @@ def workload(target: Target, mode: str) -> Workload:
 
 
 @contextlib.contextmanager
-def gateway(settings: Settings, upstream_url: str) -> Iterator[Target]:
+def gateway(settings: Settings, upstream_url: str, upstream_pid: int) -> Iterator[Target]:
     """The gateway under test: BENCH_TARGET_URL if set, else a Switchboard stack on the fake."""
     if settings.target_url:
         yield Target("gateway", settings.target_url.rstrip("/"), settings.target_key,
@@ -115,16 +137,43 @@ def gateway(settings: Settings, upstream_url: str) -> Iterator[Target]:
 
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as data_dir:
         env = {"OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_BASE_URL": upstream_url}
+        if settings.telemetry == "traces":  # what tracing costs with every span sampled out
+            env |= {"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "always_off"}
         # Free ports and a NATS of its own, so the bench can run beside `make run` without
         # sharing its ports or its billing consumer's stream.
-        config = StackConfig.ephemeral(Path(data_dir), env=env, own_nats=True)
+        config = StackConfig.ephemeral(Path(data_dir), env=env, own_nats=True,
+                                       metrics=settings.telemetry != "off")
         stack = Stack(config, on_progress=lambda line: print(f"stack: {line}", file=sys.stderr))
         stack.start()
         try:
-            yield Target("gateway", stack.base_url.rstrip("/"), stack.master_key,
-                         tuple(stack.pids()))
+            key = budget_key(stack, settings.budget_usd) if settings.budget_usd else stack.master_key
+            yield Target("gateway", stack.base_url.rstrip("/"), key,
+                         tuple(stack.pids()), stack, _parts(stack, upstream_pid))
         finally:
             stack.stop()
+
+
+def _parts(stack, upstream_pid: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    parts = [(name, (proc.pid,)) for name, proc in stack.services.items() if proc.pid]
+    if stack.envoy is not None and stack.envoy.pid:
+        parts.append(("envoy", (stack.envoy.pid,)))
+    if stack.own_nats is not None and stack.own_nats.pid:
+        parts.append(("nats", (stack.own_nats.pid,)))
+    parts.append(("upstream fake", (upstream_pid,)))
+    return tuple(parts)
+
+
+def budget_key(stack, dollars: int) -> str:
+    """A new key with a monthly budget (AILB's field, held by billing), as the common request has."""
+    import httpx
+
+    resp = httpx.post(stack.edge_url + "/api/keys", timeout=30,
+                      headers={"authorization": f"Bearer {stack.master_key}"},
+                      json={"name": "bench", "monthly_quota_dollars": dollars})
+    if resp.status_code != 200:
+        sys.exit(f"bench: could not make the bench key: {resp.status_code} {resp.text[:300]}")
+    print(f"bench: requests use a key with a ${dollars:,} monthly budget", file=sys.stderr)
+    return resp.json()["secret"]
 
 
 async def check(target: Target) -> None:
@@ -142,30 +191,40 @@ async def check(target: Target) -> None:
                  f"{text[:500]}")
 
 
-async def run_cell(settings: Settings, target: Target, mode: str, concurrency: int
-                   ) -> tuple[Measurement, float | None]:
+@dataclass(frozen=True)
+class CellRun:
+    measured: Measurement
+    cpu_seconds: float | None  # the target's whole CPU
+    parts: dict[str, float]  # CPU seconds of each of the target's parts
+
+
+async def run_cell(settings: Settings, target: Target, mode: str, concurrency: int) -> CellRun:
     meter = cpu.CpuMeter(target.pids) if target.pids else None
+    part_meters = {name: cpu.CpuMeter(pids) for name, pids in target.parts}
     async with ClosedLoop(workload(target, mode), concurrency) as load:
         await load.run(settings.warmup, settings.max_requests)
-        if meter:
-            meter.start()
+        for m in (meter, *part_meters.values()):
+            if m:
+                m.start()
         measured = await load.run(settings.seconds, settings.max_requests)
         spent = meter.stop() if meter else None
-    return measured, spent
+        parts = {name: m.stop() for name, m in part_meters.items()}
+    return CellRun(measured, spent, parts)
 
 
 async def measure(settings: Settings, direct: Target, gw: Target) -> list[report.Row]:
     await check(direct)
     await check(gw)
-    runs: dict[tuple[str, int, str], list[tuple[Measurement, float | None]]] = {}
+    runs: dict[tuple[str, int, str], list[CellRun]] = {}
     cells = [(mode, c) for mode in MODES for c in settings.concurrencies]
     total, done = settings.rounds * len(cells) * 2, 0
     for _ in range(settings.rounds):
         for mode, c in cells:
             # Both targets back to back in each cell, so drift on a shared machine hits both.
             for target in (direct, gw):
-                m, spent = await run_cell(settings, target, mode, c)
-                runs.setdefault((mode, c, target.name), []).append((m, spent))
+                run = await run_cell(settings, target, mode, c)
+                m = run.measured
+                runs.setdefault((mode, c, target.name), []).append(run)
                 done += 1
                 print(f"[{done}/{total}] {mode} c={c} {target.name}: {m.rps:,.0f} req/s, "
                       f"p50 {m.latency_ms(50) or 0:.2f} ms, errors {m.errors}",
@@ -173,7 +232,9 @@ async def measure(settings: Settings, direct: Target, gw: Target) -> list[report
 
     def stats(mode: str, c: int, name: str) -> report.TargetStats:
         measured = runs[(mode, c, name)]
-        return report.TargetStats.of([m for m, _ in measured], [s for _, s in measured])
+        return report.TargetStats.of([r.measured for r in measured],
+                                     [r.cpu_seconds for r in measured],
+                                     [r.parts for r in measured])
 
     return [report.Row(mode, c, stats(mode, c, "direct"), stats(mode, c, "gateway"))
             for mode, c in cells]
@@ -207,9 +268,10 @@ def main() -> None:
     cells = settings.rounds * len(MODES) * len(settings.concurrencies) * 2
     print(f"bench: {cells} runs of {settings.warmup:g} s warm-up + {settings.seconds:g} s "
           f"(about {cells * (settings.warmup + settings.seconds):.0f} s)", file=sys.stderr)
-    meta = {"generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    meta = {"generated_at": datetime.datetime.now(datetime.UTC).isoformat(),
             "machine": machine(), "pinned": pinned, "settings": asdict(settings)}
-    with FakeUpstream(core=1 if pinned else None) as fake, gateway(settings, fake.base_url) as gw:
+    with FakeUpstream(core=1 if pinned else None) as fake, \
+            gateway(settings, fake.base_url, fake.pid) as gw:
         require_loopback(gw.base_url)
         if pinned:
             # As in peers-bench.md: the gateway on core 0; the upstream and the load on core 1.
@@ -219,9 +281,42 @@ def main() -> None:
         direct = Target("direct", fake.base_url, UPSTREAM_KEY, (fake.pid,))
         meta["gateway"] = settings.target_url or "switchboard stack"
         rows = _event_loop_runner()(measure(settings, direct, gw))
+        keyed = None
+        hot = [(n, *_event_loop_runner()(admission.hot_path_us(n)))
+               for n in sorted({1, 1000, settings.keys or 1})]
+        if gw.stack is not None and settings.keys > 0:
+            stack: Any = gw.stack
+            body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 64}
+            keyed = _event_loop_runner()(admission.run(
+                stack.edge_url, stack.config.target("auth"), stack.data_dir, stack.master_key,
+                gw.pids, body, keys=settings.keys, seconds=settings.seconds,
+                warmup=settings.warmup))
     print(report.markdown(rows))
     print()
+    if any(r.gateway.cpu_us_by_process for r in rows):
+        print(report.breakdown(rows))
+        print()
     print(report.verdict(rows, settings.target_url or "Switchboard"))
+    print(billing_consumer.line())
+    print("\nAdmission in the router's process (no I/O), the fastest of 400 batches of 500:")
+    print(admission.hot_path_markdown(hot))
+    meta["admission_in_process"] = [{"cached": n, "admit_us": a, "with_limits_us": b}
+                                    for n, a, b in hot]
+    if keyed is not None:
+        print("\nAdmission (the same stack, after the table above):")
+        print(admission.markdown(keyed))
+        meta["admission"] = [asdict(f) for f in keyed]
+    # Translation cost per provider format, in-process (the stack above runs OpenAI's).
+    translation = codecs.measure()
+    meta["codecs"] = translation
+    print("\nCodec CPU per request and per stream (bench.codecs):\n" + codecs.table(translation))
+    inbound_cost = inbound.measure()
+    meta["inbound"] = inbound_cost
+    print("\nInbound API translation CPU, on top of the codec's (bench.inbound):\n"
+          + inbound.table(inbound_cost))
+    decisions = _event_loop_runner()(routing.measure())
+    meta["routing"] = decisions
+    print("\nRouting cost per request, in-process (bench.routing):\n" + routing.table(decisions))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report.as_json(rows, meta), indent=2, ensure_ascii=False) + "\n")
     print(f"\nJSON: {RESULTS}", file=sys.stderr)

@@ -104,7 +104,7 @@ class ClosedLoop:
                 if w.stream and not tail.endswith(_DONE):
                     result.failed("stream ended without data: [DONE]")
                     return False
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             result.failed(f"{type(e).__name__}: {e}")
             return False
         done = time.perf_counter()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bench.load import Measurement
 
@@ -32,12 +33,17 @@ class TargetStats:
     ttfb_p50_ms: float | None
     cpu_us_per_request: float | None
     first_error: str | None
+    cpu_us_by_process: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, rounds: Sequence[Measurement], cpu_seconds: Sequence[float | None]
-           ) -> TargetStats:
-        cpu = [1e6 * s / m.requests for m, s in zip(rounds, cpu_seconds)
+    def of(cls, rounds: Sequence[Measurement], cpu_seconds: Sequence[float | None],
+           parts: Sequence[Mapping[str, float]] = ()) -> TargetStats:
+        cpu = [1e6 * s / m.requests for m, s in zip(rounds, cpu_seconds, strict=True)
                if s is not None and m.requests]
+        names = list(dict.fromkeys(name for p in parts for name in p))
+        by_process = {name: _median([1e6 * p[name] / m.requests
+                                     for m, p in zip(rounds, parts, strict=True)
+                                     if name in p and m.requests], 1) for name in names}
         return cls(
             requests=sum(m.requests for m in rounds),
             errors=sum(m.errors for m in rounds),
@@ -47,6 +53,7 @@ class TargetStats:
             ttfb_p50_ms=_median([m.first_byte_ms(50) for m in rounds], 3),
             cpu_us_per_request=_median(cpu, 1),
             first_error=next((m.first_error for m in rounds if m.first_error), None),
+            cpu_us_by_process=by_process,
         )
 
 
@@ -86,6 +93,21 @@ def markdown(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def breakdown(rows: Sequence[Row]) -> str:
+    """The gateway's CPU per request, process by process (medians over the rounds): where a
+    regression is. The total is the gateway column above (NATS and the fake are not in it)."""
+    names = list(dict.fromkeys(n for r in rows for n in r.gateway.cpu_us_by_process))
+    lines = ["CPU µs per request by process, during the gateway's runs:", "",
+             "| mode | concurrency | " + " | ".join(names) + " | gateway total |",
+             "|---|---:|" + "---:|" * (len(names) + 1)]
+    for r in rows:
+        cells = [r.mode, str(r.concurrency),
+                 *(_num(r.gateway.cpu_us_by_process.get(n), 0) for n in names),
+                 _num(r.gateway.cpu_us_per_request, 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def verdict(rows: Sequence[Row], name: str = "Switchboard") -> str:
     """The c=1 rows against our budget, then against the peers."""
     at_c1 = {r.mode: r for r in rows if r.concurrency == 1}
@@ -119,7 +141,7 @@ def as_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
         **meta,
         "budget": {"cpu_us_per_request": BUDGET_CPU_US, "added_p50_ms": BUDGET_ADDED_P50_MS},
         "peers": {name: dict(zip(("cpu_us_non_stream", "cpu_us_stream", "added_p50_ms_non_stream",
-                                  "added_p50_ms_stream", "added_ttfb_p50_ms"), v))
+                                  "added_p50_ms_stream", "added_ttfb_p50_ms"), v, strict=True))
                   for name, v in PEERS.items()},
         "rows": [{"mode": r.mode, "concurrency": r.concurrency, "direct": asdict(r.direct),
                   "gateway": asdict(r.gateway), "added_p50_ms": r.added_p50_ms,
