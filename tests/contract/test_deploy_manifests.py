@@ -1,71 +1,63 @@
-"""deploy/k8s and the container builds hold together: the only check they get without a cluster.
+"""The production overlay and the container builds hold together: the only check they get without a cluster.
 
-Plain PyYAML over every manifest: each Deployment has probes, resources, a matching Service and
-the environment its service reads; names, ports, images and secrets agree across files.
+The overlay as `kubectl kustomize` renders it (tests/contract/kustomize.py): each workload (a
+Deployment, or the router's StatefulSet) has probes, resources, a matching Service and the
+environment its service reads; names, ports, images and secrets agree across the bases.
+tests/contract/test_deploy_overlays.py validates every overlay against Kubernetes' schemas.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from edge import render
-from tests.contract import protoset
+from tests.contract import kustomize, protoset
 
 DEPLOY = protoset.REPO / "deploy"
-K8S = DEPLOY / "k8s"
+K8S = kustomize.K8S
 PYTHON_SERVICES = {"router": 50051, "auth": 50052, "billing": 50053, "guardrails": 50054, "memory": 50055}
-WITH_DATABASE = {"auth", "billing", "memory"}
-EXAMPLE_SECRETS = "secrets.example.yaml"
+WITH_DATABASE = {"auth", "billing", "guardrails", "memory"}
 
-
-def _docs(path: Path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-KUSTOMIZATION = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-GENERATED_FILES = {f for g in KUSTOMIZATION.get("configMapGenerator", []) for f in g.get("files", [])}
-OBJECTS = [d for name in KUSTOMIZATION["resources"] for d in _docs(K8S / name)]
-SECRETS = {d["metadata"]["name"]: d for d in _docs(K8S / EXAMPLE_SECRETS)}
-
-
-def _of_kind(kind: str) -> dict[str, dict]:
-    return {o["metadata"]["name"]: o for o in OBJECTS if o["kind"] == kind}
-
-
-DEPLOYMENTS = _of_kind("Deployment")
+PRODUCTION = kustomize.Manifests.of("production")
+OBJECTS = PRODUCTION.objects
+SECRETS = PRODUCTION.secrets()
+_of_kind = PRODUCTION.of_kind
+# Every component's workload: Deployments, and the router's StatefulSet (its journal's volume).
+DEPLOYMENTS = PRODUCTION.workloads
 SERVICES = _of_kind("Service")
 CONFIG = _of_kind("ConfigMap")["switchboard-config"]["data"]
+_container = PRODUCTION.container
+_env_values = PRODUCTION.env_values
+_env = kustomize.env
 
 
-def _container(name: str) -> dict:
-    (container,) = DEPLOYMENTS[name]["spec"]["template"]["spec"]["containers"]
-    return container
-
-
-def _env(container: dict) -> dict[str, dict]:
-    return {e["name"]: e for e in container.get("env", [])}
-
-
-def _env_values(container: dict) -> dict[str, str]:
-    """What the container sees: the ConfigMaps it loads, then its own `value` entries."""
-    values: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            values.update(_of_kind("ConfigMap")[source["configMapRef"]["name"]]["data"])
-    values.update({n: e["value"] for n, e in _env(container).items() if "value" in e})
-    return values
+def _referenced_files(kustomization: Path) -> set[Path]:
+    """The files a kustomization uses: resources (files, or directories with their own
+    kustomization), generators' files, patches' paths."""
+    doc = yaml.safe_load(kustomization.read_text())
+    here = kustomization.parent
+    used = {kustomization}
+    for entry in doc.get("resources", []):
+        path = (here / entry).resolve()
+        used |= _referenced_files(path / "kustomization.yaml") if path.is_dir() else {path}
+    for generator in [*doc.get("configMapGenerator", []), *doc.get("secretGenerator", [])]:
+        used |= {(here / f.split("=", 1)[-1]).resolve() for f in [*generator.get("files", []),
+                                                                  *generator.get("envs", [])]}
+    used |= {(here / p["path"]).resolve() for p in doc.get("patches", []) if "path" in p}
+    return used
 
 
 def test_every_file_is_accounted_for():
-    listed = {"kustomization.yaml", EXAMPLE_SECRETS, *KUSTOMIZATION["resources"], *GENERATED_FILES}
-    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*.y*ml")}
-    assert on_disk == listed, "add new manifests to kustomization.yaml (or remove stray files)"
+    used = {kustomize.EXAMPLE_SECRETS.resolve()}
+    for overlay in kustomize.OVERLAYS:
+        used |= _referenced_files(K8S / "overlays" / overlay / "kustomization.yaml")
+    on_disk = {p.resolve() for p in K8S.rglob("*") if p.is_file()}
+    assert on_disk == used, "a file no overlay uses (add it to a kustomization, or remove it)"
 
 
 def test_one_deployment_and_service_per_component():
@@ -80,7 +72,8 @@ def test_deployment_has_probes_resources_and_a_non_root_sandbox(name):
     ports = {p["containerPort"] for p in container["ports"]}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert probe in container, f"{name} has no {probe}"
-        handler = container[probe].get("grpc") or container[probe].get("tcpSocket") or {}
+        handler = (container[probe].get("grpc") or container[probe].get("tcpSocket")
+                   or container[probe].get("httpGet") or {})
         assert handler.get("port") in ports, f"{name} {probe} probes a port it does not expose"
     resources = container["resources"]
     assert {"cpu", "memory"} <= resources["requests"].keys()
@@ -114,12 +107,13 @@ def test_service_selects_the_pods_and_targets_their_ports(name):
         assert {p["name"]: p["port"] for p in service["ports"]}["grpc"] == PYTHON_SERVICES[name]
 
 
-def test_images_are_named_after_their_component_and_share_one_tag():
-    tags = {i["name"]: i["newTag"] for i in KUSTOMIZATION["images"]}
-    for name in DEPLOYMENTS:
-        assert _container(name)["image"] == f"switchboard/{name}"
-    assert set(tags) == {f"switchboard/{name}" for name in DEPLOYMENTS}
-    assert len(set(tags.values())) == 1, tags
+@pytest.mark.parametrize("overlay", kustomize.OVERLAYS)
+def test_images_are_named_after_their_component_and_share_one_tag(overlay):
+    manifests = kustomize.Manifests.of(overlay)
+    images = {name: manifests.container(name)["image"] for name in manifests.workloads}
+    for name, image in images.items():
+        assert image.rpartition(":")[0] == f"switchboard/{name}", image
+    assert len({image.rpartition(":")[2] for image in images.values()}) == 1, images
 
 
 @pytest.mark.parametrize("name", sorted(PYTHON_SERVICES))
@@ -148,12 +142,29 @@ def test_router_gets_its_config_file_provider_keys_and_neighbours():
     mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == config_path.parent)
     volume = next(v for v in DEPLOYMENTS["router"]["spec"]["template"]["spec"]["volumes"]
                   if v["name"] == mount["name"])
-    generator = next(g for g in KUSTOMIZATION["configMapGenerator"] if g["name"] == volume["configMap"]["name"])
-    assert config_path.name in {Path(f).name for f in generator["files"]}
+    config_map = _of_kind("ConfigMap")[volume["configMap"]["name"]]
+    # Generated (the name carries a content hash), so editing switchboard.yaml rolls the router.
+    assert re.fullmatch(r"switchboard-router-config-[a-z0-9]{10}", config_map["metadata"]["name"])
+    assert config_path.name in config_map["data"]
     assert {"secretRef": {"name": "switchboard-provider-keys", "optional": True}} in container["envFrom"]
     for neighbour in ("AUTH", "BILLING", "GUARDRAILS", "MEMORY"):
         assert f"SWITCHBOARD_{neighbour}_TARGET" in values
     assert _env(container)["SWITCHBOARD_ROUTER_REPLICA_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_billing_reads_the_prices_of_the_same_config_file():
+    container = _container("billing")
+    config_path = Path(_env_values(container)["SWITCHBOARD_BILLING_CONFIG_PATH"])
+    mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == config_path.parent)
+    volume = next(v for v in DEPLOYMENTS["billing"]["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == mount["name"])
+    router = _container("router")
+    router_path = Path(_env_values(router)["SWITCHBOARD_ROUTER_CONFIG_PATH"])
+    router_mount = next(m for m in router["volumeMounts"] if Path(m["mountPath"]) == router_path.parent)
+    router_volume = next(v for v in DEPLOYMENTS["router"]["spec"]["template"]["spec"]["volumes"]
+                         if v["name"] == router_mount["name"])
+    assert volume["configMap"] == router_volume["configMap"] and config_path == router_path
+    assert mount.get("readOnly") is True
 
 
 def _targets() -> dict[str, str]:
@@ -181,7 +192,7 @@ def test_secrets_come_from_secrets_the_example_defines():
         for variable, entry in _env(container).items():
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
             if ref:
-                assert ref["key"] in SECRETS[ref["name"]]["stringData"], f"{name}: {variable}"
+                assert ref["key"] in SECRETS[ref["name"]], f"{name}: {variable}"
             elif re.search(r"KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL", variable) and "value" in entry:
                 pytest.fail(f"{name}: {variable} is a literal, not from a Secret")
         for source in container.get("envFrom", []):
@@ -211,7 +222,8 @@ def test_termination_grace_outlasts_the_drain(name):
 @pytest.mark.parametrize("name", ["router", "edge"])
 def test_router_and_edge_autoscale_and_keep_a_disruption_budget(name):
     hpa = _of_kind("HorizontalPodAutoscaler")[name]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": DEPLOYMENTS[name]["kind"],
+                                      "name": name}
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
     assert "replicas" not in DEPLOYMENTS[name]["spec"], "the HPA owns the replica count"
     pdb = _of_kind("PodDisruptionBudget")[name]["spec"]
@@ -219,38 +231,52 @@ def test_router_and_edge_autoscale_and_keep_a_disruption_budget(name):
         DEPLOYMENTS[name]["spec"]["template"]["metadata"]["labels"].items())
 
 
-def test_containerfile_builds_the_services_the_manifests_run():
-    text = (DEPLOY / "Containerfile").read_text()
-    allowed = re.search(r'case "\$\{SERVICE\}" in ([a-z|]+)\)', text).group(1).split("|")
-    assert set(allowed) == set(PYTHON_SERVICES)
-    assert "python -m switchboard_common.protogen proto proto/gen" in text
-    assert "requirements.lock" in text
-    assert "SERVICE_MODULE=switchboard_${SERVICE}" in text
-    assert re.search(r"^USER 10001", text, re.M)
-
-
-def test_edge_containerfile_ships_what_the_edge_manifest_runs():
-    text = (DEPLOY / "edge.Containerfile").read_text()
-    assert "python -m edge.render --out /etc/envoy/envoy.yaml" in text
-    assert re.search(r"^USER 10001", text, re.M)
-    hook = _container("edge")["lifecycle"]["preStop"]["exec"]["command"][1]
-    assert re.search(rf"^COPY \S+ {re.escape(hook)}$", text, re.M), f"{hook} is not in the image"
-    mounts = {m["mountPath"] for m in _container("edge")["volumeMounts"]}
-    assert "/etc/envoy" in mounts  # the rendered config, on a read-only root filesystem
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kustomize_builds():
-    result = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout) if d]
-    assert kinds.count("Deployment") == len(DEPLOYMENTS)
-
-
 @pytest.mark.parametrize("env", [{}, {"OPENAI_API_KEY": "sk-test", "GROQ_API_KEY": "gsk-test"}],
                          ids=["no provider keys", "some provider keys"])
-def test_router_config_passes_the_routers_own_validation(env):
+@pytest.mark.parametrize("overlay", kustomize.OVERLAYS)
+def test_router_config_passes_the_routers_own_validation(overlay, env):
     config = pytest.importorskip("switchboard_router.config", reason="the router is not in this tree")
-    (generator,) = [g for g in KUSTOMIZATION["configMapGenerator"] if g["name"] == "switchboard-router-config"]
-    for file in generator["files"]:
-        config.load(K8S / file, env)  # raises ConfigError naming the bad field
+    manifests = kustomize.Manifests.of(overlay)
+    (config_map,) = [c for n, c in manifests.config_maps().items() if n.startswith("switchboard-router-config-")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in config_map["data"].items():
+            (Path(tmp) / name).write_text(text)
+            config.load(Path(tmp) / name, env)  # raises ConfigError naming the bad field
+
+
+def test_router_journal_is_on_a_persistent_volume_of_its_own():
+    router = DEPLOYMENTS["router"]
+    assert router["kind"] == "StatefulSet" and router["spec"]["serviceName"] == "router"
+    journal_dir = _env_values(_container("router"))["SWITCHBOARD_ROUTER_JOURNAL_DIR"]
+    mount = next(m for m in _container("router")["volumeMounts"] if m["mountPath"] == journal_dir)
+    claims = {c["metadata"]["name"]: c for c in router["spec"]["volumeClaimTemplates"]}
+    assert mount["name"] in claims, "the journal must be a claim per replica, not an emptyDir"
+    assert mount["name"] not in {v["name"] for v in router["spec"]["template"]["spec"]["volumes"]}
+    assert claims[mount["name"]]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Scaled in and back out, router-N finds its journal again (and sends what it held).
+    assert router["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+
+
+def test_router_drains_usage_within_its_termination_grace():
+    values = _env_values(_container("router"))
+    spec = DEPLOYMENTS["router"]["spec"]["template"]["spec"]
+    drain = float(values["SWITCHBOARD_ROUTER_SHUTDOWN_GRACE_SECONDS"]) + float(
+        values["SWITCHBOARD_ROUTER_USAGE_DRAIN_SECONDS"])
+    assert spec["terminationGracePeriodSeconds"] >= _pre_stop_seconds(_container("router")) + drain
+
+
+def test_the_usage_stream_is_made_by_deployment_with_three_replicas_and_a_retention_bound():
+    spec = DEPLOYMENTS["billing"]["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    assert init["command"] == ["python", "-m", "switchboard_common.usage_stream"]
+    assert init["image"] == _container("billing")["image"]
+    values = _env_values(init)
+    assert values["SWITCHBOARD_NATS_URL"].startswith("nats://")
+    from switchboard_common.usage_stream import UsageStreamSettings
+
+    env = {k: v for k, v in values.items() if k.startswith("SWITCHBOARD_USAGE_STREAM_")}
+    settings = UsageStreamSettings(**{k.removeprefix("SWITCHBOARD_USAGE_STREAM_").lower(): v
+                                      for k, v in env.items()})
+    assert settings.replicas == 3
+    assert 0 < settings.max_age_seconds <= 31 * 24 * 3600
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True

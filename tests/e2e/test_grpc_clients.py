@@ -43,3 +43,46 @@ def test_typed_call_without_key_is_unauthenticated(stub):
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateChatCompletion(request("x"), timeout=10)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _failure(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+@pytest.mark.parametrize("case", ["not found", "invalid argument", "unauthenticated"])
+def test_errors_are_the_routers_own_through_the_edge(stack, case):
+    """The edge passes native gRPC through untouched: the same code, message and trailing
+    metadata as the router gives when called directly (not UNIMPLEMENTED or INTERNAL made from
+    an HTTP status)."""
+    key = (("authorization", f"Bearer {stack.master_key}"),)
+    calls = {
+        "not found": lambda s: s.GetModel(gateway_pb2.GetModelRequest(model="no-such-model"), metadata=key, timeout=10),
+        "invalid argument": lambda s: s.CreateChatCompletion(
+            gateway_pb2.ChatCompletionRequest(model="switchboard-local"), metadata=key, timeout=10),
+        "unauthenticated": lambda s: s.CreateChatCompletion(request("x"), timeout=10,
+                                                            metadata=(("authorization", "Bearer sk-wrong"),)),
+    }
+    expected_code = {"not found": grpc.StatusCode.NOT_FOUND, "invalid argument": grpc.StatusCode.INVALID_ARGUMENT,
+                     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED}[case]
+    seen = []
+    for target in (f"127.0.0.1:{stack.config.edge_port}", stack.config.target("router")):
+        with grpc.insecure_channel(target) as channel:
+            err = _failure(lambda: calls[case](gateway_pb2_grpc.GatewayServiceStub(channel)))
+        ours = {k: v for k, v in err.trailing_metadata() if k.startswith(("x-error-", "x-http-status"))}
+        seen.append((err.code(), err.details(), ours))
+    through_edge, direct = seen
+    assert through_edge == direct
+    assert through_edge[0] == expected_code
+    assert through_edge[2]["x-error-type"]
+
+
+def test_typed_answers_keep_the_fields_the_proto_does_not_know(stub):
+    stub, md = stub
+    reply = stub.CreateChatCompletion(request("typed extra"), metadata=md, timeout=10)
+    # OpenAI's message carries "annotations", which the proto has no field for (yet).
+    assert list(reply.choices[0].message.extra_fields["annotations"]) == []
+    chunks = list(stub.StreamChatCompletion(request("typed extra"), metadata=md, timeout=10))
+    # ... and its chunks "service_tier", which ChatCompletionChunk lacks.
+    assert {c.extra_fields["service_tier"] for c in chunks} == {"default"}

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import uuid
 
 import httpx
+import openai
 import pytest
 
 
@@ -31,6 +36,12 @@ def assert_openai_error(resp, status: int, *, code=None, error_type=None, param=
     if param is not None:
         assert err["param"] == param
     return err
+
+
+def assert_no_grpc_headers(resp) -> None:
+    """Nothing of gRPC's (or our internal error metadata) reaches a REST client."""
+    leaked = [k for k in resp.headers if k.lower().startswith(("grpc-", "x-error-", "x-http-status"))]
+    assert leaked == [], leaked
 
 
 CHAT = {"model": "switchboard-local", "messages": [{"role": "user", "content": "hi"}]}
@@ -135,9 +146,64 @@ def test_models_route_lists_models(stack):
     assert {"switchboard-local", "gpt-4o-mini"} <= {m["id"] for m in body["data"]}
 
 
-def test_healthz_reports_every_service_ready(stack):
+def test_healthz_says_healthy_in_seed_002s_shape(stack):
     resp = httpx.get(stack.edge_url + "/healthz")
     assert resp.status_code == 200
+    assert resp.json() == {"status": "healthy"}
+
+
+def test_healthz_verbose_lists_every_services_readiness(stack):
+    body = httpx.get(stack.edge_url + "/healthz?verbose").json()
+    assert body["status"] == "healthy"
+    assert set(body["services"]) == {"router", "auth", "billing", "guardrails", "memory"}
+    assert all(s["ready"] and s["healthy_hosts"] == s["hosts"] == 1 for s in body["services"].values())
+    assert {n for n, s in body["services"].items() if s["required"]} == {"router", "auth"}
+
+
+def test_models_retrieve_with_a_slash_in_the_id(stack):
+    # The SDK sends /v1/models/openai%2Fgpt-4o-mini; the edge unescapes it for the router.
+    client = openai.OpenAI(base_url=stack.base_url, api_key=stack.master_key, max_retries=0)
+    assert client.models.retrieve("openai/gpt-4o-mini").id == "openai/gpt-4o-mini"
+    assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize("body", [CHAT, {**CHAT, "stream": True}], ids=["json", "sse"])
+def test_responses_carry_no_grpc_headers(stack, body):
+    resp = post(stack, body)
+    assert resp.status_code == 200
+    assert_no_grpc_headers(resp)
+    models = httpx.get(stack.base_url + "/models", headers={"authorization": f"Bearer {stack.master_key}"})
+    assert_no_grpc_headers(models)
+    assert_no_grpc_headers(post(stack, {"model": "switchboard-local"}))  # an error
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl (for HTTP/2 trailers) is not installed")
+def test_http2_streams_end_without_grpc_trailers(stack):
+    out = subprocess.run(
+        ["curl", "-sS", "-v", "--http2-prior-knowledge", "-o", "/dev/null", stack.base_url + "/chat/completions",
+         "-H", f"authorization: Bearer {stack.master_key}", "-H", "content-type: application/json",
+         "-d", json.dumps({**CHAT, "stream": True})], capture_output=True, text=True, timeout=30)
+    received = [line for line in out.stderr.splitlines() if line.startswith("< ")]
+    assert "< HTTP/2 200" in received[0]
+    assert [line for line in received if line.lower().startswith("< grpc-")] == []
+
+
+@pytest.mark.parametrize("kib", [8, 12, 16, 24, 30])
+def test_headers_up_to_the_edge_limit_reach_the_services(stack, kib):
+    # gRPC's default metadata limit refused 8-16 KiB at random with RESOURCE_EXHAUSTED (a 429).
+    statuses = {post(stack, CHAT, headers={"x-padding": "p" * (kib * 1024)}).status_code for _ in range(10)}
+    assert statuses == {200}
+
+
+def test_a_key_that_is_not_ascii_never_reaches_a_service_log(stack):
+    marker = f"sk-marker-{uuid.uuid4().hex}"
+    with socket.create_connection(("127.0.0.1", stack.config.edge_port), timeout=5) as conn:
+        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: edge\r\nContent-Length: 2\r\n"
+                     b"Authorization: Bearer %s\xe9\r\n\r\n{}" % marker.encode())
+        reply = conn.recv(65536).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 401")
+    post(stack, CHAT)  # a request after it: whatever it logged is in the files by now
+    assert [p.name for p in stack.logs.glob("*.log") if marker in p.read_text(errors="replace")] == []
 
 
 @pytest.mark.parametrize("path", ["/api/billing/spend", "/api/keys"])

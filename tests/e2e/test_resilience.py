@@ -4,7 +4,6 @@ is down waits in the outbox and reaches billing once NATS is back. Each test has
 from __future__ import annotations
 
 import concurrent.futures
-import signal
 import time
 
 import httpx

@@ -13,6 +13,7 @@ import orjson
 
 ECHO_PREFIX = "Echo: "
 TOOL_TRIGGER = "call_tool"
+PARALLEL_TRIGGER = "call_tools"  # one call per declared function, as parallel tool calls
 # The legacy completions endpoint stops at 16 tokens unless max_tokens says otherwise.
 # https://platform.openai.com/docs/api-reference/completions/create#completions-create-max_tokens
 LEGACY_MAX_TOKENS = 16
@@ -71,24 +72,64 @@ def message_text(content: Any) -> str:
 
 def last_user_text(messages: Any) -> str:
     """The text of the last user message; "" when there is none (or `messages` is malformed)."""
-    for message in reversed(messages if isinstance(messages, list) else ()):
+    candidates: list[Any] = messages if isinstance(messages, list) else []
+    for message in reversed(candidates):
         if isinstance(message, dict) and message.get("role") == "user":
             return message_text(message.get("content"))
     return ""
 
 
-def chat_answer(body: dict[str, Any], call_id: str) -> Answer:
-    """Echo the last user message, or call a tool when asked to; honour max_(completion_)tokens."""
+def chat_answer(body: dict[str, Any], call_id: str, echo_all: bool = False) -> Answer:
+    """Echo the last user message (with " [N image(s)]" when it has images), call tools when asked
+    to ("call_tools": every function, in parallel), echo tool results after them
+    ("Echo: r1 | r2"), or answer a json_schema response_format with an object fitting the schema;
+    honour max_(completion_)tokens. With `echo_all`, echo every message ("role: text | ...")."""
     messages = body["messages"]
     prompt_tokens = sum(count_tokens(message_text(m.get("content"))) for m in messages)
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    results = _trailing_tool_results(messages)
+    if results:
+        return _echo(" | ".join(results), prompt_tokens, limit)
     text = last_user_text(messages)
+    if echo_all:
+        text = " | ".join(f"{m.get('role')}: {message_text(m.get('content'))}" for m in messages)
     function = _chosen_function(body, text)
     if function is not None:
-        arguments = _sample_arguments(function)
-        return Answer(None, tuple(_ARGUMENT_PIECE.findall(arguments)), "tool_calls", prompt_tokens,
-                      (ToolCall(call_id, function["name"], arguments),))
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return _echo(text, prompt_tokens, limit)
+        functions = [function]
+        if PARALLEL_TRIGGER in text and body.get("parallel_tool_calls") is not False and \
+                not isinstance(body.get("tool_choice"), dict):
+            functions = [t["function"] for t in body["tools"] if t.get("type") == "function"]
+        calls = tuple(ToolCall(call_id if i == 0 else f"{call_id}_{i}", f["name"], _sample_arguments(f))
+                      for i, f in enumerate(functions))
+        pieces = tuple(p for c in calls for p in _ARGUMENT_PIECE.findall(c.arguments))
+        return Answer(None, pieces, "tool_calls", prompt_tokens, calls)
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        reply = orjson.dumps(_sample_arguments({"parameters": schema}, as_json=False)).decode()
+        pieces = split_words(reply)
+        return Answer(reply, pieces, "stop", prompt_tokens)
+    images = _last_user_images(messages)
+    return _echo(text + (f" [{images} image(s)]" if images else ""), prompt_tokens, limit)
+
+
+def _trailing_tool_results(messages: list[Any]) -> list[str]:
+    """The contents of the tool messages that end the conversation (answers to tool calls)."""
+    out: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        out.insert(0, message_text(message.get("content")))
+    return out
+
+
+def _last_user_images(messages: list[Any]) -> int:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url") \
+                if isinstance(content, list) else 0
+    return 0
 
 
 def completion_answers(body: dict[str, Any]) -> list[Answer]:
@@ -147,12 +188,12 @@ def _chosen_function(body: dict[str, Any], text: str) -> dict[str, Any] | None:
     return None
 
 
-def _sample_arguments(function: dict[str, Any]) -> str:
+def _sample_arguments(function: dict[str, Any], as_json: bool = True) -> Any:
     """Arguments fitting the function's JSON schema: "fake" for strings, simple values otherwise."""
     properties = (function.get("parameters") or {}).get("properties") or {}
     arguments = {}
     for name, spec in properties.items():
         kind = spec.get("type") if isinstance(spec, dict) else None
         enum = spec.get("enum") if isinstance(spec, dict) else None
-        arguments[name] = enum[0] if enum else _SAMPLE_VALUES.get(kind, "fake")
-    return orjson.dumps(arguments).decode()
+        arguments[name] = enum[0] if enum else _SAMPLE_VALUES.get(str(kind), "fake")
+    return orjson.dumps(arguments).decode() if as_json else arguments

@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Iterable, NamedTuple
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -60,17 +62,29 @@ class _Hang(Exception):
     """Ends a request only when the fake shuts down."""
 
 
+class _Gone(Exception):
+    """The client closed the connection before the answer was complete."""
+
+
+TAGS_KEPT = 1000  # the log of tagged requests keeps this many, the oldest dropped first
+
+
 class OpenAIApp:
     """The handlers and the state they share: accepted keys, recorded requests, id counters."""
 
-    def __init__(self, api_keys: Iterable[str] | None = None, record: bool = True):
+    def __init__(self, api_keys: Iterable[str] | None = None, record: bool = True,
+                 throttled_keys: Mapping[str, str] | None = None):
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        # key -> the Retry-After its 429 says: accepted keys whose organization is over its limit.
+        self.throttled_keys = dict(throttled_keys or {})
         self.record = record
         self.requests: list[RecordedRequest] = []
         self.closing = asyncio.Event()  # set on shutdown; wakes the requests told to hang
         self._run = secrets.token_hex(4)
         self._serial = itertools.count(1)
         self._models = wire.models_list()
+        # tag -> how that request ended: started_at/ended_at (Unix seconds), outcome, bytes_sent
+        self.tagged: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def application(self) -> web.Application:
         # OpenAI takes bodies far above aiohttp's 1 MiB default (images as data URLs).
@@ -80,6 +94,8 @@ class OpenAIApp:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
+        # Not OpenAI's: how a request sent with the tag-<name> hook ended, for tests.
+        app.router.add_get("/_fake/requests/{tag}", self._tagged_request)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -96,6 +112,8 @@ class OpenAIApp:
             if r.delay:
                 await asyncio.sleep(r.delay)
             return self._response(r.body, status=r.status, extra=r.headers)
+        except _Gone:
+            return web.Response(status=499)  # nobody is left to read it
         except _Hang:
             await self.closing.wait()
             message, type_, code = ERRORS[503]
@@ -105,12 +123,15 @@ class OpenAIApp:
         body = await self._admit(request)
         model, behavior = self._behavior(request, body, last_user_text(body.get("messages")))
         check_chat(body)
-        answer = chat_answer(body, self._id("call_", 24))
+        answer = chat_answer(body, self._id("call_", 24), behavior.echo_all)
         args = (self._id("chatcmpl-", 29), int(time.time()), model, answer, body.get("n") or 1)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = wire.chat_stream(*args, include_usage)
+            events: Iterable[bytes] = (
+                wire.sized_chat_stream(*args[:4], include_usage, behavior.size) if behavior.size
+                else wire.chat_stream(*args, include_usage))
             return await self._send_events(request, events, behavior)
+        _no_size(behavior)
         return await self._send_json(request, wire.chat_completion(*args), behavior)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -118,6 +139,7 @@ class OpenAIApp:
         prompt = body.get("prompt")
         model, behavior = self._behavior(request, body, prompt if isinstance(prompt, str) else "")
         check_completion(body)
+        _no_size(behavior)
         args = (self._id("cmpl-", 29), int(time.time()), model, completion_answers(body),
                 body.get("n") or 1)
         if body.get("stream"):
@@ -130,6 +152,7 @@ class OpenAIApp:
         body = await self._admit(request)
         model, behavior = self._behavior(request, body, "")
         check_embeddings(body)
+        _no_size(behavior)
         items = embedding_inputs(body)
         dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
         vectors = [embedding_vector(item, dimensions) for item in items]
@@ -150,6 +173,13 @@ class OpenAIApp:
                 return self._response(orjson.dumps(wire.model_object(*model)))
         message, type_, code = ERRORS[404]
         raise _Refusal(404, wire.error_body(message.format(model=wanted), type_, "model", code))
+
+    async def _tagged_request(self, request: web.Request) -> web.StreamResponse:
+        seen = self.tagged.get(request.match_info["tag"])
+        if seen is None:
+            return self._response(wire.error_body("No request with this tag (yet).",
+                                                  "invalid_request_error"), status=404)
+        return self._response(orjson.dumps(seen))
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         message = f"Invalid URL ({request.method} {request.path})"
@@ -181,6 +211,10 @@ class OpenAIApp:
                        f"You can find your API key at {_KEYS_URL}.")
             raise _Refusal(401, wire.error_body(message, "invalid_request_error", None,
                                                 "invalid_api_key"))
+        if key in self.throttled_keys:
+            message, type_, code = ERRORS[429]
+            raise _Refusal(429, wire.error_body(message.format(model="gpt-4o-mini"), type_, None, code),
+                           {**RETRY_HEADERS, "retry-after": self.throttled_keys[key]})
 
     def _behavior(self, request: web.Request, body: dict[str, Any], text: str
                   ) -> tuple[Any, Behavior]:
@@ -192,44 +226,51 @@ class OpenAIApp:
         if behavior.status is not None:
             message, type_, code = ERRORS[behavior.status]
             headers = RETRY_HEADERS if behavior.status == 429 else None
-            body = wire.error_body(message.format(model=model), type_, None, code)
-            raise _Refusal(behavior.status, body, headers, behavior.delay)
+            error = wire.error_body(message.format(model=model), type_, None, code)
+            raise _Refusal(behavior.status, error, headers, behavior.delay)
         return model, behavior
 
     async def _send_json(self, request: web.Request, payload: bytes,
                          behavior: Behavior) -> web.StreamResponse:
-        if behavior.delay:
-            await asyncio.sleep(behavior.delay)
-        if not behavior.abort:
-            return self._response(payload)
-        response = web.StreamResponse(headers=self._headers(JSON))
-        response.content_length = len(payload)
-        await response.prepare(request)
-        await response.write(payload[: len(payload) // 2])
-        return _abort(request, response)
+        with self._log(behavior) as seen:
+            await _pause(request, behavior.delay)
+            if not behavior.abort:
+                seen["bytes_sent"] = len(payload)
+                return self._response(payload)
+            response = web.StreamResponse(headers=self._headers(JSON))
+            response.content_length = len(payload)
+            await response.prepare(request)
+            await response.write(payload[: len(payload) // 2])
+            seen["outcome"] = "aborted"
+            return _abort(request, response)
 
-    async def _send_events(self, request: web.Request, events: list[bytes],
+    async def _send_events(self, request: web.Request, events: Iterable[bytes],
                            behavior: Behavior) -> web.StreamResponse:
-        if behavior.delay:
-            await asyncio.sleep(behavior.delay)
-        response = web.StreamResponse(headers=self._headers(EVENT_STREAM))
-        await response.prepare(request)
-        try:
-            if behavior.abort:
-                for event in events[:2]:
+        with self._log(behavior) as seen:
+            await _pause(request, behavior.delay)
+            response = web.StreamResponse(headers=self._headers(EVENT_STREAM))
+            await response.prepare(request)
+            try:
+                if behavior.abort:
+                    for event in list(events)[:2]:
+                        await response.write(event)
+                    seen["outcome"] = "aborted"
+                    return _abort(request, response)
+                if not behavior.delay and not behavior.size:
+                    # An instant upstream: every event in one write, as the peers' mock did.
+                    events = [b"".join(events)]
+                for i, event in enumerate(events):
+                    if i and behavior.delay:
+                        await _pause(request, behavior.delay)
                     await response.write(event)
-                return _abort(request, response)
-            if not behavior.delay:
-                # An instant upstream: every event in one write, as the peers' mock did.
-                await response.write(b"".join(events))
-            for i, event in enumerate(events if behavior.delay else ()):
-                if i:
-                    await asyncio.sleep(behavior.delay)
-                await response.write(event)
-            await response.write_eof()
-        except ConnectionError:
-            pass  # the client went away mid-stream; nothing is left to tell it
-        return response
+                    seen["bytes_sent"] += len(event)
+                await response.write_eof()
+            except (ConnectionError, _Gone):
+                seen["outcome"] = "client_closed"  # the client went away mid-stream
+            return response
+
+    def _log(self, behavior: Behavior) -> _TagLog:
+        return _TagLog(self.tagged if behavior.tag else None, behavior.tag)
 
     def _response(self, body: bytes, status: int = 200, extra: dict[str, str] | None = None
                   ) -> web.Response:
@@ -249,6 +290,49 @@ class OpenAIApp:
     def _id(self, prefix: str, width: int) -> str:
         """Unique per fake, shaped like OpenAI's: a prefix then `width` alphanumerics."""
         return f"{prefix}{self._run}{next(self._serial):0{width - len(self._run)}d}"
+
+
+class _TagLog:
+    """Notes how a tagged request ended: completed, client_closed, aborted (by the fake's hook)."""
+
+    def __init__(self, log: OrderedDict[str, dict[str, Any]] | None, tag: str) -> None:
+        self._log, self._tag = log, tag
+        self.seen: dict[str, Any] = {"tag": tag, "started_at": time.time() if tag else 0.0,
+                                     "ended_at": None, "outcome": "running", "bytes_sent": 0}
+
+    def __enter__(self) -> dict[str, Any]:
+        if self._log is not None:
+            self._log[self._tag] = self.seen
+            while len(self._log) > TAGS_KEPT:
+                self._log.popitem(last=False)
+        return self.seen
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if self._log is None:
+            return
+        self.seen["ended_at"] = time.time()
+        if self.seen["outcome"] == "running":
+            self.seen["outcome"] = "client_closed" if kind in (_Gone, ConnectionError) else (
+                "completed" if kind is None else "failed")
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep, watching the connection: aiohttp does not cancel a handler whose client left, so it
+    is polled (every 10 ms), and the request ends with _Gone as soon as it has."""
+    end = time.monotonic() + seconds
+    while True:
+        if request.transport is None or request.transport.is_closing():
+            raise _Gone()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, 0.01))
+
+
+def _no_size(behavior: Behavior) -> None:
+    if behavior.size:
+        raise InvalidRequest("The fake behavior size-<bytes> applies to streamed chat completions "
+                             "only.", BEHAVIOR_HEADER)
 
 
 def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

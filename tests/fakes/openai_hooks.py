@@ -1,4 +1,5 @@
-"""Failure hooks of the fake OpenAI API: errors, delays, hangs and dropped connections on request.
+"""Failure hooks of the fake OpenAI API: errors, delays, hangs, dropped connections and huge
+streams on request, and a log of how tagged requests ended (for tests of a client going away).
 
 A request asks for them, comma-separated, in any of three places: the `x-fake-behavior` header, a
 model suffix after `+` (`gpt-4o-mini+error-429`), or a `[fake:...]` marker in the last user
@@ -15,6 +16,7 @@ from tests.fakes.openai_validation import InvalidRequest
 BEHAVIOR_HEADER = "x-fake-behavior"
 MODEL_SEPARATOR = "+"
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # status -> (message, type, code) as api.openai.com words them; {model} is filled in.
 # https://platform.openai.com/docs/guides/error-codes
@@ -47,27 +49,36 @@ class Behavior:
     delay: float = 0.0         # slow-<ms>: seconds before the response and between stream events
     hang: bool = False         # hang: never answer, until the fake closes
     abort: bool = False        # abort-mid-stream: two events (or half the body), then close
+    size: int = 0              # size-<bytes>: a streamed chat answer of about this many bytes
+    tag: str = ""              # tag-<name>: log how the request ended, at GET /_fake/requests/<name>
+    echo_all: bool = False     # echo-all: echo every message ("role: text | ..."), to show what was sent
 
     @classmethod
     def parse(cls, spec: str) -> Behavior:
-        status, delay, hang, abort = None, 0.0, False, False
+        status, delay, hang, abort, size, tag, echo_all = None, 0.0, False, False, 0, "", False
         for word in filter(None, (w.strip() for w in spec.split(","))):
             kind, _, arg = word.partition("-")
             if kind == "error" and arg.isdigit() and int(arg) in ERRORS:
                 status = int(arg)
             elif kind == "slow" and arg.isdigit():
                 delay = int(arg) / 1000
+            elif kind == "size" and arg.isdigit():
+                size = int(arg)
+            elif kind == "tag" and _TAG.fullmatch(arg):
+                tag = arg
             elif word == "hang":
                 hang = True
             elif word == "abort-mid-stream":
                 abort = True
+            elif word == "echo-all":
+                echo_all = True
             else:
                 # A typo must fail loudly, not silently test the happy path.
                 raise InvalidRequest(
                     f"Unknown fake behavior '{word}'; expected error-<status> (one of "
-                    f"{', '.join(map(str, ERRORS))}), slow-<ms>, hang or abort-mid-stream.",
-                    BEHAVIOR_HEADER)
-        return cls(status, delay, hang, abort)
+                    f"{', '.join(map(str, ERRORS))}), slow-<ms>, hang, abort-mid-stream, "
+                    "size-<bytes>, tag-<name> or echo-all.", BEHAVIOR_HEADER)
+        return cls(status, delay, hang, abort, size, tag, echo_all)
 
 
 NORMAL = Behavior()

@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
@@ -53,9 +53,11 @@ class FakeOpenAI:
 
 
 async def start_fake(host: str = "127.0.0.1", port: int = 0, *,
-                     api_keys: Iterable[str] | None = None, record: bool = True) -> FakeOpenAI:
-    """Start the fake on `host:port` (0: a free port). `api_keys=None` accepts any `sk-` key."""
-    app = OpenAIApp(api_keys, record)
+                     api_keys: Iterable[str] | None = None, record: bool = True,
+                     throttled_keys: Mapping[str, str] | None = None) -> FakeOpenAI:
+    """Start the fake on `host:port` (0: a free port). `api_keys=None` accepts any `sk-` key;
+    `throttled_keys` (key -> Retry-After) are answered 429 however often they are used."""
+    app = OpenAIApp(api_keys, record, throttled_keys)
     runner = web.AppRunner(app.application(), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -86,7 +88,8 @@ class FakeHandle:
 
 
 def run_fake_in_thread(host: str = "127.0.0.1", port: int = 0, *,
-                       api_keys: Iterable[str] | None = None) -> FakeHandle:
+                       api_keys: Iterable[str] | None = None,
+                       throttled_keys: Mapping[str, str] | None = None) -> FakeHandle:
     """Start the fake on a daemon thread; returns once it listens."""
     loop = asyncio.new_event_loop()
 
@@ -97,7 +100,8 @@ def run_fake_in_thread(host: str = "127.0.0.1", port: int = 0, *,
 
     thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
     thread.start()
-    started = asyncio.run_coroutine_threadsafe(start_fake(host, port, api_keys=api_keys), loop)
+    started = asyncio.run_coroutine_threadsafe(start_fake(host, port, api_keys=api_keys,
+                                                            throttled_keys=throttled_keys), loop)
     try:
         fake = started.result(timeout=10)
     except (Exception, concurrent.futures.TimeoutError):
@@ -112,7 +116,7 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.port_file:
         # Written whole then renamed, so a poller never reads half a number.
         tmp = Path(f"{args.port_file}.tmp")
-        tmp.write_text(str(fake.port))
+        tmp.write_text(str(fake.port))  # noqa: ASYNC240 - once, before serving
         os.replace(tmp, args.port_file)
     print(f"listening on {fake.url}", flush=True)
     stop = asyncio.Event()

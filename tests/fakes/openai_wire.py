@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import base64
 import struct
-from typing import Any, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -104,6 +107,33 @@ def chat_stream(response_id: str, created: int, model: str, answer: Answer, n: i
     return events
 
 
+def sized_chat_stream(response_id: str, created: int, model: str, answer: Answer,
+                      include_usage: bool, size: int) -> Iterator[bytes]:
+    """A streamed chat answer of about `size` bytes: the answer's words over and over, one word a
+    chunk as OpenAI streams them, then the finish, the usage if asked, and [DONE]. Yields writes
+    of about 256 KiB, rendered once, so the fake can stream hundreds of megabytes quickly."""
+    words = answer.pieces or ("x",)
+    one = Answer(answer.content, words, "length", answer.prompt_tokens)
+    events = chat_stream(response_id, created, model, one, 1, include_usage)
+    first, cycle, tail = events[0], b"".join(events[1:1 + len(words)]), events[1 + len(words):]
+    repeats = max(1, (256 * 1024) // len(cycle))
+    block, per_block = cycle * repeats, len(words) * repeats
+    yield first
+    sent, pieces = len(first), 0
+    while sent < size:
+        yield block
+        sent, pieces = sent + len(block), pieces + per_block
+    if include_usage:  # the finish chunk, then the usage chunk counting every piece sent
+        finish, _usage, done = tail
+        usage = chat_usage(answer.prompt_tokens, pieces)
+        yield finish + event({"id": response_id, "object": "chat.completion.chunk",
+                              "created": created, "model": model, "service_tier": SERVICE_TIER,
+                              "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [],
+                              "usage": usage}) + done
+    else:
+        yield b"".join(tail)
+
+
 def text_completion(response_id: str, created: int, model: str, answers: Sequence[Answer],
                     n: int) -> bytes:
     """A legacy `text_completion` object: `n` choices per prompt, indexed prompt-major."""
@@ -174,17 +204,18 @@ def _content_deltas(answer: Answer) -> list[dict[str, Any]]:
 
 
 def _tool_deltas(answer: Answer) -> list[dict[str, Any]]:
-    """The call's id and name come first with empty arguments; argument fragments follow."""
-    call = answer.tool_calls[0]
-    first = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [{"index": 0, "id": call.id, "type": "function",
-                        "function": {"name": call.name, "arguments": ""}}],
-        "refusal": None,
-    }
-    return [first] + [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-                      for piece in answer.pieces]
+    """Per call, in order: its id and name with empty arguments, then its argument fragments
+    (parallel calls one after the other, each with its own index, as OpenAI streams them)."""
+    out: list[dict[str, Any]] = []
+    for index, call in enumerate(answer.tool_calls):
+        head: dict[str, Any] = {"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                                "function": {"name": call.name, "arguments": ""}}]}
+        if index == 0:
+            head = {"role": "assistant", "content": None, **head, "refusal": None}
+        out.append(head)
+        out += [{"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                for piece in re.findall(r".{1,8}", call.arguments, re.S)]
+    return out
 
 
 def _legacy_usage(answers: Sequence[Answer], n: int) -> dict[str, int]:

@@ -142,7 +142,7 @@ def test_embeddings_are_deterministic_unit_vectors_in_float_and_base64(client, f
     assert floats.object == "list" and floats.model == "text-embedding-3-small"
     assert [d.index for d in floats.data] == [0, 1]
     assert (floats.usage.prompt_tokens, floats.usage.total_tokens) == (3, 3)
-    for f, d in zip(floats.data, decoded.data):
+    for f, d in zip(floats.data, decoded.data, strict=True):
         assert len(f.embedding) == 8
         assert math.isclose(sum(x * x for x in f.embedding), 1.0, rel_tol=1e-5)
         assert d.embedding == pytest.approx(f.embedding, abs=1e-6)
@@ -251,6 +251,46 @@ def test_abort_mid_stream_breaks_the_stream_after_two_chunks(client):
                 extra_headers={"x-fake-behavior": "abort-mid-stream"}):
             received.append(chunk)
     assert len(received) == 2
+
+
+def test_size_hook_streams_a_big_answer_in_openai_chunks_with_its_usage(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=ask("one two three"), stream=True,
+        stream_options={"include_usage": True}, extra_headers={"x-fake-behavior": "size-400000"})
+    text, chunks, usage = [], 0, None
+    for chunk in stream:
+        chunks += 1
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+        if chunk.usage:
+            usage = chunk.usage
+    joined = "".join(text)
+    assert joined.startswith("Echo: one two threeEcho: one") and chunks > 400_000 // 400
+    assert usage.completion_tokens == len([t for t in text if t])  # one word a chunk, all counted
+    with pytest.raises(openai.BadRequestError, match="size-<bytes>"):
+        client.chat.completions.create(model="gpt-4o-mini+size-100", messages=ask("hi"))
+
+
+def test_tag_hook_logs_how_the_request_ended(client, fake):
+    logged = f"{fake.url}/_fake/requests"
+    assert httpx.get(f"{logged}/never-sent").status_code == 404
+    client.chat.completions.create(model="gpt-4o-mini+tag-done-1", messages=ask("hi"))
+    done = httpx.get(f"{logged}/done-1").json()
+    assert done["outcome"] == "completed" and done["bytes_sent"] > 0
+    assert done["started_at"] <= done["ended_at"]
+    # A client that leaves mid-stream is noticed within a poll of 10 ms, not at the stream's end.
+    with httpx.stream("POST", f"{fake.base_url}/chat/completions",
+                      headers={"authorization": "Bearer sk-test"},
+                      json={"model": "gpt-4o-mini", "stream": True, "messages": ask(
+                          " ".join(["w"] * 100) + " [fake:slow-100,tag-left-1]")}) as resp:
+        next(resp.iter_bytes())
+        left = time.time()
+    for _ in range(100):
+        seen = httpx.get(f"{logged}/left-1").json()
+        if seen["outcome"] != "running":
+            break
+        time.sleep(0.02)
+    assert seen["outcome"] == "client_closed" and seen["ended_at"] - left < 0.5
 
 
 def test_unknown_hook_is_a_loud_400(client):

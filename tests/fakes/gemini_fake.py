@@ -1,0 +1,521 @@
+"""A fake Gemini API (and Vertex AI's Gemini paths) on loopback, in Google's exact wire format.
+
+    python -m tests.fakes.gemini_fake --host 127.0.0.1 --port 0 [--port-file PATH] [--vertex-key PEM]
+    fake = await start_gemini_fake()     # fake.base_url, as GEMINI_BASE_URL takes it
+
+Paths: `/{v1beta|v1}/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` with the
+key in `x-goog-api-key`; Vertex's `/{v1|v1beta1}/projects/{p}/locations/{l}/publishers/google/
+models/{model}:...` with a Bearer token this fake issued at `POST /token` (the service-account
+JWT-bearer grant: the assertion's RS256 signature is checked with the public key it was given).
+
+Every request body is parsed into the official GenerateContentRequest proto of its API version
+(google-ai-generativelanguage, generated from googleapis; unknown fields refused), then checked
+against the rules the proto does not encode: roles `user`/`model` only, no empty content or text,
+function responses answering the previous turn's calls one for one (by name, and by id when the
+call had one), the thoughtSignature this fake put on a call sent back verbatim on that call and
+on no other part, JSON schemas only with responseMimeType application/json, unique function names.
+A request that breaks one gets Google's 400 INVALID_ARGUMENT, so a translation bug fails loudly.
+Vertex paths are checked with the same v1beta protos (Vertex's own are not published on PyPI
+apart from the whole aiplatform SDK); they share the generateContent body.
+
+Answers: "Echo: <last user text>" (+ " [N image(s)]" for inlineData/fileData images); with tools
+and "call_tools" in the last user text, one functionCall per function (parallel calls, no ids,
+as Gemini often sends; a thoughtSignature on the first); "call_tool": the first function only;
+after function responses "Echo: " + their results joined by " | "; with a JSON schema, an object
+fitting it; with thinking asked, a thought part. finishReason is STOP for function calls too, as
+Gemini's is. Usage counts words: prompt words, one candidate token per piece, cached half the
+prompt when `[fake:cached]` is in the text, thoughts counted apart.
+
+Failures, as `[fake:...]` markers in the last user text or a `+...` model suffix: error-<status>
+(400, 401, 403, 404, 429 with RetryInfo and QuotaFailure, 500, 503), error-event (an error frame
+after the first piece), abort-mid-stream, slow-<ms>, hang, blocked (prompt blocked: no
+candidates), safety (finishReason SAFETY), malformed-call (MALFORMED_FUNCTION_CALL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import re
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs
+
+import orjson
+from aiohttp import web
+from google.ai import generativelanguage_v1, generativelanguage_v1beta
+from google.auth import exceptions as google_exceptions
+from google.auth import jwt as google_jwt
+from google.protobuf import json_format
+
+_MARKER = re.compile(r"\[fake:([^\]]+)\]")
+_WORD = re.compile(r"\s*\S+")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+_SAMPLE = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}, "null": None}
+# HTTP status -> google.rpc status name (https://ai.google.dev/gemini-api/docs/troubleshooting)
+STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+MESSAGES = {429: "You exceeded your current quota, please check your plan and billing details.",
+            500: "An internal error has occurred.", 503: "The model is overloaded. Please try again later."}
+REQUESTS: dict[str, Any] = {"v1beta": generativelanguage_v1beta.GenerateContentRequest,
+                            "v1": generativelanguage_v1.GenerateContentRequest}
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_SIGNING_KEY = secrets.token_bytes(16)  # this process's thoughtSignatures
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details or []
+
+
+class Recorded(NamedTuple):
+    path: str
+    headers: dict[str, str]
+    json: Any
+
+
+def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
+               array: bool = False) -> bytes:
+    error: dict[str, Any] = {"code": status, "message": message, "status": STATUSES.get(status, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return orjson.dumps([{"error": error}] if array else {"error": error})
+
+
+def quota_details() -> list[dict[str, Any]]:
+    """What Gemini's 429 carries (google-gemini/gemini-cli#8437): the quota hit and when to retry."""
+    return [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "10"}]},
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                "description": "Learn more about Gemini API quotas",
+                "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]
+
+
+def signature(name: str) -> str:
+    """An opaque thoughtSignature, verifiable by this fake (Gemini's are opaque bytes too)."""
+    mac = hmac.new(_SIGNING_KEY, name.encode(), hashlib.sha256).digest()[:12]
+    return base64.b64encode(b"sig:" + mac).decode()
+
+
+def _same_bytes(sent: str, expected: str) -> bool:
+    """A bytes field as proto JSON reads it: standard or URL-safe base64, padded or not (the
+    google-genai SDK sends back URL-safe what it was given standard)."""
+    def raw(text: str) -> bytes:
+        text = text.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    try:
+        return raw(sent) == raw(expected)
+    except ValueError:
+        return False
+
+
+# --- validation -----------------------------------------------------------------------------
+
+def validate(body: Any, version: str = "v1beta") -> None:
+    """The proto of `version` (unknown fields refused), then the semantic rules; raises Refusal."""
+    if not isinstance(body, dict):
+        raise Refusal(400, "Invalid JSON payload received.")
+    try:
+        json_format.ParseDict(body, REQUESTS[version].pb()(), ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        raise Refusal(400, f"Invalid JSON payload received. {exc}") from None
+    _check_semantics(body)
+
+
+def _field(obj: dict[str, Any], camel: str) -> Any:
+    """A field by its JSON name or its proto name (proto3 JSON accepts both)."""
+    if camel in obj:
+        return obj[camel]
+    return obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
+
+
+def _check_semantics(body: dict[str, Any]) -> None:
+    contents = body.get("contents") or []
+    if not contents:
+        raise Refusal(400, "* GenerateContentRequest.contents: contents is not specified")
+    declared: set[str] = set()
+    for tool in body.get("tools") or ():
+        for fn in _field(tool, "functionDeclarations") or ():
+            name = fn.get("name") or ""
+            if not _NAME.fullmatch(name) or name in declared:
+                raise Refusal(400, f"* GenerateContentRequest.tools[0].function_declarations: invalid or "
+                                   f"repeated function name {name!r}")
+            declared.add(name)
+            if "parameters" in fn and _field(fn, "parametersJsonSchema") is not None:
+                raise Refusal(400, "parameters and parameters_json_schema are mutually exclusive")
+    config = _field(body, "generationConfig") or {}
+    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    if schema is not None and _field(config, "responseMimeType") != "application/json":
+        raise Refusal(400, "* GenerateContentRequest.generation_config.response_mime_type: "
+                           "response_schema requires response_mime_type application/json")
+    calls: list[dict[str, Any]] = []  # the previous model turn's function calls
+    for i, content in enumerate(contents):
+        role = content.get("role")
+        if role not in ("user", "model"):
+            raise Refusal(400, f"Please use a valid role: user, model. (contents[{i}].role={role!r})")
+        parts = content.get("parts") or []
+        if not parts:
+            raise Refusal(400, f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.")
+        for j, part in enumerate(parts):
+            if "text" in part and not part["text"]:
+                raise Refusal(400, f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof "
+                                   "field 'data' must have one initialized field")
+            sig = _field(part, "thoughtSignature")
+            fc = _field(part, "functionCall")
+            if sig is not None and (fc is None or not _same_bytes(sig, signature(fc.get("name") or ""))):
+                raise Refusal(400, f"contents[{i}].parts[{j}]: Corrupted thought signature.")
+        responses = [_field(p, "functionResponse") for p in parts if _field(p, "functionResponse")]
+        answered = role == "user" and [r.get("name") for r in responses] == [c.get("name") for c in calls] \
+            and all(not c.get("id") or r.get("id") == c.get("id") for c, r in zip(calls, responses, strict=True))
+        if (responses or calls) and not answered:
+            raise Refusal(400, "Please ensure that the number of function response parts is equal to "
+                               f"the number of function call parts of the function call turn (contents[{i}]).")
+        calls = [fc for p in parts if (fc := _field(p, "functionCall"))] if role == "model" else []
+        if role == "model" and calls:
+            first = next(p for p in parts if _field(p, "functionCall"))
+            if not _field(first, "thoughtSignature"):
+                raise Refusal(400, f"Function call is missing a thought_signature in functionCall parts. "
+                                   f"(contents[{i}])")
+    if calls:
+        raise Refusal(400, "The last turn's function calls have no function responses.")
+
+
+# --- answers --------------------------------------------------------------------------------
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text) or [text]
+
+
+def _texts(parts: Iterable[dict[str, Any]]) -> list[str]:
+    out = []
+    for p in parts:
+        if isinstance(p.get("text"), str):
+            out.append(p["text"])
+        response = _field(p, "functionResponse")
+        if response:
+            result = (response.get("response") or {}).get("result")
+            out.append(result if isinstance(result, str) else orjson.dumps(response.get("response")).decode())
+    return out
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    system = _field(body, "systemInstruction") or {}
+    texts = _texts(system.get("parts") or ()) + [t for c in body["contents"] for t in _texts(c["parts"])]
+    return sum(len(t.split()) for t in texts)
+
+
+def _sample(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return "fake"
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = str(schema.get("type", "")).lower()
+    if kind == "object":
+        return {k: _sample(v) for k, v in (schema.get("properties") or {}).items()}
+    return _SAMPLE.get(kind, "fake")
+
+
+def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """(parts, finishReason) for a valid request."""
+    parts = body["contents"][-1]["parts"]
+    results = [t for p in parts if _field(p, "functionResponse") for t in _texts([p])]
+    text = " ".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+    images = sum(1 for p in parts if (_field(p, "inlineData") or _field(p, "fileData") or {}).get(
+        "mimeType", "").startswith("image/"))
+    functions = [fn for t in body.get("tools") or () for fn in _field(t, "functionDeclarations") or ()]
+    mode = ((_field(body, "toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
+    config = _field(body, "generationConfig") or {}
+    out: list[dict[str, Any]] = []
+    if (_field(config, "thinkingConfig") or {}).get("includeThoughts"):
+        out.append({"text": "Thinking about it.", "thought": True})
+    if functions and not results and mode != "NONE" and ("call_tool" in text or mode == "ANY"):
+        chosen = functions if "call_tools" in text else functions[:1]
+        calls: list[dict[str, Any]] = [{"functionCall": {"name": fn["name"], "args": _sample(
+            _field(fn, "parametersJsonSchema") or fn.get("parameters"))}} for fn in chosen]
+        calls[0]["thoughtSignature"] = signature(chosen[0]["name"])  # on the first call, as Gemini 3
+        return out + calls, "STOP"
+    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    if schema is not None:
+        reply = orjson.dumps(_sample(schema)).decode()
+    elif _field(config, "responseMimeType") == "application/json":
+        reply = orjson.dumps({"echo": _MARKER.sub("", text).strip()}).decode()
+    elif results:
+        reply = "Echo: " + " | ".join(results)
+    else:
+        reply = "Echo: " + _MARKER.sub("", text).strip() + (f" [{images} image(s)]" if images else "")
+    pieces = _words(reply)
+    finish = "STOP"
+    limit = _field(config, "maxOutputTokens")
+    if isinstance(limit, int) and len(pieces) > limit:
+        pieces, finish = pieces[:limit], "MAX_TOKENS"
+    for s in _field(config, "stopSequences") or ():
+        joined = "".join(pieces)
+        if s in joined:
+            pieces = _words(joined[:joined.index(s)]) if joined.index(s) else [""]
+            break
+    return [*out, {"text": "".join(pieces)}], finish
+
+
+def usage(body: dict[str, Any], parts: list[dict[str, Any]], cached: bool) -> dict[str, Any]:
+    prompt = prompt_tokens(body)
+    thoughts = sum(len(_words(p["text"])) for p in parts if p.get("thought"))
+    candidates = sum(len(_words(p["text"])) for p in parts if "text" in p and not p.get("thought")) + \
+        sum(len(_arg_pieces(p["functionCall"]["args"])) for p in parts if "functionCall" in p)
+    out: dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+                           "totalTokenCount": prompt + candidates + thoughts,
+                           "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+    if thoughts:
+        out["thoughtsTokenCount"] = thoughts
+    if cached:
+        out["cachedContentTokenCount"] = prompt // 2
+        out["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt // 2}]
+    return out
+
+
+def _arg_pieces(value: Any) -> list[str]:
+    raw = orjson.dumps(value).decode()
+    return [raw[i:i + 8] for i in range(0, len(raw), 8)] or [""]
+
+
+def response(parts: list[dict[str, Any]], finish: str, use: dict[str, Any], model: str,
+             response_id: str) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": finish,
+                                 "index": 0}
+    if finish == "SAFETY":
+        candidate["safetyRatings"] = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
+                                       "blocked": True}]
+    return {"candidates": [candidate], "usageMetadata": use, "modelVersion": model, "responseId": response_id}
+
+
+def stream_frames(parts: list[dict[str, Any]], finish: str, use: dict[str, Any], model: str,
+                  response_id: str) -> list[dict[str, Any]]:
+    """The frames of a stream: a text part split into pieces, function calls whole, the prompt's
+    usage on every frame and the full usage with finishReason on the last, which after function
+    calls carries no parts (as Gemini's does)."""
+    frames: list[dict[str, Any]] = []
+    head = {"promptTokenCount": use["promptTokenCount"], "totalTokenCount": use["promptTokenCount"]}
+    for part in parts:
+        pieces = [{**part, "text": w} for w in _words(part["text"])] if "text" in part else [part]
+        frames += [{"candidates": [{"content": {"role": "model", "parts": [p]}, "index": 0}],
+                    "usageMetadata": head, "modelVersion": model, "responseId": response_id} for p in pieces]
+    last: dict[str, Any] = {"finishReason": finish, "index": 0}
+    if not any("functionCall" in p for p in parts) and frames:
+        last["content"] = frames.pop()["candidates"][0]["content"]
+    frames.append({"candidates": [last], "usageMetadata": use, "modelVersion": model, "responseId": response_id})
+    return frames
+
+
+def sse_frame(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\r\n\r\n"  # Gemini ends its events with CRLF
+
+
+# --- the server -----------------------------------------------------------------------------
+
+class GeminiFake:
+    def __init__(self, api_keys: Iterable[str] | None = None, vertex_public_key: bytes | None = None) -> None:
+        self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        self.vertex_public_key = vertex_public_key
+        self.requests: list[Recorded] = []
+        self.tokens_issued = 0
+        self._tokens: dict[str, float] = {}  # access token -> expiry
+        self._run = secrets.token_hex(4)
+        self._serial = itertools.count(1)
+        self.runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/{version}/models/{call}", self._gemini)
+        app.router.add_post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{call}",
+                            self._vertex)
+        return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """The OAuth 2.0 JWT-bearer grant (RFC 7523) as Google's token endpoint answers it."""
+        form = parse_qs((await request.read()).decode())
+        assertion = (form.get("assertion") or [""])[0]
+        if (form.get("grant_type") or [""])[0] != JWT_BEARER or self.vertex_public_key is None:
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        try:  # the RS256 signature, checked with the service account's public key
+            claims = google_jwt.decode(assertion, certs=self.vertex_public_key, verify=True)
+        except (ValueError, google_exceptions.GoogleAuthError) as exc:
+            return web.json_response({"error": "invalid_grant", "error_description": str(exc)}, status=400)
+        if "cloud-platform" not in str(claims.get("scope")) or claims.get("exp", 0) < time.time():
+            return web.json_response({"error": "invalid_scope"}, status=400)
+        token = "ya29.fake-" + secrets.token_urlsafe(16)
+        self._tokens[token] = time.time() + 3599
+        self.tokens_issued += 1
+        return web.json_response({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        version = request.match_info["version"]
+        if version not in ("v1", "v1beta"):
+            return web.Response(status=404, text="Not Found")
+        return await self._generate(request, version, vertex=False)
+
+    async def _vertex(self, request: web.Request) -> web.StreamResponse:
+        version = request.match_info["version"]
+        if version not in ("v1", "v1beta1"):
+            return web.Response(status=404, text="Not Found")
+        return await self._generate(request, version, vertex=True)
+
+    async def _generate(self, request: web.Request, version: str, vertex: bool) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        self.requests.append(Recorded(request.path_qs, dict(request.headers), body))
+        model, _, method = request.match_info["call"].partition(":")
+        stream = method == "streamGenerateContent"
+        try:
+            if method not in ("generateContent", "streamGenerateContent"):
+                raise Refusal(404, f"Method {method!r} not found.")
+            if stream and request.query.get("alt") != "sse":
+                raise Refusal(400, "this fake serves streams as server-sent events only: add ?alt=sse")
+            self._authenticate(request, vertex)
+            model, behavior = self._behavior(model, body)
+            validate(body, "v1beta" if vertex else version)  # Vertex's v1 has what Gemini's v1beta has
+        except Refusal as r:
+            return web.Response(status=r.status, body=error_body(r.status, r.message, r.details, array=vertex),
+                                content_type="application/json")
+        if behavior.get("hang"):
+            await asyncio.Event().wait()
+        if behavior.get("slow"):
+            await asyncio.sleep(behavior["slow"])
+        response_id = f"gfake{self._run}{next(self._serial):012d}"
+        if behavior.get("blocked"):
+            blocked = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]},
+                "usageMetadata": {"promptTokenCount": prompt_tokens(body), "totalTokenCount": prompt_tokens(body)},
+                "modelVersion": model, "responseId": response_id}
+            if not stream:
+                return web.json_response(blocked, dumps=lambda o: orjson.dumps(o).decode())
+            return await self._stream(request, [blocked], behavior)
+        parts, finish = answer(body)
+        if behavior.get("safety"):
+            parts, finish = parts[:1], "SAFETY"
+        if behavior.get("malformed-call"):
+            parts, finish = [], "MALFORMED_FUNCTION_CALL"
+        use = usage(body, parts, cached=bool(behavior.get("cached")))
+        if not parts:
+            use.pop("candidatesTokenCount")
+        if not stream:
+            whole = response(parts, finish, use, model, response_id)
+            if not parts:
+                whole["candidates"][0].pop("content")
+            return web.Response(body=orjson.dumps(whole), content_type="application/json")
+        return await self._stream(request, stream_frames(parts, finish, use, model, response_id), behavior)
+
+    async def _stream(self, request: web.Request, frames: list[dict[str, Any]],
+                      behavior: dict[str, Any]) -> web.StreamResponse:
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                          "Content-Disposition": "attachment"})
+        await out.prepare(request)
+        if behavior.get("abort-mid-stream"):
+            for frame in frames[:2]:
+                await out.write(sse_frame(frame))
+            await asyncio.sleep(0.05)
+            if request.transport is not None:
+                request.transport.close()
+            return out
+        if behavior.get("error-event"):  # Gemini's late failure: an error object as a frame
+            await out.write(sse_frame(frames[0]))
+            await asyncio.sleep(0.05)
+            await out.write(sse_frame({"error": {"code": 503, "message": MESSAGES[503], "status": "UNAVAILABLE"}}))
+            await out.write_eof()
+            return out
+        await out.write(b"".join(sse_frame(f) for f in frames))
+        await out.write_eof()
+        return out
+
+    def _authenticate(self, request: web.Request, vertex: bool) -> None:
+        if vertex:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or self._tokens.get(token.strip(), 0) < time.time():
+                raise Refusal(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
+                                   "token, login cookie or other valid authentication credential.")
+            return
+        key = request.headers.get("x-goog-api-key") or request.query.get("key") or ""
+        if not key or (self.api_keys is not None and key not in self.api_keys):
+            raise Refusal(400, "API key not valid. Please pass a valid API key.", [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+
+    @staticmethod
+    def _behavior(model: str, body: Any) -> tuple[str, dict[str, Any]]:
+        specs: list[str] = []
+        if "+" in model:
+            model, _, suffix = model.partition("+")
+            specs += suffix.split("+")
+        contents = body.get("contents") if isinstance(body, dict) else None
+        if contents and isinstance(contents[-1], dict):
+            text = " ".join(_texts(contents[-1].get("parts") or ()))
+            specs += [w for found in _MARKER.findall(text) for w in found.split(",")]
+        out: dict[str, Any] = {}
+        for word in filter(None, (s.strip() for s in specs)):
+            kind, _, arg = word.partition("-")
+            if kind == "error" and arg.isdigit() and int(arg) in STATUSES:
+                status = int(arg)
+                raise Refusal(status, MESSAGES.get(status, f"fake error {status}"),
+                              quota_details() if status == 429 else None)
+            if kind == "slow" and arg.isdigit():
+                out["slow"] = int(arg) / 1000
+            elif word in ("error-event", "abort-mid-stream", "hang", "blocked", "safety",
+                          "malformed-call", "cached"):
+                out[word] = True
+            else:
+                raise Refusal(400, f"unknown fake behavior {word!r}")
+        return model, out
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> GeminiFake:
+        self.runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://{host}:{bound}"
+        return self
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def start_gemini_fake(api_keys: Iterable[str] | None = None,
+                            vertex_public_key: bytes | None = None) -> GeminiFake:
+    return await GeminiFake(api_keys, vertex_public_key).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--vertex-key", type=Path, help="the service account's public key (PEM)")
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        public = args.vertex_key.read_bytes() if args.vertex_key else None
+        fake = await GeminiFake(vertex_public_key=public).start(args.host, args.port)
+        if args.port_file:
+            args.port_file.write_text(fake.base_url.rsplit(":", 1)[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
