@@ -18,7 +18,7 @@ import orjson
 
 from botocore.credentials import Credentials
 
-from switchboard_router.codecs import anthropic, aws_auth, bedrock, gemini, openai
+from switchboard_router.codecs import anthropic, aws_auth, bedrock, gemini, gemini_request, openai
 from switchboard_router.domain import Deployment, Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call
 from tests.fakes import anthropic_fake, bedrock_fake, bedrock_wire, gemini_fake, openai_wire
@@ -61,7 +61,7 @@ def _fixtures() -> dict[str, tuple[bytes, list[bytes]]]:
     use_bedrock = bedrock_wire.usage(converse, blocks, orjson.dumps)
     whole_bedrock = orjson.dumps({"output": {"message": {"role": "assistant", "content": blocks}},
                                   "stopReason": stop_bedrock, "usage": use_bedrock, "metrics": {"latencyMs": 1}})
-    request = gemini.translate_request(_call(False))
+    request = gemini_request.translate_request(_call(False))
     parts, finish = gemini_fake.answer(request)
     use = gemini_fake.usage(request, parts, cached=False)
     frames = gemini_fake.stream_frames(parts, finish, use, "gemini-2.5-flash", "resp-1")

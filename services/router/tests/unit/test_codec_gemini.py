@@ -13,6 +13,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from switchboard_common import errors
 
 from switchboard_router.codecs import gemini as codec
+from switchboard_router.codecs.gemini_request import translate_request
 from switchboard_router.codecs.base import ProviderOverloaded
 from switchboard_router.domain import Deployment, Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call
@@ -38,7 +39,7 @@ def _call(body: dict, *, model: str = "gemini-2.5-flash", include_usage: bool = 
 
 def _sent(body: dict, version: str = "v1beta") -> dict:
     """The translated request, after the fake accepted it as Gemini would."""
-    out = codec.translate_request(_call(body), version)
+    out = translate_request(_call(body), version)
     fake.validate(orjson.loads(orjson.dumps(out)), version)
     return out
 
@@ -142,18 +143,18 @@ def test_images_json_modes_and_thinking():
 ])
 def test_what_gemini_cannot_express_is_refused(body, param):
     with pytest.raises(errors.InvalidRequest) as info:
-        codec.translate_request(_call({"messages": [{"role": "user", "content": "x"}], **body}))
+        translate_request(_call({"messages": [{"role": "user", "content": "x"}], **body}))
     assert info.value.param == param and info.value.http_status == 400
 
 
 def test_v1_refuses_what_its_types_lack():
     assert _sent({"messages": [{"role": "user", "content": "hi"}], "temperature": 1}, "v1")["contents"]
     with pytest.raises(errors.InvalidRequest, match="v1beta") as info:
-        codec.translate_request(_call({"messages": [{"role": "system", "content": "s"},
+        translate_request(_call({"messages": [{"role": "system", "content": "s"},
                                                     {"role": "user", "content": "x"}]}), "v1")
     assert info.value.param == "messages"
     with pytest.raises(errors.InvalidRequest, match="v1beta"):
-        codec.translate_request(_call({"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER]}), "v1")
+        translate_request(_call({"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER]}), "v1")
 
 
 def test_the_fake_rejects_what_gemini_would():

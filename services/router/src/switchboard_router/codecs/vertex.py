@@ -18,9 +18,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from switchboard_common.errors import ApiError, UpstreamError
 
-from switchboard_router.codecs import gemini
+from switchboard_router.codecs import gemini, gemini_request
 from switchboard_router.codecs.base import HttpRequest
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
@@ -72,7 +74,7 @@ class VertexCodec:
         self.headers = headers
         self.token = token
         # Vertex takes everything Gemini's v1beta takes (system instructions, tools, schemas).
-        self._gemini = gemini.GeminiCodec(base_url, headers, gemini.DEFAULT_VERSION)
+        self._gemini = gemini.GeminiCodec(base_url, headers, gemini_request.DEFAULT_VERSION)
 
     async def authorize(self) -> None:
         await self.token.refresh_if_needed()
@@ -83,7 +85,7 @@ class VertexCodec:
             raise UpstreamError("The Vertex AI access token expired before the request was sent.",
                                 code="provider_auth_error")
         method = ":streamGenerateContent?alt=sse" if call.body.get("stream") else ":generateContent"
-        body = gemini.orjson.dumps(gemini.translate_request(call))
+        body = orjson.dumps(gemini_request.translate_request(call))
         return HttpRequest(self.prefix + call.upstream_model + method,
                            {**self.headers, "Authorization": f"Bearer {token}"}, body)
 
