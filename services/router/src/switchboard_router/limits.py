@@ -20,16 +20,16 @@ import functools
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 import structlog
 from switchboard_common.auth_client import Grant
 from switchboard_common.caller import Caller, RateLimits
-from switchboard_common.errors import ApiError, RateLimited
+from switchboard_common.errors import ApiError
 
 from switchboard_router.domain import ParsedRequest
+from switchboard_router.key_quota import KeyQuota, KeyRateLimited, Ticket
 
 _log = structlog.get_logger("limits")
 
@@ -51,58 +51,6 @@ class QuotaAuth(Protocol):
     async def charge_tokens(self, key_id: str, replica_id: str, tokens: int) -> None: ...
 
 
-class KeyRateLimited(RateLimited):
-    """429 for a key over its own limit, in OpenAI's shape: type "requests" or "tokens", with
-    Retry-After and the x-ratelimit-* headers."""
-
-    def __init__(self, message: str, *, kind: str, retry_after: int,
-                 headers: tuple[tuple[str, str], ...]) -> None:
-        super().__init__(message, code="rate_limit_exceeded", retry_after=retry_after)
-        self.error_type = kind
-        self.headers = headers
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        return (*super().trailing_metadata(), *self.headers)
-
-
-@dataclass(slots=True)
-class _KeyQuota:
-    """What this replica holds of one key's limits, for auth's current windows."""
-
-    key_id: str
-    tenant_id: str
-    limits: RateLimits  # what auth last leased against
-    seen: RateLimits  # what the last verdict said (a verdict with other limits starts over)
-    window_start: float = 0.0  # Unix seconds; 0: nothing leased in a live window
-    window_end: float = 0.0
-    day_end: float = 0.0
-    requests: int = 0  # held and unspent, in the window
-    tokens: int = 0
-    parallel_held: int = 0
-    parallel_busy: int = 0
-    parallel_renewed: float = 0.0  # monotonic time of the last lease (which renews the slots)
-    requests_spent_until: float = 0.0  # auth said the minute's requests are gone: until then
-    tokens_spent_until: float = 0.0  # the minute's (or the day's) tokens
-    requests_left: int | None = None  # auth's figure for every replica, after the last grant
-    tokens_left: int | None = None
-    tokens_left_today: int | None = None
-    used: float = 0.0  # monotonic time of the last request
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-@dataclass(slots=True)
-class Ticket:
-    """One admitted request's share: what it reserved, to settle when it ends."""
-
-    quota: _KeyQuota
-    window_start: float
-    tokens: int  # reserved
-    parallel: bool
-    headers: tuple[tuple[str, str], ...]
-    released: bool = False
-    settled: bool = False
-
-
 class Limiter:
     def __init__(self, auth: QuotaAuth, replica_id: str, *,
                  clock: Callable[[], float] = time.time,
@@ -111,7 +59,7 @@ class Limiter:
         self._replica = replica_id
         self._clock = clock
         self._monotonic = monotonic
-        self._keys: dict[str, _KeyQuota] = {}
+        self._keys: dict[str, KeyQuota] = {}
         self._tasks: set[asyncio.Task] = set()
         # Quota being given back after a change, by key: the next lease waits for it, or auth
         # would still count it as held (and could call the window spent).
@@ -162,7 +110,7 @@ class Limiter:
         parallel = limits.max_parallel_requests is not None
         if parallel:
             q.parallel_busy += 1
-        return Ticket(q, q.window_start, tokens, parallel, self._headers(q, now))
+        return Ticket(q, q.window_start, tokens, parallel, q.headers(now))
 
     def release(self, ticket: Ticket | None) -> None:
         """The request ended: its parallel slot goes back to auth at once, so another replica
@@ -246,10 +194,10 @@ class Limiter:
 
     # --- inside -------------------------------------------------------------------------------
 
-    def _quota(self, caller: Caller) -> _KeyQuota:
+    def _quota(self, caller: Caller) -> KeyQuota:
         q = self._keys.get(caller.key_id)
         if q is None:
-            q = self._keys[caller.key_id] = _KeyQuota(caller.key_id, caller.tenant_id,
+            q = self._keys[caller.key_id] = KeyQuota(caller.key_id, caller.tenant_id,
                                                       caller.rate_limits, caller.rate_limits)
         elif q.seen != caller.rate_limits and not q.lock.locked():
             # A verdict with other limits: start over under them (auth checks them anyway).
@@ -257,7 +205,7 @@ class Limiter:
             q.limits = q.seen = caller.rate_limits
         return q
 
-    def _fits(self, q: _KeyQuota, now: float, estimate: int) -> bool:
+    def _fits(self, q: KeyQuota, now: float, estimate: int) -> bool:
         """What one more request needs is held already (the window still lasts). Tokens: its
         whole estimate, or what is left once auth said the window is spent (the last request
         of a window may go over by its own tokens)."""
@@ -269,7 +217,7 @@ class Limiter:
                      or (q.tokens > 0 and q.tokens_spent_until > now))
                 and (limits.max_parallel_requests is None or q.parallel_busy < q.parallel_held))
 
-    async def _lease(self, q: _KeyQuota, now: float, estimate: int) -> None:
+    async def _lease(self, q: KeyQuota, now: float, estimate: int) -> None:
         limits = q.limits
         want_requests = want_tokens = want_parallel = 0
         if limits.requests_per_minute is not None and q.requests <= 0 and q.requests_spent_until <= now:
@@ -290,7 +238,7 @@ class Limiter:
                                              tokens=want_tokens, parallel=want_parallel)
         self._apply(q, grant, want_requests, want_tokens)
 
-    def _apply(self, q: _KeyQuota, grant: Grant, asked_requests: int, asked_tokens: int) -> None:
+    def _apply(self, q: KeyQuota, grant: Grant, asked_requests: int, asked_tokens: int) -> None:
         if grant.window_start != q.window_start:
             self._roll(q, math.inf)  # auth is in another minute: what was held is of the last
             q.window_start, q.window_end = grant.window_start, grant.window_end
@@ -310,7 +258,7 @@ class Limiter:
             elif grant.tokens_remaining == 0:
                 q.tokens_spent_until = grant.window_end
 
-    def _refuse_unless_fits(self, q: _KeyQuota, now: float) -> None:
+    def _refuse_unless_fits(self, q: KeyQuota, now: float) -> None:
         limits = q.limits
         if limits.requests_per_minute is not None and q.requests <= 0:
             self._refuse(q, now, "requests", "requests per minute (RPM)",
@@ -325,14 +273,14 @@ class Limiter:
             self._refuse(q, now, "requests", "parallel requests", limits.max_parallel_requests,
                          now + 1)
 
-    def _refuse(self, q: _KeyQuota, now: float, kind: str, what: str, limit: int | None,
+    def _refuse(self, q: KeyQuota, now: float, kind: str, what: str, limit: int | None,
                 until: float) -> None:
         wait = max(1, math.ceil(until - now))
         raise KeyRateLimited(f"Rate limit reached for {what} on this key: limit {limit}. "
                              f"Please try again in {wait}s.", kind=kind, retry_after=wait,
-                             headers=self._headers(q, now))
+                             headers=q.headers(now))
 
-    def _roll(self, q: _KeyQuota, now: float) -> None:
+    def _roll(self, q: KeyQuota, now: float) -> None:
         """The minute ended: its requests are void; its tokens go back to the day."""
         if not q.window_end or now < q.window_end:
             return
@@ -343,7 +291,7 @@ class Limiter:
         q.window_start = q.window_end = 0.0
         q.requests_left = q.tokens_left = None
 
-    def _give_back(self, q: _KeyQuota, *, parallel: int, before_next_lease: bool = False) -> None:
+    def _give_back(self, q: KeyQuota, *, parallel: int, before_next_lease: bool = False) -> None:
         requests, tokens = max(0, q.requests), max(0, q.tokens)
         parallel = max(0, parallel)
         q.requests = q.tokens = 0
@@ -358,31 +306,10 @@ class Limiter:
                 self._returning[q.key_id] = task
                 task.add_done_callback(functools.partial(self._returned, q.key_id))
 
-    async def _lease_quietly(self, q: _KeyQuota) -> None:
+    async def _lease_quietly(self, q: KeyQuota) -> None:
         grant = await self._auth.lease_quota(q.key_id, self._replica)  # renews held slots
         # Auth's count wins where it is lower: slots it let lapse are gone.
         q.parallel_held = min(q.parallel_held, grant.parallel_held)
-
-    def _headers(self, q: _KeyQuota, now: float) -> tuple[tuple[str, str], ...]:
-        """OpenAI's x-ratelimit-* for the limits the key has: remaining is what auth had left
-        for every replica at this replica's last lease, plus what this replica holds."""
-        limits, out = q.limits, []
-        if limits.requests_per_minute is not None:
-            left = (q.requests_left or 0) + max(0, q.requests)
-            out += [("x-ratelimit-limit-requests", str(limits.requests_per_minute)),
-                    ("x-ratelimit-remaining-requests", str(left)),
-                    ("x-ratelimit-reset-requests", _duration(q.window_end - now))]
-        if limits.tokens_per_minute is not None:
-            left = (q.tokens_left or 0) + max(0, q.tokens)
-            out += [("x-ratelimit-limit-tokens", str(limits.tokens_per_minute)),
-                    ("x-ratelimit-remaining-tokens", str(left)),
-                    ("x-ratelimit-reset-tokens", _duration(q.window_end - now))]
-        elif limits.tokens_per_day is not None:
-            left = (q.tokens_left_today or 0) + max(0, q.tokens)
-            out += [("x-ratelimit-limit-tokens", str(limits.tokens_per_day)),
-                    ("x-ratelimit-remaining-tokens", str(left)),
-                    ("x-ratelimit-reset-tokens", _duration(q.day_end - now))]
-        return tuple(out)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(self._quietly(work))
@@ -416,20 +343,6 @@ def _limits_tokens(limits: RateLimits) -> bool:
 
 def _slice(limit: int, cap: int) -> int:
     return max(1, min(limit // SLICE_FRACTION, cap))
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's reset format: "20ms", "17s", "6m0s"."""
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds < 10:
-        return f"{seconds:.2g}s"
-    if round(seconds) < 60:
-        return f"{round(seconds)}s"
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes}m{rest}s" if hours else f"{minutes}m{rest}s"
 
 
 def estimate_tokens(body_bytes: int, max_tokens: int | None, n: int) -> int:

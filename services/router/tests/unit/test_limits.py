@@ -12,7 +12,8 @@ import pytest
 from switchboard_common.auth_client import Grant
 from switchboard_common.caller import Caller, RateLimits
 
-from switchboard_router.limits import KeyRateLimited, Limiter, _duration, estimate_tokens
+from switchboard_router.key_quota import KeyRateLimited, _duration
+from switchboard_router.limits import Limiter, estimate_tokens
 
 
 class Clock:
