@@ -95,3 +95,15 @@ def message_texts(content: Any, at: str, provider: str, *, keep_blank: bool = Tr
                                      param=f"{at}[{j}].type", code="unsupported_value")
             texts.append(part.get("text") if kind == "text" else part.get("refusal"))
     return [t for t in texts if isinstance(t, str) and t and (keep_blank or t.strip())]
+
+
+def refuse_foreign_fields(message: dict[str, Any], fields: dict[str, tuple[str, ...]], at: str,
+                          provider: str) -> None:
+    """A 400 naming the first field set on a message that the provider's turns of its role
+    cannot carry (empty values are no content, so they pass)."""
+    role = message.get("role")
+    allowed = fields.get(role, ()) if isinstance(role, str) else ()
+    for key, value in message.items():
+        if key not in allowed and value not in (None, False, "", [], {}):
+            raise InvalidRequest(f"'{key}' on a {role} message cannot be sent to {provider}; "
+                                 "leave it out.", param=f"{at}.{key}", code="unsupported_parameter")

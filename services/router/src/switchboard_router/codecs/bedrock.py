@@ -33,7 +33,12 @@ from switchboard_common.errors import (
 
 from switchboard_router.codecs import bedrock_embeddings as embeddings
 from switchboard_router.codecs.aws_auth import BearerAuth, RequestAuth, SigV4
-from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded, message_texts
+from switchboard_router.codecs.base import (
+    HttpRequest,
+    ProviderOverloaded,
+    message_texts,
+    refuse_foreign_fields,
+)
 from switchboard_router.codecs.bedrock_answers import parse_answer, to_chat_completion, tokens
 from switchboard_router.codecs.bedrock_stream import BedrockRelay
 from switchboard_router.codecs.openai import EXTENSION_FIELDS, retry_seconds
@@ -160,10 +165,7 @@ def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[
     for i, m in enumerate(messages):
         at = f"messages[{i}]"
         role = m.get("role")
-        for key, value in m.items():
-            if key not in MESSAGE_FIELDS.get(role, ()) and value not in (None, False, "", [], {}):
-                raise _refused(f"{at}.{key}", f"'{key}' on a {role} message cannot be sent to "
-                                              "Bedrock; leave it out.")
+        refuse_foreign_fields(m, MESSAGE_FIELDS, at, "Bedrock")
         if role in ("system", "developer"):
             system += _texts(m.get("content"), f"{at}.content")
             continue

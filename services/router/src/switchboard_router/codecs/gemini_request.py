@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from switchboard_common.errors import InvalidRequest
 
-from switchboard_router.codecs.base import message_texts
+from switchboard_router.codecs.base import message_texts, refuse_foreign_fields
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.providers.base import Call
 
@@ -118,10 +118,7 @@ def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[
     for i, m in enumerate(messages):
         at = f"messages[{i}]"
         role = m.get("role")
-        for key, value in m.items():
-            if key not in MESSAGE_FIELDS.get(role, ()) and value not in (None, False, "", [], {}):
-                raise InvalidRequest(f"'{key}' on a {role} message cannot be sent to Gemini; "
-                                     "leave it out.", param=f"{at}.{key}", code="unsupported_parameter")
+        refuse_foreign_fields(m, MESSAGE_FIELDS, at, "Gemini")
         if role in ("system", "developer"):
             system += _text_parts(m.get("content"), f"{at}.content")
             continue
