@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import secrets
 import time
 from collections import OrderedDict
@@ -223,11 +224,14 @@ class OpenAIApp:
         model, behavior = requested_behavior(header, body.get("model"), text)
         if behavior.hang:
             raise _Hang()
-        if behavior.status is not None:
-            message, type_, code = ERRORS[behavior.status]
-            headers = RETRY_HEADERS if behavior.status == 429 else None
+        status = behavior.status
+        if status is None and behavior.flaky and random.random() * 100 < behavior.flaky:
+            status = 500
+        if status is not None:
+            message, type_, code = ERRORS[status]
+            headers = RETRY_HEADERS if status == 429 else None
             error = wire.error_body(message.format(model=model), type_, None, code)
-            raise _Refusal(behavior.status, error, headers, behavior.delay)
+            raise _Refusal(status, error, headers, behavior.delay)
         return model, behavior
 
     async def _send_json(self, request: web.Request, payload: bytes,

@@ -52,10 +52,12 @@ class Behavior:
     size: int = 0              # size-<bytes>: a streamed chat answer of about this many bytes
     tag: str = ""              # tag-<name>: log how the request ended, at GET /_fake/requests/<name>
     echo_all: bool = False     # echo-all: echo every message ("role: text | ..."), to show what was sent
+    flaky: int = 0             # flaky-<percent>: OpenAI's 500 for about this share of calls, at random
 
     @classmethod
     def parse(cls, spec: str) -> Behavior:
         status, delay, hang, abort, size, tag, echo_all = None, 0.0, False, False, 0, "", False
+        flaky = 0
         for word in filter(None, (w.strip() for w in spec.split(","))):
             kind, _, arg = word.partition("-")
             if kind == "error" and arg.isdigit() and int(arg) in ERRORS:
@@ -64,6 +66,8 @@ class Behavior:
                 delay = int(arg) / 1000
             elif kind == "size" and arg.isdigit():
                 size = int(arg)
+            elif kind == "flaky" and arg.isdigit() and 0 < int(arg) <= 100:
+                flaky = int(arg)
             elif kind == "tag" and _TAG.fullmatch(arg):
                 tag = arg
             elif word == "hang":
@@ -77,8 +81,8 @@ class Behavior:
                 raise InvalidRequest(
                     f"Unknown fake behavior '{word}'; expected error-<status> (one of "
                     f"{', '.join(map(str, ERRORS))}), slow-<ms>, hang, abort-mid-stream, "
-                    "size-<bytes>, tag-<name> or echo-all.", BEHAVIOR_HEADER)
-        return cls(status, delay, hang, abort, size, tag, echo_all)
+                    "size-<bytes>, flaky-<percent>, tag-<name> or echo-all.", BEHAVIOR_HEADER)
+        return cls(status, delay, hang, abort, size, tag, echo_all, flaky)
 
 
 NORMAL = Behavior()

@@ -21,6 +21,7 @@ from pydantic import (
     PositiveFloat,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 from switchboard_common.yaml_env import expand
@@ -149,11 +150,23 @@ class RetriesConfig(_Strict):
 class RoutingConfig(_Strict):
     strategy: StrategyName = strategies.DEFAULT
     failure_threshold: int = Field(3, ge=1)  # consecutive provider failures that open a breaker
+    # ... or this share of failures among the last `failure_rate_window` calls (once
+    # `failure_rate_min_calls` are in): a deployment failing every other call is taken out too.
+    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
+    failure_rate_window: int = Field(20, ge=1, le=1000)
+    failure_rate_min_calls: int = Field(10, ge=1, le=1000)
     cooldown_seconds: float = Field(30.0, ge=0)  # open this long, then half-open (one probe)
     # A deployment that answered 429 without Retry-After rests this long (with one: as it says).
     throttle_cooldown_seconds: float = Field(1.0, ge=0)
     max_throttle_cooldown_seconds: float = Field(300.0, ge=0)  # the cap on a provider's Retry-After
     retries: RetriesConfig = RetriesConfig()
+
+    @model_validator(mode="after")
+    def _window_holds_min_calls(self) -> RoutingConfig:
+        if self.failure_rate_min_calls > self.failure_rate_window:
+            raise ValueError("failure_rate_min_calls must not exceed failure_rate_window (the "
+                             "rate would never be judged)")
+        return self
 
 
 class GuardrailsConfig(_Strict):

@@ -245,7 +245,10 @@ def _deployment(route: str, d, spec: ProviderSpec, defaults: TimeoutDefaults,
                                     or math.inf),
         stats=DeploymentStats(config.routing.failure_threshold, config.routing.cooldown_seconds,
                               throttle_seconds=config.routing.throttle_cooldown_seconds,
-                              max_throttle_seconds=config.routing.max_throttle_cooldown_seconds))
+                              max_throttle_seconds=config.routing.max_throttle_cooldown_seconds,
+                              failure_rate=config.routing.failure_rate_threshold,
+                              failure_window=config.routing.failure_rate_window,
+                              failure_min_calls=config.routing.failure_rate_min_calls))
 
 
 CONTEXT_WINDOW, CONTENT_POLICY = "context_window", "content_policy"

@@ -67,14 +67,18 @@ class DeploymentStats:
 
     def __init__(self, failure_threshold: int, cooldown_seconds: float,
                  clock: Callable[[], float] = time.monotonic, *,
-                 throttle_seconds: float = 1.0, max_throttle_seconds: float = 300.0) -> None:
+                 throttle_seconds: float = 1.0, max_throttle_seconds: float = 300.0,
+                 failure_rate: float = 0.5, failure_window: int = 20,
+                 failure_min_calls: int = 10) -> None:
         self.requests = 0
         self.successes = 0
         self.errors = 0
         self.in_flight = 0
         self.latency = _Window()  # whole answers
         self.ttft = _Window()  # streams: time to the first bytes
-        self.breaker = CircuitBreaker(failure_threshold, cooldown_seconds, clock)
+        self.breaker = CircuitBreaker(failure_threshold, cooldown_seconds, clock,
+                                      failure_rate=failure_rate, window=failure_window,
+                                      min_calls=failure_min_calls)
         self.last_error = ""
         self.last_error_at: datetime | None = None
         self._throttle_seconds = throttle_seconds  # a 429 that names no Retry-After

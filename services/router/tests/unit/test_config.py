@@ -150,3 +150,9 @@ def test_default_guardrail_policies_are_named_by_id():
         "guardrails.default_policy_ids[0]"]
     assert [p for p, _ in _problems({**_one(), "guardrails": {"policies": []}})] == [
         "guardrails.policies"]
+
+
+def test_a_failure_rate_window_smaller_than_its_minimum_of_calls_is_refused():
+    raw = _one() | {"routing": {"failure_rate_window": 5, "failure_rate_min_calls": 10}}
+    ((where, message),) = _problems(raw)
+    assert where == "routing" and "failure_rate_min_calls must not exceed failure_rate_window" in message

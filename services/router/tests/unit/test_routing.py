@@ -257,3 +257,42 @@ def test_routing_strategy_from_the_environment(monkeypatch):
     monkeypatch.setenv("ROUTING_STRATEGY", "fastest")
     with pytest.raises(ValueError, match="unknown routing strategy"):
         RouterSettings()
+
+
+def test_a_deployment_failing_every_other_call_opens_by_its_failure_rate():
+    now = [0.0]
+    stats = DeploymentStats(failure_threshold=3, cooldown_seconds=10, clock=lambda: now[0],
+                            failure_rate=0.5, failure_window=20, failure_min_calls=10)
+    calls = 0
+    while stats.snapshot().circuit_state == "closed":
+        stats.begin()
+        if calls % 2:
+            stats.fault()
+        else:
+            stats.answered(0.01)
+        stats.end()
+        calls += 1
+        assert calls <= 10, "half of ten calls failed: the rate opens it at the tenth"
+    assert calls == 10  # never three failures in a row: the rate alone opened it
+    now[0] = 11
+    stats.begin()  # the probe succeeds: closed, and the window starts clean
+    stats.answered(0.01)
+    stats.end()
+    for _ in range(4):  # 4 failures in 9 calls after it: under the rate's minimum of calls
+        stats.begin()
+        stats.fault()
+        stats.end()
+        stats.begin()
+        stats.answered(0.01)
+        stats.end()
+    assert stats.snapshot().circuit_state == "closed"
+
+
+def test_a_failure_rate_below_the_threshold_keeps_the_breaker_closed():
+    stats = DeploymentStats(failure_threshold=3, cooldown_seconds=10, failure_rate=0.6,
+                            failure_window=20, failure_min_calls=10)
+    for i in range(200):  # 1 in 2 fail, over and over: 0.5 < 0.6
+        stats.begin()
+        stats.fault() if i % 2 else stats.answered(0.01)
+        stats.end()
+    assert stats.snapshot().circuit_state == "closed"
