@@ -29,8 +29,10 @@ def _routes(deployments: int, one_group: bool, strategy: str) -> tuple[Routes, s
                                                "api_key": "k"}},
                            "routing": {"strategy": strategy}}
     if one_group:
+        # Each strategy's own knob (failover refuses a weight, the others a priority).
+        knob = "priority" if strategy == "failover" else "weight"
         raw["models"] = [{"name": "m0", "deployments": [
-            {"provider": "p", "model": f"u{i}", "weight": 1 + i % 3} for i in range(deployments)]}]
+            {"provider": "p", "model": f"u{i}", knob: 1 + i % 3} for i in range(deployments)]}]
     else:
         raw["models"] = [{"name": f"m{i}", "deployments": [{"provider": "p", "model": f"u{i}"}]}
                          for i in range(deployments)]
