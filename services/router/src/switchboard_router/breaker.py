@@ -55,6 +55,8 @@ class CircuitBreaker:
 
     def available(self) -> bool:
         """Worth sending a request to now: closed and not cooling, or half-open with no probe out."""
+        if self._opened_at is None and not self._cool_until:
+            return True  # closed and never throttled: the common case reads no clock
         if self.cooling:
             return False
         state = self.state
