@@ -174,7 +174,7 @@ class Gateway:
         if self._cache is None:
             return None, None
         plan = self._cache.plan(ctx, request, caller.tenant_id,
-                                self._pipeline.needed(request, caller, ctx))
+                                lambda: self._pipeline.needed(request, caller, ctx))
         if plan is None:
             return None, None
         entry = await self._cache.get(plan)

@@ -22,6 +22,14 @@ BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "tem
         "response_format": {"type": "json_object"}, "seed": 7, "stop": ["x"], "max_tokens": 10}
 
 
+def _unguarded() -> bool:
+    return False
+
+
+def _guarded() -> bool:
+    return True
+
+
 def _key(body=BODY, tenant="t1", model="gpt-4o", endpoint=CHAT, stream=False) -> str:
     return cache_key(endpoint, tenant, model, body, stream)
 
@@ -105,39 +113,39 @@ def test_off_path_hashes_nothing(monkeypatch):
 
     monkeypatch.setattr("switchboard_router.cache.cache_key", boom)
     cache = _cache()
-    assert cache.plan(_ctx(), _request(), "t1", pipelined=False) is None
-    assert cache.plan(_ctx("off"), _request(), "t1", pipelined=False) is None
-    assert cache.plan(_ctx("on", "no-store"), _request(), "t1", pipelined=False) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_unguarded) is None
+    assert cache.plan(_ctx("off"), _request(), "t1", pipelined=_unguarded) is None
+    assert cache.plan(_ctx("on", "no-store"), _request(), "t1", pipelined=_unguarded) is None
 
 
 def test_a_plan_keys_by_the_group_and_the_tenant():
     cache = _cache({"gpt-4o": ("gpt-4o", False), "alias": ("gpt-4o", False)})
-    plan = cache.plan(_ctx("on"), _request(), "t1", pipelined=False)
+    plan = cache.plan(_ctx("on"), _request(), "t1", pipelined=_unguarded)
     assert plan is not None and plan.read and plan.write
     via_alias = cache.plan(_ctx("on"), _request(body=BODY | {"model": "alias"}), "t1",
-                           pipelined=False)
+                           pipelined=_unguarded)
     assert via_alias is not None and via_alias.key == plan.key
-    other = cache.plan(_ctx("on"), _request(), "t2", pipelined=False)
+    other = cache.plan(_ctx("on"), _request(), "t2", pipelined=_unguarded)
     assert other is not None and other.key != plan.key
-    fresh = cache.plan(_ctx("on", "no-cache"), _request(), "t1", pipelined=False)
+    fresh = cache.plan(_ctx("on", "no-cache"), _request(), "t1", pipelined=_unguarded)
     assert fresh is not None and (fresh.read, fresh.write) == (False, True)
 
 
 def test_a_group_default_applies_without_the_header():
     cache = _cache({"gpt-4o": ("gpt-4o", True)})
-    assert cache.plan(_ctx(), _request(), "t1", pipelined=False) is not None
-    assert cache.plan(_ctx("off"), _request(), "t1", pipelined=False) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_unguarded) is not None
+    assert cache.plan(_ctx("off"), _request(), "t1", pipelined=_unguarded) is None
     # ... but not where answers cannot be cached, where it stays out silently.
-    assert cache.plan(_ctx(), _request(), "t1", pipelined=True) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_guarded) is None
     moderation = _request(Endpoint.MODERATIONS, {"model": "gpt-4o", "input": "x"})
-    assert cache.plan(_ctx(), moderation, "t1", pipelined=False) is None
+    assert cache.plan(_ctx(), moderation, "t1", pipelined=_unguarded) is None
 
 
 def test_on_where_nothing_can_be_cached_is_a_400():
     cache = _cache()
-    for request, pipelined in ((_request(), True),
+    for request, pipelined in ((_request(), _guarded),
                                (_request(Endpoint.MODERATIONS, {"model": "gpt-4o", "input": "x"}),
-                                False)):
+                                _unguarded)):
         with pytest.raises(InvalidRequest) as raised:
             cache.plan(_ctx("on"), request, "t1", pipelined=pipelined)
         assert raised.value.param == CACHE_HEADER
@@ -146,9 +154,9 @@ def test_on_where_nothing_can_be_cached_is_a_400():
 
 def test_an_unknown_model_is_left_to_fail_on_its_own():
     cache = _cache({})
-    assert cache.plan(_ctx(), _request(), "t1", pipelined=False) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_unguarded) is None
     with pytest.raises(InvalidRequest):  # a bad header value is still a 400
-        cache.plan(_ctx("maybe"), _request(), "t1", pipelined=False)
+        cache.plan(_ctx("maybe"), _request(), "t1", pipelined=_unguarded)
 
 
 class Clock:
@@ -186,7 +194,7 @@ async def test_memory_holds_at_most_max_entries_least_recently_used_out():
 
 async def test_keep_skips_answers_too_large_or_without_token_counts():
     cache = _cache()
-    plan = cache.plan(_ctx("on"), _request(), "t1", pipelined=False)
+    plan = cache.plan(_ctx("on"), _request(), "t1", pipelined=_unguarded)
     assert plan is not None
     cache.keep(plan, b"x" * (cache.config.max_entry_bytes + 1), False, Tokens(1, 1))
     cache.keep(plan, b"{}", False, None)
@@ -195,7 +203,7 @@ async def test_keep_skips_answers_too_large_or_without_token_counts():
     cache.keep(plan, b"{}", False, Tokens(1, 2))
     await asyncio.sleep(0)
     assert await cache.get(plan) == Entry(b"{}", False, Tokens(1, 2))
-    no_write = cache.plan(_ctx("on", "no-store"), _request(), "t1", pipelined=False)
+    no_write = cache.plan(_ctx("on", "no-store"), _request(), "t1", pipelined=_unguarded)
     assert no_write is None
 
 

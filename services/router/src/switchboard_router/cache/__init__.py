@@ -57,9 +57,10 @@ class ResponseCache:
         self._writes: set[asyncio.Task] = set()
 
     def plan(self, ctx: RequestContext, request: ParsedRequest, tenant_id: str,
-             pipelined: bool) -> Plan | None:
+             pipelined: Callable[[], bool]) -> Plan | None:
         """None when the cache takes no part (and nothing was hashed). Raises a 400 for a bad
-        x-switchboard-cache value, or `on` where no answer can be cached."""
+        x-switchboard-cache value, or `on` where no answer can be cached. `pipelined` says
+        whether guardrails or memory take part (asked only once the cache would)."""
         switch = ctx.cache_switch
         try:
             name, default = self._group(request.model)
@@ -72,7 +73,7 @@ class ResponseCache:
         wanted = directives(switch, ctx.cache_control, default)
         if wanted is None:
             return None
-        if request.endpoint not in CACHED or pipelined:
+        if request.endpoint not in CACHED or pipelined():
             if switch is None:
                 return None  # a group default does not apply where answers cannot be cached
             raise InvalidRequest(
@@ -102,9 +103,13 @@ class ResponseCache:
     def recording(self, plan: Plan | None) -> Recording | None:
         return Recording(self.config.max_entry_bytes) if plan is not None and plan.write else None
 
-    async def close(self) -> None:
+    async def settle(self, timeout: float = 1.0) -> None:
+        """Wait for the writes under way (at shutdown, so the last answers are kept)."""
         if self._writes:
-            await asyncio.wait(set(self._writes), timeout=1.0)
+            await asyncio.wait(set(self._writes), timeout=timeout)
+
+    async def close(self) -> None:
+        await self.settle()
         await self._store.close()
 
 
