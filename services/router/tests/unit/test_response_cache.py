@@ -221,3 +221,31 @@ def test_entries_round_trip_and_junk_is_a_miss():
     assert loads(entry.dumps()) == entry
     for junk in (b"", b"no newline", b"{}\nx", b"not json\nx", b'{"s": true, "t": ["a"]}\nx'):
         assert loads(junk) is None
+
+
+def _count(result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(
+        "switchboard_cache_lookups_total",
+        {"endpoint": "chat.completions", "result": result}) or 0.0
+
+
+async def test_lookups_are_counted_hit_miss_and_refresh():
+    cache = ResponseCache(CacheConfig(), MemoryStore(10, 60), lambda m: (m, False), metrics=True)
+    before = {r: _count(r) for r in ("hit", "miss", "refresh")}
+    plan = cache.plan(_ctx("on"), _request(), "t-metrics", pipelined=_unguarded)
+    assert plan is not None
+    await cache.get(plan)
+    cache.keep(plan, b"{}", False, Tokens(1, 1))
+    await asyncio.sleep(0)
+    await cache.get(plan)
+    fresh = cache.plan(_ctx("on", "no-cache"), _request(), "t-metrics", pipelined=_unguarded)
+    assert fresh is not None and await cache.get(fresh) is None
+    assert {r: _count(r) - before[r] for r in before} == {"hit": 1, "miss": 1, "refresh": 1}
+    # A router without a metrics port counts nothing.
+    quiet = _cache()
+    quiet_plan = quiet.plan(_ctx("on"), _request(), "t-metrics", pipelined=_unguarded)
+    assert quiet_plan is not None
+    await quiet.get(quiet_plan)
+    assert _count("miss") - before["miss"] == 1
