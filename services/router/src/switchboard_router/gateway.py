@@ -174,7 +174,8 @@ class Gateway:
         if self._cache is None:
             return None, None
         plan = self._cache.plan(ctx, request, caller.tenant_id,
-                                lambda: self._pipeline.needed(request, caller, ctx))
+                                lambda: self._pipeline.needed(request, caller, ctx),
+                                keyed=caller.cache_responses)
         if plan is None:
             return None, None
         entry = await self._cache.get(plan)

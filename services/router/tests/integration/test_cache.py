@@ -19,8 +19,10 @@ from switchboard_common.testing.infra import free_port, reachable, redis_url
 pytestmark = pytest.mark.timeout(60)
 OTHER_TENANT_KEY = "sk-test-other-tenant"
 SAME_TENANT_KEY = "sk-test-same-tenant"
+CACHING_KEY = "sk-test-caching"
 KEYS = {GOOD_KEY: FakeKey("key-good"), SAME_TENANT_KEY: FakeKey("key-same"),
-        OTHER_TENANT_KEY: FakeKey("key-other", tenant_id="tenant-2")}
+        OTHER_TENANT_KEY: FakeKey("key-other", tenant_id="tenant-2"),
+        CACHING_KEY: FakeKey("key-caching", tenant_id="tenant-3", cache_responses=True)}
 
 
 def _models(*extra: dict) -> dict:
@@ -162,6 +164,16 @@ async def test_a_group_that_caches_by_default(router):
     # Without the header, a group that does not cache is not consulted.
     headers, _ = await _call(router, _body())
     assert "x-switchboard-cache" not in headers
+
+
+async def test_a_key_that_caches_by_default(router):
+    # Auth's verdict says the key (or its tenant) caches: no header needed.
+    first, _ = await _call(router, _body(), key=CACHING_KEY)
+    second, _ = await _call(router, _body(), key=CACHING_KEY)
+    assert (first["x-switchboard-cache"], second["x-switchboard-cache"]) == ("miss", "hit")
+    headers, _ = await _call(router, _body(), ("x-switchboard-cache", "off"), key=CACHING_KEY)
+    assert "x-switchboard-cache" not in headers
+    assert len(router.upstream.requests) == 2
 
 
 async def test_embeddings_and_completions_are_cached(router):

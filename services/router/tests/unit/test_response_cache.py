@@ -141,6 +141,14 @@ def test_a_group_default_applies_without_the_header():
     assert cache.plan(_ctx(), moderation, "t1", pipelined=_unguarded) is None
 
 
+def test_a_key_or_tenant_that_caches_by_default():
+    cache = _cache()
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_unguarded) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_unguarded, keyed=True) is not None
+    assert cache.plan(_ctx("off"), _request(), "t1", pipelined=_unguarded, keyed=True) is None
+    assert cache.plan(_ctx(), _request(), "t1", pipelined=_guarded, keyed=True) is None
+
+
 def test_on_where_nothing_can_be_cached_is_a_400():
     cache = _cache()
     for request, pipelined in ((_request(), _guarded),

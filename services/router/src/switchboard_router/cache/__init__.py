@@ -57,10 +57,11 @@ class ResponseCache:
         self._writes: set[asyncio.Task] = set()
 
     def plan(self, ctx: RequestContext, request: ParsedRequest, tenant_id: str,
-             pipelined: Callable[[], bool]) -> Plan | None:
+             pipelined: Callable[[], bool], *, keyed: bool = False) -> Plan | None:
         """None when the cache takes no part (and nothing was hashed). Raises a 400 for a bad
         x-switchboard-cache value, or `on` where no answer can be cached. `pipelined` says
-        whether guardrails or memory take part (asked only once the cache would)."""
+        whether guardrails or memory take part (asked only once the cache would); `keyed`, that
+        the caller's key (or its tenant) caches by default."""
         switch = ctx.cache_switch
         try:
             name, default = self._group(request.model)
@@ -68,6 +69,7 @@ class ResponseCache:
             if switch is None:
                 return None
             name, default = request.model, False
+        default = default or keyed
         if switch is None and not default:
             return None
         wanted = directives(switch, ctx.cache_control, default)
