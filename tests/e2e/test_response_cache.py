@@ -145,3 +145,30 @@ def test_a_bad_header_value_is_a_400_naming_it(cached, value):
     resp = post(stack, _body("bad"), headers={"x-switchboard-cache": value})
     assert_openai_error(resp, 400, param="x-switchboard-cache", error_type="invalid_request_error")
     assert "x-switchboard-cache" in resp.json()["error"]["message"]
+
+
+def test_a_key_or_tenant_that_caches_by_default(cached):
+    stack, fake = cached
+    key_id, secret = create_key(stack, cache_responses=True)
+    calls = len(fake.requests)
+    first = post(stack, _body("keyed"), key=secret)
+    second = post(stack, _body("keyed"), key=secret)
+    assert (first.headers["x-switchboard-cache"], second.headers["x-switchboard-cache"]) == (
+        "miss", "hit")
+    off = post(stack, _body("keyed"), key=secret, headers={"x-switchboard-cache": "off"})
+    assert "x-switchboard-cache" not in off.headers
+    assert len(fake.requests) == calls + 2
+    # The key follows its tenant again: the default tenant does not cache.
+    resp = httpx.patch(stack.edge_url + f"/api/keys/{key_id}",
+                       json={"clear_cache_responses": True},
+                       headers={"authorization": f"Bearer {stack.master_key}"}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert "cache_responses" not in resp.json() or resp.json()["cache_responses"] is None
+    assert "x-switchboard-cache" not in post(stack, _body("keyed"), key=secret).headers
+    # A tenant that caches: its keys do, unless they say otherwise.
+    tenant = httpx.post(stack.edge_url + "/api/tenants", json={"name": "Cache Co",
+                                                               "cache_responses": True},
+                        headers={"authorization": f"Bearer {stack.master_key}"}, timeout=10)
+    assert tenant.status_code == 200 and tenant.json()["cache_responses"] is True
+    _, member = create_key(stack, tenant_id=tenant.json()["tenant_id"])
+    assert post(stack, _body("tenant default"), key=member).headers["x-switchboard-cache"] == "miss"
