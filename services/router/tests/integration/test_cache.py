@@ -126,12 +126,12 @@ async def test_cache_control_no_store_and_no_cache(router):
     assert headers["x-switchboard-cache"] == "miss"  # no-store stored nothing
     headers, _ = await _call(router, _body(), ON, ("cache-control", "no-cache"))
     assert headers["x-switchboard-cache"] == "miss"  # not read: the provider answers again
-    assert len(router.upstream.requests) == 2
+    assert len(router.upstream.requests) == 3
     headers, _ = await _call(router, _body(), ON)
     assert headers["x-switchboard-cache"] == "hit"
     headers, _ = await _call(router, _body(), ("x-switchboard-cache", "off"))
     assert "x-switchboard-cache" not in headers
-    assert len(router.upstream.requests) == 3
+    assert len(router.upstream.requests) == 4
 
 
 async def test_tenants_never_share_answers(router):
