@@ -224,3 +224,24 @@ async def test_redis_down_serves_every_request_as_a_miss(tmp_path, tokenizer, na
         assert len(h.upstream.requests) == 2
     finally:
         await stop_router(h)
+
+
+async def test_typed_grpc_clients_get_hits_too(router):
+    from switchboard.gateway.v1 import gateway_pb2
+
+    request = gateway_pb2.ChatCompletionRequest(
+        model="ok-model", messages=[gateway_pb2.ChatMessage(role="user")], seed=11)
+    request.messages[0].content.string_value = "typed"
+    md = (("authorization", f"Bearer {GOOD_KEY}"), ON)
+    first = await router.stub.CreateChatCompletion(request, metadata=md)
+    call = router.stub.CreateChatCompletion(request, metadata=md)
+    second = await call
+    assert dict(await call.initial_metadata())["x-switchboard-cache"] == "hit"
+    assert second == first
+    request.stream_options.include_usage = True
+    streamed = [c async for c in router.stub.StreamChatCompletion(request, metadata=md)]
+    call = router.stub.StreamChatCompletion(request, metadata=md)
+    replayed = [c async for c in call]
+    assert dict(await call.initial_metadata())["x-switchboard-cache"] == "hit"
+    assert replayed == streamed and replayed[-1].usage.completion_tokens == 7
+    assert len(router.upstream.requests) == 2
