@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from bench import admission, billing_consumer, codecs, cpu, inbound, report, routing
+from bench import admission, billing_consumer, cache, codecs, cpu, inbound, report, routing
 from bench.load import ClosedLoop, Measurement, Workload
 from bench.upstream import FakeUpstream
 
@@ -317,6 +317,9 @@ def main() -> None:
     decisions = _event_loop_runner()(routing.measure())
     meta["routing"] = decisions
     print("\nRouting cost per request, in-process (bench.routing):\n" + routing.table(decisions))
+    cached = _event_loop_runner()(cache.measure())
+    meta["cache"] = cached
+    print("\nResponse cache per request, in-process (bench.cache):\n" + cache.table(cached))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report.as_json(rows, meta), indent=2, ensure_ascii=False) + "\n")
     print(f"\nJSON: {RESULTS}", file=sys.stderr)

@@ -82,7 +82,8 @@ def new_key(request: auth_pb2.CreateKeyRequest) -> NewKey:
         monthly_budget_micros_usd=opt(request, "monthly_budget_micros_usd"),
         guardrail_policy_ids=tuple(request.guardrail_policy_ids),
         expires_at=dt(request.expires_at) if request.HasField("expires_at") else None,
-        expires_in_seconds=opt(request, "expires_in_seconds"), metadata=dict(request.metadata))
+        expires_in_seconds=opt(request, "expires_in_seconds"), metadata=dict(request.metadata),
+        cache_responses=request.cache_responses if request.HasField("cache_responses") else None)
 
 
 def key_patch(request: auth_pb2.UpdateKeyRequest) -> KeyPatch:
@@ -108,7 +109,17 @@ def key_patch(request: auth_pb2.UpdateKeyRequest) -> KeyPatch:
                             if request.HasField("expires_in_seconds") else UNSET),
         guardrail_policy_ids=_policy_patch(request),
         metadata=dict(request.metadata),
+        cache_responses=_cache_patch(request),
     )
+
+
+def _cache_patch(request: auth_pb2.UpdateKeyRequest) -> bool | _Unset | None:
+    if request.clear_cache_responses:
+        if request.HasField("cache_responses"):
+            raise InvalidRequest("Set cache_responses or clear_cache_responses, not both.",
+                                 param="clear_cache_responses", code="invalid_value")
+        return None
+    return request.cache_responses if request.HasField("cache_responses") else UNSET
 
 
 def _given(request: Message, name: str) -> int | _Unset:
@@ -128,7 +139,9 @@ def _policy_patch(request: auth_pb2.UpdateKeyRequest | auth_pb2.UpdateTenantRequ
 def tenant_patch(request: auth_pb2.UpdateTenantRequest) -> TenantPatch:
     return TenantPatch(name=request.name if request.HasField("name") else UNSET,
                        default_rate_limits=limit_patch(request, "default_rate_limits"),
-                       guardrail_policy_ids=_policy_patch(request))
+                       guardrail_policy_ids=_policy_patch(request),
+                       cache_responses=(request.cache_responses
+                                        if request.HasField("cache_responses") else UNSET))
 
 
 def key_to_proto(key: Key) -> auth_pb2.Key:
@@ -141,11 +154,13 @@ def key_to_proto(key: Key) -> auth_pb2.Key:
         guardrail_policy_ids=key.guardrail_policy_ids, created_at=ts(key.created_at),
         updated_at=ts(key.updated_at), expires_at=ts(key.expires_at),
         revoked_at=ts(key.revoked_at), previous_secret_expires_at=ts(
-            key.previous_secret_expires_at), is_admin=key.is_admin, metadata=dict(key.metadata))
+            key.previous_secret_expires_at), is_admin=key.is_admin, metadata=dict(key.metadata),
+        cache_responses=key.cache_responses)
 
 
 def tenant_to_proto(tenant: Tenant) -> auth_pb2.Tenant:
     return auth_pb2.Tenant(tenant_id=tenant.tenant_id, name=tenant.name,
                            created_at=ts(tenant.created_at), updated_at=ts(tenant.updated_at),
                            guardrail_policy_ids=tenant.guardrail_policy_ids,
-                           default_rate_limits=limits_to_proto(tenant.default_rate_limits))
+                           default_rate_limits=limits_to_proto(tenant.default_rate_limits),
+                           cache_responses=tenant.cache_responses)

@@ -62,6 +62,13 @@ class Key:
     revoked_at: datetime | None = None
     previous_secret_expires_at: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    cache_responses: bool | None = None  # the key's own; None: as its tenant says
+    tenant_cache_responses: bool = False  # its tenant's, read with it
+
+    @property
+    def effective_cache_responses(self) -> bool:
+        """Whether the router's response cache answers this key's requests by default."""
+        return self.tenant_cache_responses if self.cache_responses is None else self.cache_responses
 
     @property
     def is_admin(self) -> bool:
@@ -88,6 +95,7 @@ class Tenant:
     updated_at: datetime | None = None
     guardrail_policy_ids: tuple[str, ...] = ()
     default_rate_limits: RateLimits = RateLimits()
+    cache_responses: bool = False
 
 
 class _Unset(enum.Enum):
@@ -114,6 +122,7 @@ class NewKey:
     expires_at: datetime | None = None
     expires_in_seconds: int | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    cache_responses: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ class KeyPatch:
     expires_at: datetime | _Unset | None = UNSET
     expires_in_seconds: int | _Unset = UNSET
     metadata: Mapping[str, str] = field(default_factory=dict)  # "" removes an entry
+    cache_responses: bool | _Unset | None = UNSET  # None: as its tenant says
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ class TenantPatch:
     name: str | _Unset = UNSET
     guardrail_policy_ids: tuple[str, ...] | _Unset = UNSET  # () removes them
     default_rate_limits: Mapping[str, int | None] = field(default_factory=dict)
+    cache_responses: bool | _Unset = UNSET
 
 
 @dataclass(frozen=True)

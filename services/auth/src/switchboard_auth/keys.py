@@ -68,7 +68,7 @@ class KeyAdmin:
             rate_limits=check_limits(new.rate_limits, "rate_limits"),
             guardrail_policy_ids=policy_ids, created_at=now, updated_at=now,
             expires_at=_expiry(new.expires_at, new.expires_in_seconds, now),
-            metadata=dict(new.metadata),
+            metadata=dict(new.metadata), cache_responses=new.cache_responses,
         )
         await self._repo.insert_key(key, self._hasher.hash(secret))
         if budget.given():
@@ -175,6 +175,8 @@ class KeyAdmin:
                     None if patch.expires_in_seconds is UNSET else patch.expires_in_seconds, now)
         if patch.guardrail_policy_ids is not UNSET:
             values["guardrail_policy_ids"] = list(check_policy_ids(patch.guardrail_policy_ids))
+        if patch.cache_responses is not UNSET:
+            values["cache_responses"] = patch.cache_responses
         if patch.metadata:
             merged = {**current.metadata, **patch.metadata}
             merged = {k: v for k, v in merged.items() if v != ""}

@@ -18,12 +18,13 @@ from switchboard_auth.tables import auth_settings, key_secrets, keys, tenants
 
 _TENANT_LIMITS = [tenants.c[name].label(f"tenant_{name}") for name in LIMIT_NAMES]
 _TENANT_POLICIES = tenants.c.guardrail_policy_ids.label("tenant_guardrail_policy_ids")
+_TENANT_CACHE = tenants.c.cache_responses.label("tenant_cache_responses")
 _ENDING = key_secrets.alias("ending")
 _PREVIOUS_SECRET_END = (select(func.max(_ENDING.c.expires_at))
                         .where(_ENDING.c.key_id == keys.c.key_id).correlate(keys)
                         .scalar_subquery().label("previous_secret_expires_at"))
 # A key with its tenant's default limits and the end of a rotated-out secret, in one row.
-_KEY_ROWS = (select(keys, *_TENANT_LIMITS, _TENANT_POLICIES, _PREVIOUS_SECRET_END)
+_KEY_ROWS = (select(keys, *_TENANT_LIMITS, _TENANT_POLICIES, _TENANT_CACHE, _PREVIOUS_SECRET_END)
              .select_from(keys.outerjoin(tenants, tenants.c.tenant_id == keys.c.tenant_id)))
 
 
@@ -258,7 +259,8 @@ def _key(row: Row) -> Key:
         tenant_guardrail_policy_ids=tuple(m["tenant_guardrail_policy_ids"] or ()),
         created_at=m["created_at"], updated_at=m["updated_at"], expires_at=m["expires_at"],
         revoked_at=m["revoked_at"], previous_secret_expires_at=m["previous_secret_expires_at"],
-        metadata=dict(m["metadata"] or {}),
+        metadata=dict(m["metadata"] or {}), cache_responses=m["cache_responses"],
+        tenant_cache_responses=bool(m["tenant_cache_responses"]),
     )
 
 
@@ -270,7 +272,7 @@ def _key_values(key: Key) -> dict[str, Any]:
         **limit_values(key.rate_limits), "max_budget_micros_usd": key.max_budget_micros_usd,
         "guardrail_policy_ids": list(key.guardrail_policy_ids), "created_at": key.created_at,
         "updated_at": key.updated_at, "expires_at": key.expires_at, "revoked_at": key.revoked_at,
-        "metadata": dict(key.metadata),
+        "metadata": dict(key.metadata), "cache_responses": key.cache_responses,
     }
 
 
@@ -283,11 +285,11 @@ def _tenant(row: Row) -> Tenant:
     return Tenant(tenant_id=m["tenant_id"], name=m["name"], created_at=m["created_at"],
                   updated_at=m["updated_at"],
                   guardrail_policy_ids=tuple(m["guardrail_policy_ids"] or ()),
-                  default_rate_limits=_limits(m))
+                  default_rate_limits=_limits(m), cache_responses=bool(m["cache_responses"]))
 
 
 def _tenant_values(tenant: Tenant) -> dict[str, Any]:
     return {"tenant_id": tenant.tenant_id, "name": tenant.name, "created_at": tenant.created_at,
             "updated_at": tenant.updated_at,
             "guardrail_policy_ids": list(tenant.guardrail_policy_ids),
-            **limit_values(tenant.default_rate_limits)}
+            **limit_values(tenant.default_rate_limits), "cache_responses": tenant.cache_responses}

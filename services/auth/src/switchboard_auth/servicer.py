@@ -53,7 +53,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             rate_limits=convert.limits_to_proto(key.effective_limits),
             guardrail_policy_ids=key.effective_policy_ids,
             expires_at=convert.ts(verdict.expires_at),
-            cache_ttl_seconds=verdict.cache_ttl_seconds)
+            cache_ttl_seconds=verdict.cache_ttl_seconds,
+            cache_responses=key.effective_cache_responses)
 
     # --- provider credentials, sealed by the routers (internal) ---------------------------------
 
@@ -150,7 +151,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         tenant = await self._tenants.create(await self._caller(context), request.name,
                                             request.tenant_id,
                                             convert.limits_from_proto(request.default_rate_limits),
-                                            tuple(request.guardrail_policy_ids))
+                                            tuple(request.guardrail_policy_ids),
+                                            request.cache_responses)
         return convert.tenant_to_proto(tenant)
 
     async def ListTenants(self, request, context):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, Index, Integer, LargeBinary, MetaData,
-                        PrimaryKeyConstraint, String, Table)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData,
+                        PrimaryKeyConstraint, String, Table, false)
 
 from switchboard_common.sqltypes import UtcDateTime
 
@@ -25,6 +25,8 @@ tenants = Table(
     *_limit_columns(),  # defaults for keys that set none of their own
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=True),
+    # The router's response cache answers its keys' requests by default.
+    Column("cache_responses", Boolean, nullable=False, server_default=false()),
 )
 
 keys = Table(
@@ -45,6 +47,7 @@ keys = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("metadata", JSON, nullable=False),
+    Column("cache_responses", Boolean, nullable=True),  # NULL: as its tenant says
     Index("ix_keys_tenant_created", "tenant_id", "created_at", "key_id"),
     Index("ix_keys_user_created", "user_id", "created_at", "key_id"),
     Index("ix_keys_created", "created_at", "key_id"),

@@ -36,7 +36,8 @@ class TenantAdmin:
 
     async def create(self, caller: Principal, name: str, tenant_id: str,
                      defaults: RateLimits = NO_LIMITS,
-                     guardrail_policy_ids: tuple[str, ...] = ()) -> Tenant:
+                     guardrail_policy_ids: tuple[str, ...] = (),
+                     cache_responses: bool = False) -> Tenant:
         caller.require_admin()
         if tenant_id and not _TENANT_ID.fullmatch(tenant_id):
             raise InvalidRequest("tenant_id must be 1-64 letters, digits, '_', '.' or '-', "
@@ -46,7 +47,8 @@ class TenantAdmin:
         now = self._clock()
         tenant = Tenant(tenant_id=tenant_id, name=name or tenant_id, created_at=now,
                         updated_at=now, guardrail_policy_ids=check_policy_ids(guardrail_policy_ids),
-                        default_rate_limits=check_limits(defaults, "default_rate_limits"))
+                        default_rate_limits=check_limits(defaults, "default_rate_limits"),
+                        cache_responses=cache_responses)
         if not await self._repo.insert_tenant(tenant):
             raise Conflict(f"Tenant '{tenant.tenant_id}' exists already.", param="tenant_id",
                            code="tenant_exists")
@@ -81,12 +83,15 @@ class TenantAdmin:
             values.update(limit_values(limits))
         if patch.guardrail_policy_ids is not UNSET:
             values["guardrail_policy_ids"] = list(check_policy_ids(patch.guardrail_policy_ids))
+        if patch.cache_responses is not UNSET:
+            values["cache_responses"] = patch.cache_responses
         tenant = await self._repo.update_tenant(tenant_id, values)
         if tenant is None:
             raise tenant_not_found(tenant_id)
-        # Routers cache their keys' verdicts, which carry both: drop them.
+        # Routers cache their keys' verdicts, which carry all three: drop them.
         if (tenant.default_rate_limits != current.default_rate_limits
-                or tenant.guardrail_policy_ids != current.guardrail_policy_ids):
+                or tenant.guardrail_policy_ids != current.guardrail_policy_ids
+                or tenant.cache_responses != current.cache_responses):
             await self._announce(tenant_id, KeyChange.TENANT_UPDATED)
         return tenant
 

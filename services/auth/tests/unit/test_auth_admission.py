@@ -262,3 +262,23 @@ async def test_guardrail_policy_ids_are_bounded_and_well_formed(world):
     with pytest.raises(InvalidRequest) as err:
         await world.key(guardrail_policy_ids=tuple(f"pol_{i}" for i in range(17)))
     assert err.value.param == "guardrail_policy_ids"
+
+
+async def test_a_keys_cache_setting_overrides_its_tenants_and_changes_are_announced(world):
+    master = await world.master()
+    await world.tenants.create(master, "Cached", "cached", cache_responses=True)
+    follows, follows_secret = await world.key(tenant_id="cached")
+    opted_out, out_secret = await world.key(tenant_id="cached", cache_responses=False)
+    assert follows.cache_responses is None and opted_out.cache_responses is False
+    assert (await world.admission.authorize(follows_secret, "")).key.effective_cache_responses
+    assert not (await world.admission.authorize(out_secret, "")).key.effective_cache_responses
+
+    await world.keys.update(master, opted_out.key_id, KeyPatch(cache_responses=None))
+    assert world.notes.seen[-1] == (opted_out.key_id, KeyChange.UPDATED)
+    assert (await world.admission.authorize(out_secret, "")).key.effective_cache_responses
+    await world.tenants.update(master, "cached", TenantPatch(cache_responses=False))
+    assert world.notes.seen[-1] == ("tenant:cached", KeyChange.TENANT_UPDATED)
+    assert not (await world.admission.authorize(follows_secret, "")).key.effective_cache_responses
+    await world.keys.update(master, follows.key_id, KeyPatch(cache_responses=True))
+    assert (await world.admission.authorize(follows_secret, "")).key.effective_cache_responses
+    assert (await world.tenants.get(master, "cached")).cache_responses is False

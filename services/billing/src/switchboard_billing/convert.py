@@ -81,7 +81,7 @@ def record(e: UsageEntry) -> pb.UsageRecord:
         reasoning_tokens=e.reasoning_tokens, cost_micros_usd=e.cost_micros_usd,
         price_unknown=e.price_unknown, price_source=e.price_source, outcome=e.outcome,
         http_status=e.http_status, error_type=e.error_type, latency_ms=e.latency_ms,
-        guardrails=e.guardrails, rag_sources=e.rag_sources)
+        guardrails=e.guardrails, rag_sources=e.rag_sources, cache_hit=e.cache_hit)
 
 
 def budget_spec(r: pb.SetBudgetRequest, scope: str, scope_id: str) -> BudgetSpec:

@@ -49,6 +49,7 @@ class UsageEntry:
     budget_lease_id: str = ""
     guardrails: str = ""  # what the guardrail checks found ("warn:pii/email"; "unchecked")
     rag_sources: str = ""  # the RAG chunk ids the request was given
+    cache_hit: bool = False  # served from the router's response cache: costs 0
 
     def __post_init__(self) -> None:
         if not self.event_id:  # stored before routers minted ids: unique by request id then

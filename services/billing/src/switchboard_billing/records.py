@@ -11,6 +11,7 @@ from switchboard_billing.domain import UsageEntry
 from switchboard_billing.pricing import NOT_BILLED, ModelRef, PriceBook, TokenCounts
 
 MAX_ID = 200
+CACHE_PRICE_SOURCE = "cache"
 
 _OUTCOME = {
     events_pb2.OUTCOME_SUCCESS: "success",
@@ -81,12 +82,15 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         budget_lease_id=_text(event.budget_lease_id),
         guardrails=_text(event.guardrails),
         rag_sources=_text(event.rag_sources),
+        cache_hit=event.cache_hit,
     )
 
 
 def priced(entry: UsageEntry, book: PriceBook) -> UsageEntry:
     """The entry with its cost: a failed call costs nothing (providers do not bill refusals);
     an aborted or interrupted one is billed for the tokens it produced."""
+    if entry.cache_hit:  # the router answered from its cache: no provider billed anything
+        return entry.with_price(0, False, CACHE_PRICE_SOURCE)
     if entry.outcome == "error":
         cost = NOT_BILLED
     else:

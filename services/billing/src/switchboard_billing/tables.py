@@ -56,6 +56,7 @@ usage_records = Table(
     Column("budget_lease_id", String, nullable=False, server_default=""),
     Column("guardrails", String, nullable=False, server_default=""),
     Column("rag_sources", String, nullable=False, server_default=""),
+    Column("cache_hit", Boolean, nullable=False, server_default="0"),
     Index("ix_usage_key_time", "key_id", "occurred_at"),
     Index("ix_usage_tenant_time", "tenant_id", "occurred_at"),
     # An admin's unfiltered, newest-first listing would otherwise sort the whole table.

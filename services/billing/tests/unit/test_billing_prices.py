@@ -84,6 +84,15 @@ def test_failed_calls_are_free_and_aborted_ones_billed():
         assert priced(UsageEntry(**{**base.as_row(), "outcome": outcome}), b).cost_micros_usd == 15
 
 
+def test_an_answer_from_the_routers_cache_costs_nothing_and_keeps_its_tokens():
+    b = book({"models": {"m": {"input": 1, "output": 1}}})
+    hit = UsageEntry(request_id="r", occurred_at=AT, model="m", prompt_tokens=10,
+                     completion_tokens=5, cache_hit=True)
+    out = priced(hit, b)
+    assert (out.cost_micros_usd, out.price_unknown, out.price_source) == (0, False, "cache")
+    assert (out.prompt_tokens, out.completion_tokens, out.cache_hit) == (10, 5, True)
+
+
 def test_cache_parts_never_exceed_the_prompt():
     b = book({"models": {"m": {"input": 1, "output": 0, "cached_input": 0}}})
     # A provider claiming more cached tokens than the prompt had: the prompt is all cached.

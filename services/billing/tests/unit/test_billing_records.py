@@ -25,7 +25,8 @@ def full_event() -> events_pb2.UsageRecorded:
         time_to_first_byte_ms=120, outcome=events_pb2.OUTCOME_SUCCESS, http_status=200,
         error_type="", reserved_micros_usd=9000, session_id="s-1", user_id="u-1",
         cached_prompt_tokens=4, cache_write_prompt_tokens=2, reasoning_tokens=7,
-        budget_lease_id="lease-1", guardrails="warn:pii/email", rag_sources="doc#0")
+        budget_lease_id="lease-1", guardrails="warn:pii/email", rag_sources="doc#0",
+        cache_hit=True)
 
 
 def test_every_field_lands_in_its_column():
@@ -42,7 +43,7 @@ def test_every_field_lands_in_its_column():
         "latency_ms": 850, "ttfb_ms": 120, "session_id": "s-1", "reserved_micros_usd": 9000,
         "user_id": "u-1", "cached_prompt_tokens": 4, "cache_write_prompt_tokens": 2,
         "reasoning_tokens": 7, "budget_lease_id": "lease-1",
-        "guardrails": "warn:pii/email", "rag_sources": "doc#0",
+        "guardrails": "warn:pii/email", "rag_sources": "doc#0", "cache_hit": True,
         # Priced by the consumer, not here: unknown until then.
         "price_unknown": True, "price_source": "",
     }

@@ -74,7 +74,8 @@ class AuthClient:
         caller = Caller(key_id=reply.key_id, tenant_id=reply.tenant_id, is_admin=reply.is_admin,
                         allowed_models=frozenset(reply.allowed_models),
                         guardrail_policy_ids=tuple(reply.guardrail_policy_ids),
-                        role=reply.role, user_id=reply.user_id, rate_limits=limits)
+                        role=reply.role, user_id=reply.user_id, rate_limits=limits,
+                        cache_responses=reply.cache_responses)
         expires = _seconds(reply.expires_at) if reply.HasField("expires_at") else None
         return Verdict(caller=caller, ttl_seconds=reply.cache_ttl_seconds, expires_at=expires)
 

@@ -33,3 +33,5 @@ class Caller:
     role: str = ""  # "admin", "tenant_admin" or "member" (auth's verdict); "" from older auths
     user_id: str = ""  # the key's owner, "" when none was named
     rate_limits: RateLimits = NO_LIMITS
+    # The router's response cache answers this key's requests without x-switchboard-cache: on.
+    cache_responses: bool = False

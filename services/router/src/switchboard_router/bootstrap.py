@@ -23,6 +23,8 @@ from switchboard_router.providers.base import Provider
 from switchboard_router.stored_credentials import SealedStore, StoredCredentials
 from switchboard_router.billing_client import BillingClient
 from switchboard_router.budgets import Budgets
+from switchboard_router.cache import ResponseCache, backend_errors
+from switchboard_router.cache import stores as cache_stores
 from switchboard_router.costs import Costs
 from switchboard_router.finished import Finished
 from switchboard_router.gateway import Gateway
@@ -68,6 +70,7 @@ class App:
     gateway: Gateway
     credentials: StoredCredentials
     servicer: GatewayServicer
+    cache: ResponseCache
 
     async def close(self) -> None:
         """After the server drained: get the usage backlog acked (what is not stays in the
@@ -87,6 +90,7 @@ class App:
         await self.credentials.close()
         await self.guardrails.close()
         await self.memory_client.close()
+        await self.cache.close()
 
 
 async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = None,
@@ -154,18 +158,19 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     memory_client = MemoryClient(settings.memory_target, settings.memory_timeout_seconds)
     memory = Memory(memory_client, {name: m.context_window_tokens for m in config.models
                                     for name in (m.name, *m.aliases) if m.context_window_tokens})
+    cache = _response_cache(config, routes, metrics=bool(settings.metrics_port))
     gateway = Gateway(admission, routes, built, Pipeline(
         Guard(guardrails), memory, default_policy_ids=config.default_guardrail_policy_ids), usage,
                       moderation_model=config.moderation_model,
                       request_timeout=settings.request_timeout_seconds, limits=limits,
                       budgets=budgets, costs=Costs(prices),
-                      retrier=Retrier.from_config(config.routing.retries))
+                      retrier=Retrier.from_config(config.routing.retries), cache=cache)
     return App(settings=settings, config=config, tokenizer=tokenizer, upstream=upstream, auth=auth,
                admission=admission, limits=limits, routes=routes, journal=journal,
                publisher=publisher, nats=link, usage=usage, billing=billing, budgets=budgets,
                guardrails=guardrails,
                memory_client=memory_client, memory=memory,
-               gateway=gateway, credentials=credentials,
+               gateway=gateway, credentials=credentials, cache=cache,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
                                         inbound=Inbound(gateway, admission, routes, tokenizer)))
 
@@ -185,6 +190,14 @@ def _stored_credentials(settings: RouterSettings, config: Config, built: Mapping
                          f"{sealing.KEY_FILE_VARIABLE} set")
     store = SealedStore(settings.auth_target, settings.auth_timeout_seconds)
     return StoredCredentials(store, sealer, built, config.providers)
+
+
+def _response_cache(config: Config, routes: Routes, *, metrics: bool) -> ResponseCache:
+    """In this process's memory, or Redis when the `cache` section says so (connected lazily:
+    a Redis that is down at start makes misses, not a router that will not start)."""
+    store = cache_stores.build(config.cache, on_error=backend_errors(metrics))
+    _log.info("response cache", backend=config.cache.backend, ttl_seconds=config.cache.ttl_seconds)
+    return ResponseCache(config.cache, store, routes.cache_group, metrics=metrics)
 
 
 def _replica_id() -> str:

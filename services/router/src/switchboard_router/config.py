@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from pydantic_core import ErrorDetails
 from switchboard_common.yaml_env import expand
 
 from switchboard_router import providers, strategies
+from switchboard_router.cache.config import CacheConfig
 from switchboard_router.catalog import VENDORS, Vendor
 from switchboard_router.domain import KeySpec, ProviderSpec
 
@@ -132,6 +134,9 @@ class ModelConfig(_Strict):
     # context window (a larger model), a refusal by a content policy (another provider).
     context_window_fallbacks: list[str] = Field(default_factory=list, max_length=8)
     content_policy_fallbacks: list[str] = Field(default_factory=list, max_length=8)
+    # Answers of this group are cached unless a request says `x-switchboard-cache: off`
+    # (cache/; the `cache` section says where and how long). Default: only requests that ask.
+    cache: bool = False
 
 
 class RetriesConfig(_Strict):
@@ -181,6 +186,7 @@ class FileConfig(_Strict):
     routing: RoutingConfig = RoutingConfig()
     moderation_model: str = "omni-moderation-latest"
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    cache: CacheConfig = CacheConfig()  # the response cache's store (cache/config.py)
     # Billing's section: billing reads this file itself and validates `prices` strictly at its
     # start (switchboard_billing.price_config); the router never prices anything.
     prices: Any = None
@@ -201,6 +207,7 @@ class Config:
     moderation_model: str
     default_guardrail_policy_ids: tuple[str, ...] = ()
     source: str = ""
+    cache: CacheConfig = dataclasses.field(default_factory=CacheConfig)
 
 
 def load(path: Path, env: Mapping[str, str]) -> Config:
@@ -241,7 +248,7 @@ def parse(raw: Any, env: Mapping[str, str], *, source: str = "switchboard.yaml")
     return Config(providers={n: s for n, s in specs.items() if s is not None}, models=models,
                   routing=file.routing, moderation_model=file.moderation_model,
                   default_guardrail_policy_ids=tuple(dict.fromkeys(file.guardrails.default_policy_ids)),
-                  source=source)
+                  source=source, cache=file.cache)
 
 
 def _add_presets(specs: dict[str, ProviderSpec | None], models: list[ModelConfig],

@@ -38,6 +38,9 @@ class RequestContext:
     preferred_model: str = ""
     # x-switchboard-guardrail-policies as sent: more policies for this request (it may only add).
     requested_policies: str = ""
+    # x-switchboard-cache and Cache-Control as sent (None: not sent); read by the response cache.
+    cache_switch: str | None = None
+    cache_control: str | None = None
     # Response headers to send with the answer's first message (x-ratelimit-*, the cost,
     # guardrails' findings, RAG sources), which the edge turns into HTTP headers, and trailers
     # (gRPC callers read them when the call ends).

@@ -23,16 +23,26 @@ from switchboard_common.errors import (
 from switchboard_common.models import model_allowed
 
 from switchboard_router.budgets import Budgets
+from switchboard_router.cache import CACHE_HEADER, Entry, Plan, Recording, ResponseCache
+from switchboard_router.cache.replay import replay
 from switchboard_router.codecs import sse
 from switchboard_router.costs import Costs
 from switchboard_router.decisions import announce, count_fault
-from switchboard_router.domain import Caller, Endpoint, ParsedRequest, RequestContext, Target
+from switchboard_router.domain import (
+    Caller,
+    Endpoint,
+    ParsedRequest,
+    RequestContext,
+    Target,
+    Tokens,
+)
 from switchboard_router.limits import Limiter
 from switchboard_router.pipeline import AnswerObserver, Pipeline, annotate
 from switchboard_router.preference import fill_model, prefer
 from switchboard_router.retries import Retrier
 from switchboard_router.providers.base import Call, Provider, Reply, StreamTally
 from switchboard_router.routing import Routes
+from switchboard_router.stream_objects import stream_chunks
 from switchboard_router.usage import Exchange, Outcome, UsageRecorder
 from switchboard_router.validation import parse_json, validate
 
@@ -58,7 +68,8 @@ class Gateway:
     def __init__(self, admission: Admission, routes: Routes, providers: Mapping[str, Provider],
                  pipeline: Pipeline, usage: UsageRecorder, *, moderation_model: str,
                  request_timeout: float, limits: Limiter, budgets: Budgets | None = None,
-                 costs: Costs | None = None, retrier: Retrier | None = None) -> None:
+                 costs: Costs | None = None, retrier: Retrier | None = None,
+                 cache: ResponseCache | None = None) -> None:
         self._admission = admission
         self._limits = limits
         self._routes = routes
@@ -70,6 +81,7 @@ class Gateway:
         self._budgets = budgets  # reserve-then-settle against leased budget slices (budgets.py)
         self._costs = costs  # the cost shown to the caller (costs.py)
         self._retrier = retrier  # passes again over the deployments (retries.py)
+        self._cache = cache  # answers kept for requests that opt in (cache/)
 
     def serve(self, endpoint: Endpoint, ctx: RequestContext,
               body: bytes | dict[str, Any]) -> AsyncGenerator[tuple[str, bytes], None]:
@@ -93,6 +105,11 @@ class Gateway:
             if ex.quota is not None:
                 ctx.headers.extend(ex.quota.headers)
             self._set_deadlines(ctx, request.stream)
+            plan, entry = await self._cached(ctx, request, caller)
+            if entry is not None:
+                async for message in replay(entry, ex, ctx, make):
+                    yield message
+                return
             targets = prefer(await self._plan(request), request.model, ctx.preferred_model)
             if self._budgets is not None:  # 402 before dispatch when the budget is spent
                 ex.reserve(await self._budgets.reserve(caller, request, targets))
@@ -105,19 +122,26 @@ class Gateway:
             if request.stream:
                 # aclosing: when the client goes away, the provider call is closed (and its stats
                 # settled) before the usage is recorded, not whenever the generator is collected.
-                async with aclosing(self._stream(request, ctx, targets, ex, observer)) as pieces:
+                recording = self._cache.recording(plan) if self._cache is not None else None
+                async with aclosing(self._stream(request, ctx, targets, ex, observer,
+                                                 recording)) as pieces:
                     if make is not None:
-                        async for chunk in _chunks(pieces, ex):
+                        async for chunk in stream_chunks(pieces, ex):
                             yield make(chunk)
                     else:
                         async for data in pieces:
                             yield SSE, data
+                if recording is not None and ex.outcome is Outcome.SUCCESS:
+                    # The whole stream reached the client and ended well (a cut or blocked one
+                    # raised _Midway, a client gone GeneratorExit): kept as it was sent.
+                    self._keep(plan, recording.data(), True, ex.tally.usage if ex.tally else None)
             else:
                 reply = await self._retrying(request, ctx, targets,
                                              lambda ts: self._unary(request, ctx, ts, ex))
                 if self._costs is not None:
                     await self._costs.on_answer(ex, reply.usage, ctx)
                 data = reply.data if observer is None else await observer.piece(reply.data)
+                self._keep(plan, data, False, reply.usage)
                 ex.first_byte = time.perf_counter()
                 yield (JSON, data) if make is None else make(_whole_object(reply, data))
                 if observer is not None:
@@ -143,6 +167,25 @@ class Gateway:
             if ctx.headers:
                 annotate(ex, ctx)
             self._usage.record(ex)
+
+    async def _cached(self, ctx: RequestContext, request: ParsedRequest,
+                      caller: Caller) -> tuple[Plan | None, Entry | None]:
+        """The cache's plan for this request (None: it takes no part) and the answer it holds."""
+        if self._cache is None:
+            return None, None
+        plan = self._cache.plan(ctx, request, caller.tenant_id,
+                                lambda: self._pipeline.needed(request, caller, ctx),
+                                keyed=caller.cache_responses)
+        if plan is None:
+            return None, None
+        entry = await self._cache.get(plan)
+        ctx.headers.append((CACHE_HEADER, "miss" if entry is None else "hit"))
+        return plan, entry
+
+    def _keep(self, plan: Plan | None, data: bytes | None, stream: bool,
+              usage: Tokens | None) -> None:
+        if self._cache is not None and plan is not None and data is not None:
+            self._cache.keep(plan, data, stream, usage)
 
     def _set_deadlines(self, ctx: RequestContext, stream: bool) -> None:
         """One deadline for the whole request, every attempt and failover included: the gateway's
@@ -297,7 +340,8 @@ class Gateway:
         raise error
 
     async def _stream(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
-                      ex: Exchange, observer: AnswerObserver | None) -> AsyncGenerator[bytes, None]:
+                      ex: Exchange, observer: AnswerObserver | None,
+                      recording: Recording | None = None) -> AsyncGenerator[bytes, None]:
         target, tally, pieces, first = await self._retrying(
             request, ctx, targets, lambda ts: self._open_stream(request, ctx, ts, ex))
         ex.answered, ex.tally, ex.first_byte = True, tally, time.perf_counter()
@@ -308,11 +352,18 @@ class Gateway:
             # The hook for output guardrails and memory: every piece passes the observer, if any.
             if mark is not None and tally.usage is not None:
                 first, mark = mark(first, tally.usage), None
-            yield first if observer is None else await observer.piece(first)
+            first = first if observer is None else await observer.piece(first)
+            if recording is not None:
+                recording.add(first)
+            yield first
             async for data in pieces:
                 if mark is not None and tally.usage is not None:
                     data, mark = mark(data, tally.usage), None
-                yield data if observer is None else await observer.piece(data)
+                if observer is not None:
+                    data = await observer.piece(data)
+                if recording is not None:
+                    recording.add(data)
+                yield data
             completed = True
             if tally.error is not None:
                 ex.failed(tally.error)
@@ -327,27 +378,6 @@ class Gateway:
             target.deployment.stats.end()
             if observer is not None:
                 await observer.end(completed)
-
-
-async def _chunks(pieces: AsyncGenerator[bytes, None], ex: Exchange) -> AsyncGenerator[dict[str, Any], None]:
-    """A stream's chunks as JSON objects, for typed clients: each event parsed once, [DONE] and
-    comments left out, and an error event raised as the error the provider reported."""
-    decoder = sse.SseDecoder()
-    async for data in pieces:
-        for event in decoder.feed(data):
-            if event.data is None or event.data == b"[DONE]":
-                continue
-            try:
-                chunk = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                chunk = None
-            if not isinstance(chunk, dict):
-                raise UpstreamError("The provider sent a stream event that is not a JSON object.",
-                                    code="invalid_upstream_response")
-            if "error" in chunk and not chunk.get("choices"):
-                raise (ex.tally.error if ex.tally and ex.tally.error else
-                       UpstreamError("The provider reported an error during the stream."))
-            yield chunk
 
 
 def _whole_object(reply: Reply, data: bytes) -> dict[str, Any]:

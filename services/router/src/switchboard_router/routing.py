@@ -48,6 +48,7 @@ class _Route:
     strategy: Strategy
     strategy_name: str
     fallbacks: tuple[str, ...] = ()
+    cache: bool = False  # its answers are cached unless a request says otherwise
     error_fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by error kind
     by_endpoint: dict[Endpoint, tuple[Deployment, ...]] = field(default_factory=dict)
     targets: dict[Endpoint, tuple[Target, ...]] = field(default_factory=dict)  # exact names only
@@ -83,7 +84,7 @@ class Routes:
             route = _Route(name=model.name, wildcard=model.name.endswith("/*"), deployments=enabled,
                            owned_by=config.providers[enabled[0].provider].owned_by,
                            strategy=strategies.STRATEGIES[name](rng), strategy_name=name,
-                           fallbacks=tuple(model.fallbacks), error_fallbacks={
+                           fallbacks=tuple(model.fallbacks), cache=model.cache, error_fallbacks={
                                CONTEXT_WINDOW: tuple(model.context_window_fallbacks),
                                CONTENT_POLICY: tuple(model.content_policy_fallbacks)})
             for endpoint in Endpoint:
@@ -183,6 +184,12 @@ class Routes:
         """Raises as plan() would for a model nobody serves, whatever its deployments' health
         (for what calls no provider, such as a local token count)."""
         self._targets(model, endpoint)
+
+    def cache_group(self, model: str) -> tuple[str, bool]:
+        """The name the response cache keys a model by (its group's, so an alias shares its
+        group's answers; a wildcard's model as asked) and whether the group caches by default."""
+        route, rest = self._resolve(model)
+        return (route.name if rest is None else model), route.cache
 
     def strategy_of(self, model: str) -> str:
         return self._resolve(model)[0].strategy_name

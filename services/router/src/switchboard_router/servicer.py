@@ -20,6 +20,7 @@ from switchboard_common.models import model_allowed
 from switchboard_common.strict_json import json_twin, refuse_query_override
 
 from switchboard_router import routing_stats, typed
+from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
@@ -225,6 +226,10 @@ def request_context(context) -> RequestContext:
             ctx.requested_policies = value
         elif name == PREFERRED_MODEL_HEADER and isinstance(value, str):
             ctx.preferred_model = value.strip()
+        elif name == CACHE_HEADER and isinstance(value, str):
+            ctx.cache_switch = value
+        elif name == CACHE_CONTROL and isinstance(value, str):
+            ctx.cache_control = value
     return ctx
 
 

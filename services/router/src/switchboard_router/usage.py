@@ -77,6 +77,7 @@ class Exchange:
     body: dict | None = None  # the request, to count prompt tokens if the provider gave none
     target: Target | None = None  # the deployment tried last
     attempts: int = 0  # deployments tried (the routing decision, as x-switchboard-attempts says)
+    cache_hit: bool = False  # answered from the response cache: costs 0, no provider was called
     answered: bool = False  # the provider answered (a reply, or a stream's first bytes)
     first_byte: float | None = None
     ended: float | None = None
@@ -182,8 +183,8 @@ class UsageRecorder:
         self._finish(ex, tokens, events_pb2.TOKEN_SOURCE_ESTIMATED)
 
     def _finish(self, ex: Exchange, tokens: Tokens, source: TokenSource) -> None:
-        if ex.quota is not None:
-            self._on_tokens(ex.quota, tokens.total)
+        if ex.quota is not None:  # a cached answer spent no provider tokens
+            self._on_tokens(ex.quota, 0 if ex.cache_hit else tokens.total)
         if self._settle is not None and ex.reservation is not None:
             self._settle(ex, tokens)
         if self._observe is not None:
@@ -228,6 +229,7 @@ class UsageRecorder:
             event.provider, event.deployment = target.deployment.provider, target.deployment.name
             event.upstream_model = target.upstream_model
         event.attempts = ex.attempts
+        event.cache_hit = ex.cache_hit
         return event
 
     # --- counting (worker threads) ---------------------------------------------------------------

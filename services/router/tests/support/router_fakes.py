@@ -44,6 +44,7 @@ class FakeKey:
     allowed_models: tuple[str, ...] = ()
     is_admin: bool = False
     ttl: int = 300
+    cache_responses: bool = False
 
 
 class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
@@ -64,7 +65,8 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
             await context.abort(err.grpc_code, err.message, trailing_metadata=err.trailing_metadata())
         return auth_pb2.AuthorizeResponse(
             key_id=key.key_id, tenant_id=key.tenant_id, is_admin=key.is_admin,
-            allowed_models=list(key.allowed_models), cache_ttl_seconds=key.ttl)
+            allowed_models=list(key.allowed_models), cache_ttl_seconds=key.ttl,
+            cache_responses=key.cache_responses)
 
 
 async def start_auth(keys: dict[str, FakeKey]) -> tuple[grpc.aio.Server, int, FakeAuth]:

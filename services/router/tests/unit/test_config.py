@@ -156,3 +156,43 @@ def test_a_failure_rate_window_smaller_than_its_minimum_of_calls_is_refused():
     raw = _one() | {"routing": {"failure_rate_window": 5, "failure_rate_min_calls": 10}}
     ((where, message),) = _problems(raw)
     assert where == "routing" and "failure_rate_min_calls must not exceed failure_rate_window" in message
+
+
+def test_the_cache_section_and_a_group_that_caches_by_default():
+    raw = _one()
+    raw["models"][0]["cache"] = True
+    raw["models"].append({"name": "n", "aliases": ["n-alias"], "deployments": [{"provider": "p"}]})
+    raw["cache"] = {"backend": "redis", "redis_url": "${REDIS_URL}", "ttl_seconds": 60}
+    parsed = config.parse(raw, {"REDIS_URL": "redis://127.0.0.1:6379/3"})
+    assert (parsed.cache.backend, parsed.cache.redis_url, parsed.cache.ttl_seconds) == (
+        "redis", "redis://127.0.0.1:6379/3", 60)
+    routes = Routes(parsed, {"p": _Adapter()}, DEFAULTS, created=0)
+    assert routes.cache_group("m") == ("m", True)
+    assert routes.cache_group("n-alias") == ("n", False)  # an alias keys like its group
+    assert config.parse(_one(), {}).cache.backend == "memory"  # the default
+
+
+class _Adapter:
+    endpoints = frozenset(Endpoint)
+
+
+@pytest.mark.parametrize("section, where", [
+    ({"backend": "memory", "tll_seconds": 5}, "cache.tll_seconds"),
+    ({"backend": "memcached"}, "cache.backend"),
+    ({"backend": "redis"}, "cache"),
+    ({"backend": "redis", "redis_url": "http://x"}, "cache"),
+    ({"backend": "redis", "redis_url": "redis://x", "max_entries": 5}, "cache"),
+    ({"redis_url": "redis://x"}, "cache"),
+    ({"ttl_seconds": 0}, "cache.ttl_seconds"),
+    ({"max_entries": 0}, "cache.max_entries"),
+])
+def test_a_bad_cache_section_is_refused_naming_the_field(section, where):
+    raw = _one()
+    raw["cache"] = section
+    assert [path for path, _ in _problems(raw)] == [where]
+
+
+def test_a_bad_group_cache_setting_is_refused():
+    raw = _one()
+    raw["models"][0]["cache"] = "sometimes"
+    assert [path for path, _ in _problems(raw)] == ["models[0].cache"]

@@ -111,3 +111,10 @@ def test_answers_become_typed_messages_with_unknown_fields_kept_where_they_were(
 def test_an_answer_that_does_not_fit_the_types_is_an_upstream_error():
     with pytest.raises(UpstreamError, match="ChatCompletion"):
         typed.to_message({"id": "x", "created": "yesterday"}, gateway_pb2.ChatCompletion)
+
+
+def test_the_cache_headers_are_read_as_sent():
+    ctx = request_context(Context(("x-switchboard-cache", "On"), ("cache-control", "no-cache")))
+    assert (ctx.cache_switch, ctx.cache_control) == ("On", "no-cache")
+    ctx = request_context(Context())
+    assert (ctx.cache_switch, ctx.cache_control) == (None, None)

@@ -153,3 +153,21 @@ async def test_progress_journals_tokens_so_far_of_long_requests_only(tmp_path, t
     assert cut.token_source == events_pb2.TOKEN_SOURCE_ESTIMATED
     assert cut.key_id == "k" and cut.stream and cut.latency_ms >= 5000
     assert events[short.event_id].total_tokens == 0  # admitted, nothing known yet
+
+
+async def test_a_cache_hit_records_its_tokens_says_so_and_spends_no_token_quota(tmp_path, tokenizer):
+    charged: list[int] = []
+    recorder, _journal, publisher = _recorder(
+        tmp_path, tokenizer, on_tokens=lambda _quota, tokens: charged.append(tokens))
+    hit = _exchange(target=None, answered=True, usage=Tokens(5, 6), cache_hit=True,
+                    quota=object())
+    recorder.record(hit)
+    fresh = _exchange(answered=True, usage=Tokens(5, 6), quota=object())
+    recorder.record(fresh)
+    await recorder.drain(1)
+    (_, _, hit_event), (_, _, fresh_event) = publisher.sent
+    assert hit_event.cache_hit and not fresh_event.cache_hit
+    assert (hit_event.prompt_tokens, hit_event.completion_tokens) == (5, 6)
+    assert hit_event.token_source == events_pb2.TOKEN_SOURCE_PROVIDER
+    assert (hit_event.provider, hit_event.attempts) == ("", 0)  # no provider was called
+    assert charged == [0, 11]  # the rate limits' tokens: none for the hit

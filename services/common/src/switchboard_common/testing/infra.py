@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 POSTGRES_VARIABLE = "SWITCHBOARD_TEST_POSTGRES_URL"
 NATS_VARIABLE = "SWITCHBOARD_TEST_NATS_URL"
+REDIS_VARIABLE = "SWITCHBOARD_TEST_REDIS_URL"
 
 
 def postgres_admin_url() -> str:
@@ -27,6 +28,10 @@ def postgres_admin_url() -> str:
 
 def nats_url() -> str:
     return os.environ.get(NATS_VARIABLE, "nats://127.0.0.1:4222")
+
+
+def redis_url() -> str:
+    return os.environ.get(REDIS_VARIABLE, "redis://127.0.0.1:6379/0")
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:
