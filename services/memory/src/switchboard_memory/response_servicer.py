@@ -27,10 +27,7 @@ class StoredResponseServicer(pb_grpc.StoredResponseServiceServicer):
 
     async def SetStoredResponse(self, request, context):
         created, expires = await self._responses.put(stored_in(request))
-        out = pb.SetStoredResponseResponse(created=created)
-        if expires is not None:
-            out.expires_at.CopyFrom(timestamp(expires))
-        return out
+        return pb.SetStoredResponseResponse(created=created, expires_at=timestamp(expires))
 
     async def GetStoredResponse(self, request, context):
         return stored_out(await self._responses.get(request.tenant_id, request.response_id))

@@ -113,10 +113,10 @@ async def test_store_replace_read_chain_and_delete_per_tenant(stub):
     chain = await stub.GetStoredResponseChain(
         pb.GetStoredResponseChainRequest(tenant_id=tenant, response_id=third))
     assert [r.response_id for r in chain.responses] == [third]
-    code, _ = await _code(stub.GetStoredResponse(pb.GetStoredResponseRequest(tenant_id=tenant, response_id=second)))
-    assert code == grpc.StatusCode.NOT_FOUND
-    code, _ = await _code(stub.DeleteStoredResponse(pb.DeleteStoredResponseRequest(tenant_id=tenant, response_id=second)))
-    assert code == grpc.StatusCode.NOT_FOUND
+    for call in (stub.GetStoredResponse(pb.GetStoredResponseRequest(tenant_id=tenant, response_id=second)),
+                 stub.DeleteStoredResponse(pb.DeleteStoredResponseRequest(tenant_id=tenant, response_id=second))):
+        code, _ = await _code(call)
+        assert code == grpc.StatusCode.NOT_FOUND
 
 
 async def test_bad_input_is_refused_by_name(stub):

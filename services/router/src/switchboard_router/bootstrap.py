@@ -35,6 +35,7 @@ from switchboard_router.pipeline import Pipeline
 from switchboard_router.prices import Prices
 from switchboard_router.retries import Retrier
 from switchboard_router.remembering import Memory, MemoryClient
+from switchboard_router.stored_responses import StoredResponses, StoredResponsesClient
 from switchboard_router.routing import Routes, TimeoutDefaults
 from switchboard_router.inbound.serve import Inbound
 from switchboard_router.servicer import GatewayServicer
@@ -65,6 +66,8 @@ class App:
     guardrails: GuardrailsClient
     memory_client: MemoryClient
     memory: Memory
+    responses_client: StoredResponsesClient
+    stored_responses: StoredResponses | None
     gateway: Gateway
     credentials: StoredCredentials
     servicer: GatewayServicer
@@ -75,6 +78,8 @@ class App:
         close the journal, NATS, HTTP, auth, guardrails and memory (turns still being stored
         first)."""
         await self.memory.drain()
+        if self.stored_responses is not None:
+            await self.stored_responses.drain()
         await self.usage.drain(self.settings.usage_drain_seconds)
         await self.limits.close()
         await self.budgets.close()  # what the slices hold unused goes back to billing
@@ -87,6 +92,7 @@ class App:
         await self.credentials.close()
         await self.guardrails.close()
         await self.memory_client.close()
+        await self.responses_client.close()
 
 
 async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = None,
@@ -154,6 +160,8 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     memory_client = MemoryClient(settings.memory_target, settings.memory_timeout_seconds)
     memory = Memory(memory_client, {name: m.context_window_tokens for m in config.models
                                     for name in (m.name, *m.aliases) if m.context_window_tokens})
+    responses_client = StoredResponsesClient(settings.memory_target, settings.memory_timeout_seconds)
+    stored_responses = StoredResponses(responses_client) if config.store_responses else None
     gateway = Gateway(admission, routes, built, Pipeline(
         Guard(guardrails), memory, default_policy_ids=config.default_guardrail_policy_ids), usage,
                       moderation_model=config.moderation_model,
@@ -164,10 +172,11 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                admission=admission, limits=limits, routes=routes, journal=journal,
                publisher=publisher, nats=link, usage=usage, billing=billing, budgets=budgets,
                guardrails=guardrails,
-               memory_client=memory_client, memory=memory,
-               gateway=gateway, credentials=credentials,
+               memory_client=memory_client, memory=memory, responses_client=responses_client,
+               stored_responses=stored_responses, gateway=gateway, credentials=credentials,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
-                                        inbound=Inbound(gateway, admission, routes, tokenizer)))
+                                        inbound=Inbound(gateway, admission, routes, tokenizer,
+                                                        stored_responses)))
 
 
 def _stored_credentials(settings: RouterSettings, config: Config, built: Mapping[str, Provider],

@@ -150,3 +150,11 @@ def test_default_guardrail_policies_are_named_by_id():
         "guardrails.default_policy_ids[0]"]
     assert [p for p, _ in _problems({**_one(), "guardrails": {"policies": []}})] == [
         "guardrails.policies"]
+
+
+def test_responses_are_stored_unless_the_file_says_not_to():
+    assert config.parse(_one(), {}).store_responses is True  # OpenAI's default
+    assert config.parse({**_one(), "responses": {"store": False}}, {}).store_responses is False
+    assert [p for p, _ in _problems({**_one(), "responses": {"store": "sometimes"}})] == ["responses.store"]
+    assert [p for p, _ in _problems({**_one(), "responses": {"retention_days": 3}})] == [
+        "responses.retention_days"]  # memory's SWITCHBOARD_MEMORY_RESPONSE_TTL_SECONDS holds it
