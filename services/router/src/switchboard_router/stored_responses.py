@@ -132,11 +132,12 @@ class StoredResponses:
         await self._client.set(record.message(shell))
         return record
 
-    def later(self, work: Coroutine[Any, Any, None]) -> None:
+    def later(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
         """Off the request's task, which may be cancelled (the client went away)."""
         task = asyncio.get_running_loop().create_task(work)
         self._later.add(task)
         task.add_done_callback(self._later.discard)
+        return task
 
     async def drain(self) -> None:
         if self._later:
@@ -183,7 +184,8 @@ class Record:
         """Awaited before the answer's last bytes go out: a follow-up sent as soon as the client
         has them must find it."""
         self.ended = True
-        await self._store.set(self.message(response))
+        # Shielded: a client leaving at this moment must not leave it stored in progress.
+        await asyncio.shield(self._store.later(self._store.set(self.message(response))))
 
     def end_later(self, response: dict[str, Any]) -> None:
         self.ended = True
