@@ -67,7 +67,7 @@ class App:
     memory_client: MemoryClient
     memory: Memory
     responses_client: StoredResponsesClient
-    stored_responses: StoredResponses | None
+    stored_responses: StoredResponses
     gateway: Gateway
     credentials: StoredCredentials
     servicer: GatewayServicer
@@ -78,8 +78,7 @@ class App:
         close the journal, NATS, HTTP, auth, guardrails and memory (turns still being stored
         first)."""
         await self.memory.drain()
-        if self.stored_responses is not None:
-            await self.stored_responses.drain()
+        await self.stored_responses.drain()
         await self.usage.drain(self.settings.usage_drain_seconds)
         await self.limits.close()
         await self.budgets.close()  # what the slices hold unused goes back to billing
@@ -161,7 +160,8 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     memory = Memory(memory_client, {name: m.context_window_tokens for m in config.models
                                     for name in (m.name, *m.aliases) if m.context_window_tokens})
     responses_client = StoredResponsesClient(settings.memory_target, settings.memory_timeout_seconds)
-    stored_responses = StoredResponses(responses_client) if config.store_responses else None
+    # Built even when responses.store is false: responses stored before stay readable and deletable.
+    stored_responses = StoredResponses(responses_client)
     gateway = Gateway(admission, routes, built, Pipeline(
         Guard(guardrails), memory, default_policy_ids=config.default_guardrail_policy_ids), usage,
                       moderation_model=config.moderation_model,
@@ -176,7 +176,8 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                stored_responses=stored_responses, gateway=gateway, credentials=credentials,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
                                         inbound=Inbound(gateway, admission, routes, tokenizer,
-                                                        stored_responses)))
+                                                        stored_responses,
+                                                        storing=config.store_responses)))
 
 
 def _stored_credentials(settings: RouterSettings, config: Config, built: Mapping[str, Provider],

@@ -198,3 +198,26 @@ async def test_memory_down_fails_only_the_requests_that_need_it(router, memory):
     await refused(router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
         "model": "ok-model", "input": "x"})), metadata=router.md(GOOD_KEY)))
     assert len(router.upstream.requests) == calls_before  # refused before the provider was called
+
+
+async def test_with_storing_off_nothing_new_is_stored_and_what_was_stays_reachable(
+        router, tmp_path, tokenizer, nats_url, memory):
+    earlier = await answer(router, input="stored while storing was on")
+    (tmp_path / "off").mkdir()
+    off = await start_router(tmp_path / "off", tokenizer, nats_url, auth_keys=KEYS,
+                             memory_target=memory.target, config={"responses": {"store": False}})
+    try:
+        rows = stored_rows(memory)
+        plain = await answer(off, input="not kept")
+        assert plain["store"] is False and stored_rows(memory) == rows
+        for extra, param in (({"store": True}, "store"),
+                             ({"previous_response_id": earlier["id"]}, "previous_response_id")):
+            md = await refused(off.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+                "model": "ok-model", "input": "hi", **extra})), metadata=off.md(GOOD_KEY)))
+            assert (md["x-http-status"], md["x-error-param"]) == ("400", param)
+            assert "responses.store: false" in md["message"]
+        # Responses stored before are still read and deleted (until retention removes them).
+        assert await get(off, earlier["id"]) == earlier
+        assert (await delete(off, earlier["id"]))["deleted"] is True
+    finally:
+        await stop_router(off)

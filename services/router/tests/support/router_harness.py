@@ -116,7 +116,7 @@ class Harness:
 async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
                        upstream: FakeUpstream | None = None, with_stream: bool = True,
                        auth_keys: dict | None = None, billing: FakeBilling | None = None,
-                       **overrides) -> Harness:
+                       config: dict | None = None, **overrides) -> Harness:
     import nats
 
     upstream = upstream or FakeUpstream()
@@ -128,7 +128,7 @@ async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
     billing = billing or FakeBilling({})
     billing_server, billing_port = await start_billing(billing)
     config_path = tmp_path / "switchboard.yaml"
-    config_path.write_text(yaml.safe_dump(router_config(upstream.base_url)))
+    config_path.write_text(yaml.safe_dump({**router_config(upstream.base_url), **(config or {})}))
     tag = uuid.uuid4().hex[:12]
     subject = f"t{tag}.usage.recorded"
     js = stream = None

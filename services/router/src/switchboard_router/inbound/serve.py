@@ -31,12 +31,15 @@ Pieces = AsyncGenerator[tuple[str, bytes], None]
 
 class Inbound:
     def __init__(self, gateway: Gateway, admission: Admission, routes: Routes,
-                 tokenizer: Tokenizer, stored: StoredResponses | None = None) -> None:
+                 tokenizer: Tokenizer, stored: StoredResponses | None = None, *,
+                 storing: bool = False) -> None:
         self._gateway = gateway
         self._admission = admission
         self._routes = routes
         self._tokenizer = tokenizer
-        self._stored = stored  # None: responses are not stored (responses.store: false)
+        self._stored = stored  # memory's stored responses (None: not served at all)
+        # Whether new responses are stored (responses.store); stored ones stay readable.
+        self._storing = storing and stored is not None
 
     async def _body(self, ctx: RequestContext, data: bytes) -> dict[str, Any]:
         # The key before the body, as on every route: bad JSON without a valid key is a 401.
@@ -79,8 +82,8 @@ class Inbound:
         """POST /v1/responses: stored (and continuing a stored one) when asked."""
         caller = await self._admission.admit(ctx.key, "")  # 401 before 400, as on every route
         body = parse_json(data)
-        chat = responses.to_chat(body, storing=self._stored is not None)
-        store = responses.stores(body, self._stored is not None)
+        chat = responses.to_chat(body, storing=self._storing)
+        store = responses.stores(body, self._storing)
         skeleton = shell(body, store=store)
         previous = body.get("previous_response_id")
         record = None
