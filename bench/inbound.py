@@ -15,7 +15,7 @@ import orjson
 
 from bench import codecs
 from bench.codecs import MESSAGES, _per_call
-from switchboard_router.inbound import messages, responses
+from switchboard_router.inbound import messages, responses, responses_answer
 from tests.fakes import openai_wire
 from tests.fakes.openai_answers import chat_answer
 
@@ -42,7 +42,7 @@ def measure(seconds: float = 0.5) -> dict[str, dict[str, float]]:
 
     def responses_request() -> None:
         responses.to_chat(RESPONSES_BODY)
-        orjson.dumps(responses.from_chat(orjson.loads(raw_whole), responses.shell(RESPONSES_BODY)))
+        orjson.dumps(responses_answer.from_chat(orjson.loads(raw_whole), responses_answer.shell(RESPONSES_BODY)))
 
     def messages_stream(parts: list[bytes]) -> Callable[[], None]:
         def run() -> None:
@@ -55,7 +55,7 @@ def measure(seconds: float = 0.5) -> dict[str, dict[str, float]]:
     def responses_stream(parts: list[bytes]) -> Callable[[], None]:
         def run() -> None:
             responses.to_chat({**RESPONSES_BODY, "stream": True})
-            stream = responses.ResponsesStream(responses.shell(RESPONSES_BODY))
+            stream = responses_answer.ResponsesStream(responses_answer.shell(RESPONSES_BODY))
             for part in parts:
                 stream.feed(part)
         return run

@@ -16,6 +16,7 @@ AUTH = "switchboard.auth.v1.AuthService"
 BILLING = "switchboard.billing.v1.BillingService"
 GUARDRAILS = "switchboard.guardrails.v1.GuardrailsService"
 MEMORY = "switchboard.memory.v1.MemoryService"
+STORED = "switchboard.memory.v1.StoredResponseService"
 
 # (method, path) -> the RPC that must serve it.
 OPENAI_ROUTES = {
@@ -29,6 +30,8 @@ OPENAI_ROUTES = {
     ("POST", "/v1/messages"): f"{GW}.Messages",
     ("POST", "/v1/messages/count_tokens"): f"{GW}.CountMessageTokens",
     ("POST", "/v1/responses"): f"{GW}.Responses",
+    ("GET", "/v1/responses/{response_id}"): f"{GW}.GetResponse",
+    ("DELETE", "/v1/responses/{response_id}"): f"{GW}.DeleteResponse",
 }
 ADMIN_ROUTES = {
     ("POST", "/api/keys"): f"{AUTH}.CreateKeyJson",
@@ -88,6 +91,9 @@ INTERNAL_ONLY = {
     f"{GUARDRAILS}.CheckInput", f"{GUARDRAILS}.CheckOutput", f"{GUARDRAILS}.CheckOutputStream",
     f"{MEMORY}.BuildContext",
     f"{MEMORY}.AppendTurn",
+    # Stored responses: the router serves GET/DELETE /v1/responses/{id} and calls these.
+    f"{STORED}.SetStoredResponse", f"{STORED}.GetStoredResponse",
+    f"{STORED}.GetStoredResponseChain", f"{STORED}.DeleteStoredResponse",
     f"{AUTH}.SetSealedCredential", f"{AUTH}.ListSealedCredentials", f"{AUTH}.DeleteSealedCredential",
 }
 # Public to native gRPC clients (through the edge's listener, key in metadata), not bound to REST.

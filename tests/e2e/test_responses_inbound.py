@@ -129,9 +129,10 @@ def test_errors_in_openais_shape(stack, provider):
             assert bool(info.value.response.headers.get("retry-after")) == provider.retry_after
 
 
-def test_state_it_does_not_keep_is_refused_by_name(stack):
+def test_what_it_does_not_serve_is_refused_by_name(stack):
     client = _client(stack)
-    for kwargs, param in [({"store": True}, "store"), ({"previous_response_id": "resp_123"}, "previous_response_id"),
+    for kwargs, param in [({"previous_response_id": "resp_123"}, "previous_response_id"),
+                          ({"conversation": "conv_1"}, "conversation"),
                           ({"tools": [{"type": "web_search"}]}, "tools[0]"),
                           ({"extra_body": {"no_such_field": 1}}, "no_such_field")]:
         with pytest.raises(openai.BadRequestError) as info:

@@ -21,10 +21,13 @@ from switchboard_memory.gateway_client import GatewayClient
 from switchboard_memory.index_cache import IndexCache
 from switchboard_memory.ingestion import Ingestor
 from switchboard_memory.migrations import HISTORY
+from switchboard_memory.response_repository import ResponseRepository
+from switchboard_memory.response_servicer import StoredResponseServicer
 from switchboard_memory.servicer import MemoryServicer
 from switchboard_memory.session_repository import SessionRepository
 from switchboard_memory.sessions import Sessions
 from switchboard_memory.settings import MemorySettings
+from switchboard_memory.stored_responses import StoredResponses
 from switchboard_memory.summaries import Summarizer
 from switchboard_memory.tokens import TokenCounter
 
@@ -35,6 +38,7 @@ _CACHED_VERDICTS = 10_000
 @dataclass
 class App:
     servicer: MemoryServicer
+    responses: StoredResponseServicer
     engine: AsyncEngine
     auth: AuthClient
     embedders: Embedders
@@ -86,10 +90,14 @@ async def build(settings: MemorySettings, *, sweep: bool = True) -> App:
                               max_ttl=settings.auth_cache_seconds, refusal_ttl=0))
     servicer = MemoryServicer(access, sessions, collections,
                               ContextBuilder(sessions, collections, tokens, settings))
-    app = App(servicer=servicer, engine=engine, auth=auth, embedders=embedders,
-              ingestor=ingestor, gateway=gateway, summarizer=summarizer)
+    stored_responses = StoredResponses(ResponseRepository(engine), settings)
+    app = App(servicer=servicer, responses=StoredResponseServicer(stored_responses),
+              engine=engine, auth=auth, embedders=embedders, ingestor=ingestor, gateway=gateway,
+              summarizer=summarizer)
     if sweep and settings.session_ttl_seconds:
         app.background.append(asyncio.create_task(sessions.sweep_forever()))
+    if sweep and settings.response_ttl_seconds:
+        app.background.append(asyncio.create_task(stored_responses.sweep_forever()))
     _log.info("memory ready", database=engine.dialect.name, auth_target=settings.auth_target,
               embedder=session_embedder.name, summaries=bool(summarizer))
     return app

@@ -12,6 +12,8 @@ from switchboard_common.caller import Caller as Caller
 Message = dict[str, Any]  # one chat message in OpenAI's format
 
 OUTCOMES = ("complete", "client_abort", "interrupted")
+# A stored response's status: the Responses API's own words.
+RESPONSE_STATUSES = ("in_progress", "completed", "incomplete", "failed")
 INGESTION_STATES = ("running", "succeeded", "failed")
 
 
@@ -125,6 +127,24 @@ class Ingestion:
     documents_skipped: int = 0
     chunks_added: int = 0
     error: str = ""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A response of OpenAI's Responses API as stored: its input items and the response object
+    as the client received it, both JSON text kept as sent."""
+
+    response_id: str
+    tenant_id: str
+    key_id: str
+    model: str
+    status: str
+    created_at: datetime
+    input_items: str
+    response: str
+    previous_response_id: str | None = None
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 def chunk_id(document_id: str, chunk_index: int) -> str:

@@ -35,6 +35,11 @@ class MemorySettings(CommonSettings):
     session_ttl_seconds: int = Field(30 * 86400, ge=0)
     session_max_turns: int = Field(1000, ge=1, le=100_000)
     retention_sweep_seconds: float = Field(300.0, gt=0)
+    # Stored responses (/v1/responses with store): deleted this long after they were first stored
+    # (30 days, as OpenAI keeps them; 0: kept until deleted), by the same sweep. A request may
+    # continue a chain of at most this many responses.
+    response_ttl_seconds: int = Field(30 * 86400, ge=0)
+    response_chain_max: int = Field(1000, ge=1, le=100_000)
 
     # Optional summaries of older turns, made by a model through the gateway's own
     # /v1/chat/completions with summary_key (off while summary_model is empty).

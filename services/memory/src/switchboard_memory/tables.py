@@ -105,3 +105,22 @@ ingestions = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_memory_ingestions_collection", "collection_id"),
 )
+
+# Stored responses of OpenAI's Responses API (stored_responses.py). The id is the router's
+# random "resp_..." and unique on its own; every read also names the tenant.
+responses = Table(
+    "memory_responses", metadata,
+    Column("response_id", String(200), primary_key=True),
+    Column("tenant_id", String(200), nullable=False),
+    Column("key_id", String(200), nullable=False),
+    Column("previous_response_id", String(200), nullable=True),
+    Column("model", String, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_items", Text, nullable=False),  # JSON array of the request's input items
+    Column("response", Text, nullable=False),  # JSON of the response object as answered
+    Column("version", Integer, nullable=False),  # 1 when first stored, +1 at each replacement
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Index("ix_memory_responses_expires", "expires_at"),
+)

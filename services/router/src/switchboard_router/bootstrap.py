@@ -37,6 +37,7 @@ from switchboard_router.pipeline import Pipeline
 from switchboard_router.prices import Prices
 from switchboard_router.retries import Retrier
 from switchboard_router.remembering import Memory, MemoryClient
+from switchboard_router.stored_responses import StoredResponses, StoredResponsesClient
 from switchboard_router.routing import Routes, TimeoutDefaults
 from switchboard_router.inbound.serve import Inbound
 from switchboard_router.servicer import GatewayServicer
@@ -67,6 +68,8 @@ class App:
     guardrails: GuardrailsClient
     memory_client: MemoryClient
     memory: Memory
+    responses_client: StoredResponsesClient
+    stored_responses: StoredResponses
     gateway: Gateway
     credentials: StoredCredentials
     servicer: GatewayServicer
@@ -78,6 +81,7 @@ class App:
         close the journal, NATS, HTTP, auth, guardrails and memory (turns still being stored
         first)."""
         await self.memory.drain()
+        await self.stored_responses.drain()
         await self.usage.drain(self.settings.usage_drain_seconds)
         await self.limits.close()
         await self.budgets.close()  # what the slices hold unused goes back to billing
@@ -91,6 +95,7 @@ class App:
         await self.guardrails.close()
         await self.memory_client.close()
         await self.cache.close()
+        await self.responses_client.close()
 
 
 async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = None,
@@ -159,6 +164,9 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     memory = Memory(memory_client, {name: m.context_window_tokens for m in config.models
                                     for name in (m.name, *m.aliases) if m.context_window_tokens})
     cache = _response_cache(config, routes, metrics=bool(settings.metrics_port))
+    responses_client = StoredResponsesClient(settings.memory_target, settings.memory_timeout_seconds)
+    # Built even when responses.store is false: responses stored before stay readable and deletable.
+    stored_responses = StoredResponses(responses_client)
     gateway = Gateway(admission, routes, built, Pipeline(
         Guard(guardrails), memory, default_policy_ids=config.default_guardrail_policy_ids), usage,
                       moderation_model=config.moderation_model,
@@ -169,10 +177,13 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                admission=admission, limits=limits, routes=routes, journal=journal,
                publisher=publisher, nats=link, usage=usage, billing=billing, budgets=budgets,
                guardrails=guardrails,
-               memory_client=memory_client, memory=memory,
-               gateway=gateway, credentials=credentials, cache=cache,
+               memory_client=memory_client, memory=memory, responses_client=responses_client,
+               stored_responses=stored_responses, gateway=gateway, credentials=credentials,
+               cache=cache,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
-                                        inbound=Inbound(gateway, admission, routes, tokenizer)))
+                                        inbound=Inbound(gateway, admission, routes, tokenizer,
+                                                        stored_responses,
+                                                        storing=config.store_responses)))
 
 
 def _stored_credentials(settings: RouterSettings, config: Config, built: Mapping[str, Provider],

@@ -180,6 +180,12 @@ class GuardrailsConfig(_Strict):
     default_policy_ids: list[str] = Field(default_factory=list, max_length=16)
 
 
+class ResponsesConfig(_Strict):
+    # /v1/responses: true stores every response unless the request says `store: false` (OpenAI's
+    # default), in memory; false stores none, and refuses `store: true` and previous_response_id.
+    store: bool = True
+
+
 class FileConfig(_Strict):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig] = Field(default_factory=list)
@@ -187,6 +193,7 @@ class FileConfig(_Strict):
     moderation_model: str = "omni-moderation-latest"
     guardrails: GuardrailsConfig = GuardrailsConfig()
     cache: CacheConfig = CacheConfig()  # the response cache's store (cache/config.py)
+    responses: ResponsesConfig = ResponsesConfig()
     # Billing's section: billing reads this file itself and validates `prices` strictly at its
     # start (switchboard_billing.price_config); the router never prices anything.
     prices: Any = None
@@ -206,6 +213,7 @@ class Config:
     routing: RoutingConfig
     moderation_model: str
     default_guardrail_policy_ids: tuple[str, ...] = ()
+    store_responses: bool = True  # responses.store
     source: str = ""
     cache: CacheConfig = dataclasses.field(default_factory=CacheConfig)
 
@@ -248,7 +256,7 @@ def parse(raw: Any, env: Mapping[str, str], *, source: str = "switchboard.yaml")
     return Config(providers={n: s for n, s in specs.items() if s is not None}, models=models,
                   routing=file.routing, moderation_model=file.moderation_model,
                   default_guardrail_policy_ids=tuple(dict.fromkeys(file.guardrails.default_policy_ids)),
-                  source=source, cache=file.cache)
+                  store_responses=file.responses.store, source=source, cache=file.cache)
 
 
 def _add_presets(specs: dict[str, ProviderSpec | None], models: list[ModelConfig],

@@ -14,7 +14,7 @@ from google.api import httpbody_pb2
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from switchboard_common.admission import Admission
 from switchboard_common.credentials import bearer_key
-from switchboard_common.errors import ApiError, NotFound, PermissionDenied
+from switchboard_common.errors import ApiError, InvalidRequest, NotFound, PermissionDenied
 from switchboard_common.interceptors import current_request_id
 from switchboard_common.models import model_allowed
 from switchboard_common.strict_json import json_twin, refuse_query_override
@@ -88,6 +88,23 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         async for message in self._relay(context, ctx, self._served().responses(ctx, request.data)):
             yield message
+
+    async def GetResponse(self, request: gateway_pb2.GetResponseRequest, context) -> HttpBody:
+        ctx = request_context(context)
+        await self._admission.admit(ctx.key, "")  # the key before the query, as on every route
+        refuse_query_override(context, "response_id")
+        _refuse_replay(request)
+        data = await self._served().get_response(ctx, request.response_id)
+        await _headers(context, ctx)
+        return HttpBody(content_type=JSON, data=data)
+
+    async def DeleteResponse(self, request: gateway_pb2.DeleteResponseRequest, context) -> HttpBody:
+        ctx = request_context(context)
+        await self._admission.admit(ctx.key, "")
+        refuse_query_override(context, "response_id")
+        data = await self._served().delete_response(ctx, request.response_id)
+        await _headers(context, ctx)
+        return HttpBody(content_type=JSON, data=data)
 
     def _served(self) -> Inbound:
         if self._inbound is None:
@@ -260,6 +277,16 @@ def typed_body(request: gateway_pb2.ChatCompletionRequest) -> dict[str, Any]:
     if extra:
         body.update(extra)
     return body
+
+
+def _refuse_replay(request: gateway_pb2.GetResponseRequest) -> None:
+    """OpenAI's GET parameters for replaying a stream and adding output data: not served here."""
+    for name, value in (("stream", request.stream), ("include", list(request.include)),
+                        ("starting_after", request.HasField("starting_after"))):
+        if value:
+            raise InvalidRequest(f"'{name}' is not supported on GET /v1/responses/{{id}} through "
+                                 "this gateway: the stored response is answered whole.",
+                                 param=name, code="unsupported_parameter")
 
 
 def _typed(cls):

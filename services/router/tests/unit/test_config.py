@@ -196,3 +196,11 @@ def test_a_bad_group_cache_setting_is_refused():
     raw = _one()
     raw["models"][0]["cache"] = "sometimes"
     assert [path for path, _ in _problems(raw)] == ["models[0].cache"]
+
+
+def test_responses_are_stored_unless_the_file_says_not_to():
+    assert config.parse(_one(), {}).store_responses is True  # OpenAI's default
+    assert config.parse({**_one(), "responses": {"store": False}}, {}).store_responses is False
+    assert [p for p, _ in _problems({**_one(), "responses": {"store": "sometimes"}})] == ["responses.store"]
+    assert [p for p, _ in _problems({**_one(), "responses": {"retention_days": 3}})] == [
+        "responses.retention_days"]  # memory's SWITCHBOARD_MEMORY_RESPONSE_TTL_SECONDS holds it

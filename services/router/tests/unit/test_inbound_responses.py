@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from switchboard_common.errors import InvalidRequest
 
 from switchboard_router.codecs.sse import DONE, encode
-from switchboard_router.inbound import responses
+from switchboard_router.inbound import responses, responses_answer
 
 EVENTS = TypeAdapter(ResponseStreamEvent)
 
@@ -88,7 +88,7 @@ def test_a_whole_answer_is_an_sdk_response():
                   "prompt_tokens_details": {"cached_tokens": 6},
                   "completion_tokens_details": {"reasoning_tokens": 1}}}
     body = {"model": "m", "input": "x"}
-    out = Response.model_validate(responses.from_chat(chat, responses.shell(body)))
+    out = Response.model_validate(responses_answer.from_chat(chat, responses_answer.shell(body)))
     assert out.output_text == "cut" and out.status == "incomplete"
     assert out.incomplete_details.reason == "max_output_tokens"
     assert out.output[1].type == "function_call" and out.output[1].call_id == "c1"
@@ -96,7 +96,7 @@ def test_a_whole_answer_is_an_sdk_response():
 
 
 def test_a_stream_adds_each_item_before_its_content():
-    stream = responses.ResponsesStream(responses.shell({"model": "m", "input": "x"}))
+    stream = responses_answer.ResponsesStream(responses_answer.shell({"model": "m", "input": "x"}))
     data = b"".join([
         stream.feed(_chunk({"role": "assistant", "content": "Hi"})),
         stream.feed(_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{"}}]})),
@@ -124,7 +124,7 @@ def test_a_stream_adds_each_item_before_its_content():
 
 
 def test_an_error_after_the_200_is_passed_on_for_the_sdk_to_raise():
-    stream = responses.ResponsesStream(responses.shell({"model": "m", "input": "x"}))
+    stream = responses_answer.ResponsesStream(responses_answer.shell({"model": "m", "input": "x"}))
     stream.feed(_chunk({"content": "Hi"}))
     error = {"error": {"message": "boom", "type": "upstream_error", "param": None, "code": None}}
     data = stream.feed(encode(orjson.dumps(error)))

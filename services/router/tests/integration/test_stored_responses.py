@@ -1,0 +1,223 @@
+"""Stored responses through the router's real gRPC server and a real memory process (SQLite): a
+response stored by default and continued by previous_response_id (the provider is sent the earlier
+turn, tool calls and outputs included), read and deleted, kept per tenant, a cut stream kept as
+the client received it, a refused request leaving nothing behind, and memory down failing only
+the requests that need it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import grpc
+import orjson
+import pytest
+from google.api import httpbody_pb2
+from router_fakes import ANSWER, GOOD_KEY, FakeKey
+from router_harness import start_router, stop_router
+from switchboard.gateway.v1 import gateway_pb2
+from switchboard_common.testing.processes import ServiceProcess
+
+pytestmark = pytest.mark.timeout(120)
+OTHER_TENANT, SAME_TENANT = "sk-test-other-tenant", "sk-test-same-tenant"
+KEYS = {GOOD_KEY: FakeKey("key-good"), SAME_TENANT: FakeKey("key-same"),
+        OTHER_TENANT: FakeKey("key-other", tenant_id="tenant-2")}
+
+
+@pytest.fixture
+def memory(tmp_path):
+    (tmp_path / "memory-data").mkdir()
+    process = ServiceProcess("memory", "switchboard.memory.v1.StoredResponseService",
+                             tmp_path / "memory-data", {"SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.2"})
+    try:
+        process.wait_serving(60)
+        yield process
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+async def router(tmp_path, tokenizer, nats_url, memory):
+    h = await start_router(tmp_path, tokenizer, nats_url, auth_keys=KEYS, memory_target=memory.target)
+    yield h
+    await stop_router(h)
+
+
+async def create(router, key: str = GOOD_KEY, **body):
+    call = router.stub.Responses(httpbody_pb2.HttpBody(
+        content_type="application/json", data=orjson.dumps({"model": "ok-model", **body})),
+        metadata=router.md(key))
+    return [m async for m in call]
+
+
+async def answer(router, key: str = GOOD_KEY, **body) -> dict:
+    messages = await create(router, key, **body)
+    assert len(messages) == 1
+    return orjson.loads(messages[0].data)
+
+
+async def get(router, response_id: str, key: str = GOOD_KEY, **query) -> dict:
+    reply = await router.stub.GetResponse(gateway_pb2.GetResponseRequest(
+        response_id=response_id, **query), metadata=router.md(key))
+    return orjson.loads(reply.data)
+
+
+async def delete(router, response_id: str, key: str = GOOD_KEY) -> dict:
+    reply = await router.stub.DeleteResponse(gateway_pb2.DeleteResponseRequest(
+        response_id=response_id), metadata=router.md(key))
+    return orjson.loads(reply.data)
+
+
+async def refused(call) -> dict[str, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        if isinstance(call, grpc.aio.UnaryStreamCall):
+            async for _ in call:
+                pass
+        else:
+            await call
+    return {**dict(err.value.trailing_metadata() or ()), "message": err.value.details()}
+
+
+def stored_rows(memory) -> int:
+    with sqlite3.connect(Path(memory.log_path).parent / "memory.db") as db:
+        return db.execute("SELECT count(*) FROM memory_responses").fetchone()[0]
+
+
+async def test_a_stored_response_is_continued_read_and_deleted(router):
+    first = await answer(router, instructions="Be brief.", input="My name is Ada.")
+    assert first["store"] is True and first["status"] == "completed"
+    assert first["output"][0]["content"][0]["text"] == ANSWER
+    second = await answer(router, input="What is my name?", previous_response_id=first["id"])
+    assert second["previous_response_id"] == first["id"]
+    # The provider was sent the earlier turn before the new one; its instructions not again.
+    assert router.upstream.requests[-1]["messages"] == [
+        {"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": "What is my name?"}]
+    third = await answer(router, input=[{"role": "user", "content": "And now?"}],
+                         previous_response_id=second["id"], instructions="Be kind.")
+    assert [m["content"] for m in router.upstream.requests[-1]["messages"]] == [
+        "Be kind.", "My name is Ada.", ANSWER, "What is my name?", ANSWER, "And now?"]
+
+    assert await get(router, first["id"]) == first  # as answered
+    assert await get(router, third["id"], key=SAME_TENANT) == third  # any key of the tenant
+    assert await delete(router, second["id"]) == {"id": second["id"], "object": "response",
+                                                  "deleted": True}
+    md = await refused(router.stub.GetResponse(gateway_pb2.GetResponseRequest(
+        response_id=second["id"]), metadata=router.md(GOOD_KEY)))
+    assert (md["x-http-status"], md["message"]) == ("404", f"Response with id '{second['id']}' not found.")
+    # A deleted link ends the chain: the follow-up of `third` has its own turn only.
+    await answer(router, input="Last.", previous_response_id=third["id"])
+    assert [m["content"] for m in router.upstream.requests[-1]["messages"]] == [
+        "And now?", ANSWER, "Last."]
+
+
+async def test_an_unknown_or_other_tenants_id_is_not_found(router):
+    mine = await answer(router, input="secret plans")
+    for response_id in (mine["id"], "resp_nope", "x" * 300):
+        md = await refused(router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+            "model": "ok-model", "input": "hi", "previous_response_id": response_id})),
+            metadata=router.md(OTHER_TENANT)))
+        assert (md["x-http-status"], md["x-error-code"], md["x-error-param"]) == (
+            "400", "previous_response_not_found", "previous_response_id")
+        assert md["message"] == f"Previous response with id '{response_id}' not found."
+    for call in (router.stub.GetResponse(gateway_pb2.GetResponseRequest(response_id=mine["id"]),
+                                         metadata=router.md(OTHER_TENANT)),
+                 router.stub.DeleteResponse(gateway_pb2.DeleteResponseRequest(response_id=mine["id"]),
+                                            metadata=router.md(OTHER_TENANT))):
+        assert (await refused(call))["x-http-status"] == "404"
+    assert (await get(router, mine["id"]))["id"] == mine["id"]  # still there for its own tenant
+    md = await refused(router.stub.GetResponse(gateway_pb2.GetResponseRequest(
+        response_id=mine["id"], stream=True), metadata=router.md(GOOD_KEY)))
+    assert (md["x-http-status"], md["x-error-param"]) == ("400", "stream")
+
+
+async def test_store_false_keeps_nothing_and_a_refused_request_leaves_nothing(router, memory):
+    kept = stored_rows(memory)
+    unstored = await answer(router, input="forget me", store=False)
+    assert unstored["store"] is False
+    assert (await refused(router.stub.GetResponse(gateway_pb2.GetResponseRequest(
+        response_id=unstored["id"]), metadata=router.md(GOOD_KEY))))["x-http-status"] == "404"
+    md = await refused(router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+        "model": "broken", "input": "hi"})), metadata=router.md(GOOD_KEY)))
+    assert md["x-http-status"] == "502"
+    await router.app.stored_responses.drain()  # the in-progress copy is removed off the request
+    assert stored_rows(memory) == kept
+
+
+async def test_a_stream_stores_its_final_response_and_a_cut_one_what_the_client_got(router):
+    messages = await create(router, input="stream it", stream=True)
+    events = [orjson.loads(line[6:]) for m in messages for line in m.data.decode().split("\n")
+              if line.startswith("data: ")]
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed"
+    assert await get(router, final["id"]) == final
+
+    call = router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+        "model": "slow-stream", "input": "long one", "stream": True})), metadata=router.md(GOOD_KEY))
+    seen = b""
+    async for message in call:
+        seen += message.data
+        if seen.count(b"response.output_text.delta") >= 3:
+            break
+    call.cancel()
+    response_id = orjson.loads(seen.split(b"data: ", 1)[1].split(b"\n", 1)[0])["response"]["id"]
+    cut = {}
+    for _ in range(100):
+        cut = await get(router, response_id)
+        if cut["status"] != "in_progress":
+            break
+        await asyncio.sleep(0.05)
+    assert cut["status"] == "incomplete"
+    text = cut["output"][0]["content"][0]["text"]
+    assert text.startswith("w0 w1") and "w499" not in text
+
+    messages = await create(router, model="midstream-abort", input="cut me", stream=True)
+    created = orjson.loads(messages[0].data.split(b"data: ", 1)[1].split(b"\n", 1)[0])
+    failed = await get(router, created["response"]["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+
+
+async def test_memory_down_fails_only_the_requests_that_need_it(router, memory):
+    earlier = await answer(router, input="before the outage")
+    assert memory.stop(15) == 0
+    assert (await answer(router, input="no storage", store=False))["status"] == "completed"
+    streamed = await create(router, input="no storage", store=False, stream=True)
+    assert b"response.completed" in b"".join(m.data for m in streamed)
+    for call in (router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+                     "model": "ok-model", "input": "stored by default"})), metadata=router.md(GOOD_KEY)),
+                 router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+                     "model": "ok-model", "input": "hi", "store": False,
+                     "previous_response_id": earlier["id"]})), metadata=router.md(GOOD_KEY)),
+                 router.stub.GetResponse(gateway_pb2.GetResponseRequest(response_id=earlier["id"]),
+                                         metadata=router.md(GOOD_KEY))):
+        md = await refused(call)
+        assert (md["x-http-status"], md["x-error-code"]) == ("503", "memory_unavailable")
+        assert "store: false" in md["message"]
+    calls_before = len(router.upstream.requests)
+    await refused(router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+        "model": "ok-model", "input": "x"})), metadata=router.md(GOOD_KEY)))
+    assert len(router.upstream.requests) == calls_before  # refused before the provider was called
+
+
+async def test_with_storing_off_nothing_new_is_stored_and_what_was_stays_reachable(
+        router, tmp_path, tokenizer, nats_url, memory):
+    earlier = await answer(router, input="stored while storing was on")
+    (tmp_path / "off").mkdir()
+    off = await start_router(tmp_path / "off", tokenizer, nats_url, auth_keys=KEYS,
+                             memory_target=memory.target, config={"responses": {"store": False}})
+    try:
+        rows = stored_rows(memory)
+        plain = await answer(off, input="not kept")
+        assert plain["store"] is False and stored_rows(memory) == rows
+        for extra, param in (({"store": True}, "store"),
+                             ({"previous_response_id": earlier["id"]}, "previous_response_id")):
+            md = await refused(off.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+                "model": "ok-model", "input": "hi", **extra})), metadata=off.md(GOOD_KEY)))
+            assert (md["x-http-status"], md["x-error-param"]) == ("400", param)
+            assert "responses.store: false" in md["message"]
+        # Responses stored before are still read and deleted (until retention removes them).
+        assert await get(off, earlier["id"]) == earlier
+        assert (await delete(off, earlier["id"]))["deleted"] is True
+    finally:
+        await stop_router(off)
