@@ -60,7 +60,8 @@ class AuthorizationServer:
         self.access: dict[str, float] = {}  # access token -> expires_at
         self.refresh: dict[str, bool] = {}  # refresh token -> still valid
         self.stats: dict[str, Any] = {"refreshes": 0, "refresh_attempts": 0, "refused_refreshes": 0,
-                                      "polls": [], "revocations": 0, "device_codes": 0}
+                                      "polls": [], "revocations": 0, "device_codes": 0,
+                                      "pkce_verified": 0}
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -124,6 +125,7 @@ class AuthorizationServer:
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             if digest != device["challenge"]:
                 return _error(400, "invalid_grant", "PKCE verification failed: code_verifier does not match.")
+            self.stats["pkce_verified"] += 1
         answer = device["script"].pop(0) if len(device["script"]) > 1 else device["script"][0]
         self.stats["polls"].append({"at": time.time(), "answer": answer})
         if answer == "token":
