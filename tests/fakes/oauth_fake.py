@@ -19,7 +19,8 @@ Endpoints as real servers have them:
 The client authenticates with HTTP Basic (or client_secret in the form) when it has a secret,
 else by client_id alone (a public client). Access tokens expire after `expires_in` seconds.
 
-For tests, not OAuth's: `GET /_fake/stats` (refresh and poll counts, poll times, revocations),
+For tests, not OAuth's: `GET /_fake/stats` (refresh and poll counts, poll and refresh times,
+revocations), `GET /_fake/issued` (every token handed out, for scans that must not find them),
 `POST /_fake/config` (JSON: expires_in, refresh_delay_seconds, device_script, slow_down_status),
 `POST /_fake/revoke-refresh-tokens` (every refresh token revoked: a dead credential). With
 `--tokens-file`, the access tokens in force (each with its expiry) are written there on every
@@ -61,7 +62,8 @@ class AuthorizationServer:
         self.refresh: dict[str, bool] = {}  # refresh token -> still valid
         self.stats: dict[str, Any] = {"refreshes": 0, "refresh_attempts": 0, "refused_refreshes": 0,
                                       "polls": [], "revocations": 0, "device_codes": 0,
-                                      "pkce_verified": 0}
+                                      "pkce_verified": 0, "refreshed_at": []}
+        self.issued: list[str] = []  # every token handed out, for tests that scan for them
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -69,6 +71,7 @@ class AuthorizationServer:
         app.router.add_post("/token", self._token)
         app.router.add_post("/revoke", self._revoke)
         app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_get("/_fake/issued", self._issued)
         app.router.add_post("/_fake/config", self._config)
         app.router.add_post("/_fake/revoke-refresh-tokens", self._revoke_all)
         return app
@@ -147,12 +150,14 @@ class AuthorizationServer:
             return _error(400, "invalid_grant", "The refresh token is invalid or was revoked.")
         self.refresh[token] = False  # rotation: the old one is revoked as the new one is issued
         self.stats["refreshes"] += 1
+        self.stats["refreshed_at"].append(time.time())
         return web.json_response(self._issue(form.get("scope", "")))
 
     def _issue(self, scope: str) -> dict[str, Any]:
         access, refresh = "at-" + secrets.token_urlsafe(24), "rt-" + secrets.token_urlsafe(24)
         self.access[access] = time.time() + self.expires_in
         self.refresh[refresh] = True
+        self.issued += [access, refresh]
         self._write_tokens()
         return {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in,
                 "refresh_token": refresh, "scope": scope}
@@ -183,6 +188,9 @@ class AuthorizationServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({**self.stats, "valid_refresh_tokens": sum(self.refresh.values())})
+
+    async def _issued(self, request: web.Request) -> web.Response:
+        return web.json_response({"tokens": self.issued})
 
     async def _config(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
