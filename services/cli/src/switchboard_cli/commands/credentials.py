@@ -117,7 +117,7 @@ def remove(session: Session, credential_id: str, yes: bool) -> None:
 
 @command.command("login")
 @click.argument("provider")
-@click.option("--config", "config_path", envvar="SWITCHBOARD_CONFIG", default="switchboard.yaml",
+@click.option("--config", "config_path", envvar="SWITCHBOARD_CONFIG_PATH", default="switchboard.yaml",
               show_default=True, show_envvar=True, type=click.Path(path_type=Path, dir_okay=False),
               help="The switchboard.yaml whose provider's `oauth:` names the OAuth client.")
 @click.option("--weight", type=click.IntRange(1, 1000), default=1, show_default=True,
