@@ -232,12 +232,11 @@ class StoredCredentials:
 
     async def save(self, credential_id: str, tokens: TokenSet) -> None:
         """A refreshed token set, sealed and stored at once (a rotated refresh token must not be
-        lost); every replica reloads it on credentials.changed."""
+        lost); every replica reloads it on credentials.changed. Its hint stays the login's."""
         assert self._sealer is not None
         current = await self._find(credential_id)
         fresh = auth_pb2.SealedCredential()
         fresh.CopyFrom(current)
-        fresh.hint = tokens.hint()
         fresh.sealed = self._sealer.seal(credential_id, tokens.to_json().encode())
         await self._store.put(fresh, create=False)
 
