@@ -34,7 +34,7 @@ from tests.fakes.process import fake_process
 
 GATEWAY = "switchboard.gateway.v1.GatewayService"
 CLIENT_ID, CLIENT_SECRET = "sb-e2e-client", "sb-e2e-client-secret-0123456789"
-LIFETIME = 6.0  # seconds an access token lives: refreshed 3 s before it ends (half its lifetime)
+LIFETIME = 10.0  # seconds an access token lives: refreshed 5 s before it ends (half its lifetime)
 BODY = {"model": "corp-model", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -145,10 +145,12 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
     answers.append(shown)
     assert cred["provider"] == "corp" and cred["hint"].startswith("oauth:")
     cred_id = cred["credential_id"]
+    stored = time.time()  # the router got the tokens before this
     assert chat(stack).status_code == 200  # the access token the login got
 
-    # Before expiry: 4 s into a 6 s token the next request refreshes it, while it still works.
-    time.sleep(max(0.0, before_login + 4.0 - time.time()))
+    # Before expiry: 5.5 s into a 10 s token the next request refreshes it, while it still works.
+    time.sleep(max(0.0, stored + 5.5 - time.time()))
+    assert time.time() < before_login + LIFETIME
     first = attempts(stack)
     assert chat(stack).status_code == 200
     stats = fake(stack, "GET", "/_fake/stats")
