@@ -207,6 +207,11 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
 
 def test_a_revoked_refresh_token_is_token_refresh_failed(oauth_stack):
     stack = oauth_stack
+    # An OAuth provider's credentials are token sets: a plain key is refused, naming `secret`.
+    plain = httpx.post(stack.edge_url + "/api/credentials", timeout=10,
+                       headers={"authorization": f"Bearer {stack.master_key}"},
+                       json={"provider": "corp", "secret": "sk-not-a-token-set"})
+    assert_openai_error(plain, 400, param="secret")
     before_login = time.time()
     login(stack)
     assert chat(stack).status_code == 200

@@ -70,8 +70,11 @@ class TokenSet:
             raise ValueError("the answer has no access_token")
         refresh = answer.get("refresh_token") or (previous.refresh_token if previous else None)
         expires_in = answer.get("expires_in")
-        # RFC 6749 says seconds as a number; some servers send a string.
+        # RFC 6749 says seconds as a number; some servers send a string, and Authlib's token
+        # (what the CLI sends) adds an absolute expires_at.
         expires_at = now + float(expires_in) if expires_in not in (None, "") else None
+        if expires_at is None and isinstance(answer.get("expires_at"), int | float):
+            expires_at = float(answer["expires_at"])
         return cls(access_token=access, refresh_token=refresh if isinstance(refresh, str) else None,
                    expires_at=expires_at,
                    obtained_at=now, token_type=str(answer.get("token_type") or "Bearer"),

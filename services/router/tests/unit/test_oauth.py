@@ -219,6 +219,8 @@ def test_a_token_set_is_the_token_endpoints_answer():
     assert oauth.parse_secret(tokens.to_json()) == tokens  # as it is sealed and read back
     assert "rt-1" not in tokens.hint() and "at-1" not in repr(tokens)
     assert tokens.fresh(1029.0, 60) and not tokens.fresh(1031.0, 60)  # margin: half of 60 s
+    absolute = oauth.parse_secret('{"access_token": "at-1", "expires_at": 5000}', now=1000.0)
+    assert absolute.expires_at == 5000.0 and absolute.refresh_token is None
     for bad in ("sk-plain-key", "[]", '{"refresh_token": "rt"}', "x" * 20_000):
         with pytest.raises(InvalidRequest) as caught:
             oauth.parse_secret(bad)
