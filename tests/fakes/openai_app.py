@@ -9,6 +9,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -74,8 +75,12 @@ class OpenAIApp:
     """The handlers and the state they share: accepted keys, recorded requests, id counters."""
 
     def __init__(self, api_keys: Iterable[str] | None = None, record: bool = True,
-                 throttled_keys: Mapping[str, str] | None = None):
+                 throttled_keys: Mapping[str, str] | None = None,
+                 tokens_file: Path | None = None):
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        # OAuth access tokens in force, as the fake authorization server (oauth_fake) writes them:
+        # `token expires_at` a line; accepted beside api_keys until they expire.
+        self.tokens_file = tokens_file
         # key -> the Retry-After its 429 says: accepted keys whose organization is over its limit.
         self.throttled_keys = dict(throttled_keys or {})
         self.record = record
@@ -207,6 +212,7 @@ class OpenAIApp:
         if scheme.lower() != "bearer" or not key:
             raise _Refusal(401, wire.error_body(_NO_KEY, "invalid_request_error"))
         accepted = key in self.api_keys if self.api_keys is not None else key.startswith("sk-")
+        accepted = accepted or self._token_in_force(key)
         if not accepted:
             message = (f"Incorrect API key provided: {_masked(key)}. "
                        f"You can find your API key at {_KEYS_URL}.")
@@ -216,6 +222,16 @@ class OpenAIApp:
             message, type_, code = ERRORS[429]
             raise _Refusal(429, wire.error_body(message.format(model="gpt-4o-mini"), type_, None, code),
                            {**RETRY_HEADERS, "retry-after": self.throttled_keys[key]})
+
+    def _token_in_force(self, key: str) -> bool:
+        if self.tokens_file is None:
+            return False
+        try:
+            lines = self.tokens_file.read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        now = time.time()
+        return any(t == key and float(at) > now for t, _, at in (line.partition(" ") for line in lines))
 
     def _behavior(self, request: web.Request, body: dict[str, Any], text: str
                   ) -> tuple[Any, Behavior]:

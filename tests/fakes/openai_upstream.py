@@ -54,10 +54,12 @@ class FakeOpenAI:
 
 async def start_fake(host: str = "127.0.0.1", port: int = 0, *,
                      api_keys: Iterable[str] | None = None, record: bool = True,
-                     throttled_keys: Mapping[str, str] | None = None) -> FakeOpenAI:
+                     throttled_keys: Mapping[str, str] | None = None,
+                     tokens_file: Path | None = None) -> FakeOpenAI:
     """Start the fake on `host:port` (0: a free port). `api_keys=None` accepts any `sk-` key;
-    `throttled_keys` (key -> Retry-After) are answered 429 however often they are used."""
-    app = OpenAIApp(api_keys, record, throttled_keys)
+    `throttled_keys` (key -> Retry-After) are answered 429 however often they are used;
+    `tokens_file`: OAuth access tokens accepted too, while oauth_fake lists them as in force."""
+    app = OpenAIApp(api_keys, record, throttled_keys, tokens_file)
     runner = web.AppRunner(app.application(), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -89,7 +91,8 @@ class FakeHandle:
 
 def run_fake_in_thread(host: str = "127.0.0.1", port: int = 0, *,
                        api_keys: Iterable[str] | None = None,
-                       throttled_keys: Mapping[str, str] | None = None) -> FakeHandle:
+                       throttled_keys: Mapping[str, str] | None = None,
+                       tokens_file: Path | None = None) -> FakeHandle:
     """Start the fake on a daemon thread; returns once it listens."""
     loop = asyncio.new_event_loop()
 
@@ -101,7 +104,8 @@ def run_fake_in_thread(host: str = "127.0.0.1", port: int = 0, *,
     thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
     thread.start()
     started = asyncio.run_coroutine_threadsafe(start_fake(host, port, api_keys=api_keys,
-                                                            throttled_keys=throttled_keys), loop)
+                                                            throttled_keys=throttled_keys,
+                                                            tokens_file=tokens_file), loop)
     try:
         fake = started.result(timeout=10)
     except (Exception, concurrent.futures.TimeoutError):
@@ -112,7 +116,8 @@ def run_fake_in_thread(host: str = "127.0.0.1", port: int = 0, *,
 
 async def _serve(args: argparse.Namespace) -> None:
     # A script has nobody to read recorded requests, and a benchmark would grow them without end.
-    fake = await start_fake(args.host, args.port, api_keys=args.api_key, record=False)
+    fake = await start_fake(args.host, args.port, api_keys=args.api_key, record=False,
+                            tokens_file=Path(args.tokens_file) if args.tokens_file else None)
     if args.port_file:
         # Written whole then renamed, so a poller never reads half a number.
         tmp = Path(f"{args.port_file}.tmp")
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port-file", help="write the chosen port to this file once listening")
     parser.add_argument("--api-key", action="append",
                         help="accept only these keys (repeatable); default: any key starting sk-")
+    parser.add_argument("--tokens-file",
+                        help="also accept the OAuth access tokens in force that oauth_fake lists here")
     args = parser.parse_args(argv)
     try:
         import uvloop  # the fake is also the benchmark's instant upstream: keep its loop cheap

@@ -19,6 +19,7 @@ from switchboard_router import config as config_file
 from switchboard_router import providers, sealing
 from switchboard_router.config import Config
 from switchboard_router.keyring import KeyRing
+from switchboard_router.oauth_lock import RefreshLease
 from switchboard_router.providers.base import Provider
 from switchboard_router.stored_credentials import SealedStore, StoredCredentials
 from switchboard_router.billing_client import BillingClient
@@ -130,7 +131,8 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                           max_ttl=settings.verdict_max_age_seconds,
                           refusal_ttl=settings.negative_verdict_ttl_seconds,
                           refusals=RefusalCache(settings.negative_verdict_cache_size))
-    limits = Limiter(auth, settings.replica_id or _replica_id())
+    replica = settings.replica_id or _replica_id()
+    limits = Limiter(auth, replica)
     limits.start()
 
     def keys_changed(key_id: str, tenant_id: str) -> None:
@@ -142,6 +144,7 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     link = NatsLink(settings.nats_url, publisher, on_key_changed=keys_changed,
                     on_reconnect=admission.clear, ensure_stream=settings.ensure_usage_stream,
                     on_credentials_changed=credentials.changed)
+    credentials.use_lease(RefreshLease(lambda: link.client, replica).hold)
     credentials.start()
     await link.start(settings.nats_connect_wait_seconds)
     budgets = Budgets(billing, prices, tokenizer,

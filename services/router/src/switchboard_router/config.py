@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from switchboard_common.yaml_env import expand
 
-from switchboard_router import providers, strategies
+from switchboard_router import config_oauth, providers, strategies
 from switchboard_router.cache.config import CacheConfig
 from switchboard_router.catalog import VENDORS, Vendor
 from switchboard_router.domain import KeySpec, ProviderSpec
@@ -85,6 +85,7 @@ class ProviderConfig(_Strict):
     # `[]`: no key in the file, all from /api/credentials (stored_credentials.py).
     api_keys: list[ApiKeyConfig] | None = Field(None, max_length=64)
     key_selection: Literal["round_robin", "least_recently_throttled"] | None = None
+    oauth: config_oauth.OAuthConfig | None = None
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -337,17 +338,20 @@ def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
         return None
     before = len(problems)
     keys = _api_keys(at, p, raw, problems)
+    oauth = config_oauth.spec(at, p.oauth, kind, p, problems)
     if len(problems) > before:
         return None
+    if oauth is not None:
+        keys = ()  # its token sets come from /api/credentials alone
     raw_key = raw.get("api_key") if isinstance(raw, dict) else None
     if p.api_keys is not None:
         raw_key = " ".join(str(k.get("key") if isinstance(k, dict) else k) for k in raw["api_keys"])
     referenced = _NAMES.findall(raw_key) if isinstance(raw_key, str) else []
     key_env = referenced[0] if referenced else (vendor.key_env if vendor and raw_key is None else None)
     api_key = p.api_key if p.api_key is not None else (_vendor_key(vendor, env) if vendor else "")
-    if p.api_keys is not None:
+    if p.api_keys is not None or oauth is not None:
         api_key = keys[0].secret if keys else ""
-    stored_only = p.api_keys == []  # its keys come from /api/credentials alone
+    stored_only = p.api_keys == [] or oauth is not None  # its keys come from /api/credentials alone
     needs_key = p.api_key_required if p.api_key_required is not None else (
         adapter.needs_key and not (vendor is not None and vendor.key_env is None))
     return ProviderSpec(
@@ -366,7 +370,7 @@ def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
         auth_header=p.auth_header or (vendor.auth_header if vendor else None),
         project=p.project or (env.get(vendor.project_env) or None if vendor and vendor.project_env else None),
         location=p.location or (env.get(vendor.location_env) or None if vendor and vendor.location_env else None),
-        api_keys=keys, key_selection=p.key_selection or "round_robin")
+        api_keys=keys, key_selection=p.key_selection or "round_robin", oauth=oauth)
 
 
 def _vendor_key(vendor: Vendor, env: Mapping[str, str]) -> str:

@@ -92,6 +92,24 @@ class ProviderSpec:
     # None: the provider has no api_keys; (): none in the file (all from /api/credentials).
     api_keys: tuple[KeySpec, ...] | None = None
     key_selection: str = "round_robin"
+    # `oauth`: its keys are OAuth token sets stored through /api/credentials (a device-code
+    # login), their access tokens refreshed by the router (oauth.py); api_keys is then ().
+    oauth: OAuthSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSpec:
+    """A provider's OAuth client from switchboard.yaml (the user's own client, never a vendor's
+    consumer app): where tokens come from and how early they are refreshed."""
+
+    client_id: str
+    client_secret: str | None = field(repr=False)  # Sensitive
+    token_url: str
+    scopes: tuple[str, ...] = ()
+    device_authorization_url: str | None = None  # RFC 8628, for `switchboard credentials login`
+    revocation_url: str | None = None  # RFC 7009: a removed credential is revoked there too
+    pkce: bool = False  # S256 code challenge on the device flow
+    refresh_before_seconds: float = 60.0  # refresh this long before expiry (at most half the lifetime)
 
 
 @dataclass(frozen=True, slots=True)

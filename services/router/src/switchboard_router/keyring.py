@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from switchboard_common.errors import UpstreamError
 
@@ -77,10 +77,10 @@ class Key(Generic[C]):
                  "_filled_at")
 
     def __init__(self, secret: str, codec: C, *, weight: int = 1, rpm: int | None = None,
-                 now: float = 0.0, ident: str = "") -> None:
+                 now: float = 0.0, ident: str = "", shown: str = "") -> None:
         self.ident = ident  # "config-<i>", or the stored credential's id
         self.secret = secret
-        self.hint = hint(secret)
+        self.hint = shown or hint(secret)
         self.codec = codec
         self.weight = weight
         self.rpm = rpm
@@ -199,7 +199,8 @@ class KeyRing(Generic[C]):
     def _exhausted(self) -> AllKeysExhausted:
         if not self._keys:
             return AllKeysExhausted(f"Provider '{self.provider}' has no API key: its keys come "
-                                    "from /api/credentials, and none is stored.")
+                                    "from /api/credentials (or `switchboard credentials login`), "
+                                    "and none is stored.")
         now = self._clock()
         cooling = [k.ready_at(now) for k in self._keys if not k.invalid]
         invalid = sum(k.invalid for k in self._keys)
@@ -224,6 +225,12 @@ class StoredKey:
     secret: str = field(repr=False)  # Sensitive
     weight: int = 1
     rpm: int | None = None
+    # An OAuth credential: its hint as stored, and what builds its codec from the provider's
+    # codec factory (one that gets a current access token before each request). Its `secret`
+    # is then a stable name, so the key keeps its state while its tokens are refreshed.
+    hint: str = ""
+    wrap: Callable[[Callable[[ProviderSpec], Any], ProviderSpec], Any] | None = field(
+        default=None, repr=False, compare=False)
 
 
 def build(spec: ProviderSpec, codec: Callable[[ProviderSpec], C], stored: Sequence[StoredKey] = (),
@@ -246,8 +253,10 @@ def build(spec: ProviderSpec, codec: Callable[[ProviderSpec], C], stored: Sequen
     for entry in (*own, *stored):
         key = kept.get((entry.ident, entry.secret))
         if key is None or (key.weight, key.rpm) != (entry.weight, entry.rpm):
-            key = Key(entry.secret, codec(replace(spec, api_key=entry.secret)), weight=entry.weight,
-                      rpm=entry.rpm, now=time.monotonic(), ident=entry.ident)
+            built = entry.wrap(codec, spec) if entry.wrap is not None else \
+                codec(replace(spec, api_key=entry.secret))
+            key = Key(entry.secret, built, weight=entry.weight, rpm=entry.rpm,
+                      now=time.monotonic(), ident=entry.ident, shown=entry.hint)
         keys.append(key)
     return KeyRing(spec.name, keys, strategy=spec.key_selection)
 

@@ -35,6 +35,11 @@ class NatsLink:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    @property
+    def client(self) -> NATS | None:
+        """The connection while it is up (the OAuth refresh lease uses its key-value store)."""
+        return self._nc if self.connected else None
+
     async def start(self, wait_seconds: float) -> None:
         """Connect, waiting at most `wait_seconds`; past that, keep trying in the background
         while usage events wait in the journal."""

@@ -16,8 +16,9 @@ when it (re)connects to NATS, and at start; the set is small (one row per key).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,9 +28,10 @@ from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard_common import errors, grpc_client
 from switchboard_common.errors import InvalidRequest, NotFound, ServiceUnavailable
 
-from switchboard_router import keyring
+from switchboard_router import keyring, oauth
 from switchboard_router.domain import ProviderSpec
 from switchboard_router.keyring import StoredKey
+from switchboard_router.oauth import OAuthCodec, OAuthToken, TokenSet
 from switchboard_router.providers.remote import RemoteProvider
 from switchboard_router.sealing import KEY_FILE_VARIABLE, KEY_VARIABLE, Sealer, SealError
 
@@ -101,6 +103,9 @@ class StoredCredentials:
         # The providers a key may be stored for: the enabled remote ones of switchboard.yaml.
         self._providers = {n: p for n, p in providers.items() if isinstance(p, RemoteProvider)}
         self._specs = specs
+        # OAuth credentials (providers with `oauth:`): one token holder each, kept across reloads.
+        self._tokens: dict[str, OAuthToken] = {}
+        self._lease: oauth.Lease = _no_lease
         self._reloading: asyncio.Task | None = None
         self._refreshing: asyncio.Task | None = None
         self._again = False
@@ -110,11 +115,11 @@ class StoredCredentials:
     async def create(self, provider: str, secret: str, weight: int, rpm: int) -> CredentialView:
         sealer = self._need_sealer()
         self._check_provider(provider)
-        secret = _check_secret(secret)
+        secret, shown = self._check_secret(provider, secret)
         weight, limit = _check_limits(weight, rpm)
         credential_id = ID_PREFIX + secrets.token_hex(12)
         stored = await self._store.put(auth_pb2.SealedCredential(
-            credential_id=credential_id, provider=provider, hint=keyring.hint(secret),
+            credential_id=credential_id, provider=provider, hint=shown,
             sealed=sealer.seal(credential_id, secret.encode()), weight=weight, rpm=limit or 0),
             create=True)
         await self.reload()  # this replica at once; the others on credentials.changed
@@ -130,10 +135,10 @@ class StoredCredentials:
 
     async def rotate(self, credential_id: str, secret: str) -> CredentialView:
         sealer = self._need_sealer()
-        secret = _check_secret(secret)
         current = await self._find(credential_id)
+        secret, shown = self._check_secret(current.provider, secret)
         stored = await self._store.put(auth_pb2.SealedCredential(
-            credential_id=credential_id, provider=current.provider, hint=keyring.hint(secret),
+            credential_id=credential_id, provider=current.provider, hint=shown,
             sealed=sealer.seal(credential_id, secret.encode()), weight=current.weight or 1,
             rpm=current.rpm), create=False)
         await self.reload()
@@ -141,6 +146,15 @@ class StoredCredentials:
         return _view(stored)
 
     async def delete(self, credential_id: str) -> CredentialView:
+        current = await self._find(credential_id)
+        spec = self._specs.get(current.provider)
+        if spec is not None and spec.oauth is not None and self._sealer is not None:
+            try:  # revoked at the provider too, when it has a revocation endpoint
+                tokens = oauth.parse_secret(self._sealer.open(credential_id, current.sealed).decode())
+                await oauth.revoke(spec.oauth, tokens, current.provider, credential_id)
+            except (SealError, UnicodeDecodeError, InvalidRequest):
+                _log.warning("stored OAuth credential not revoked at the provider: it does not open",
+                             credential_id=credential_id)
         removed = await self._store.delete(credential_id)
         await self.reload()
         _log.info("provider credential removed", credential_id=credential_id)
@@ -168,9 +182,63 @@ class StoredCredentials:
                 continue
             if self._sealer.needs_reseal(c.sealed):
                 await self._reseal(c, secret)
-            by_provider[c.provider].append(StoredKey(c.credential_id, secret, c.weight or 1, c.rpm or None))
+            spec = self._specs[c.provider]
+            if spec.oauth is None:
+                by_provider[c.provider].append(StoredKey(c.credential_id, secret, c.weight or 1,
+                                                         c.rpm or None))
+            elif (key := self._oauth_key(c, spec, secret)) is not None:
+                by_provider[c.provider].append(key)
+        live = {k.ident for keys in by_provider.values() for k in keys}
+        for gone in set(self._tokens) - live:
+            del self._tokens[gone]
         for name, stored in by_provider.items():
             self._providers[name].install_stored(stored)
+
+    def _oauth_key(self, c: auth_pb2.SealedCredential, spec: ProviderSpec, secret: str) -> StoredKey | None:
+        """An OAuth credential's key: its token holder (kept across reloads, taking the newer
+        set), and a codec that gets a current access token before each request."""
+        assert spec.oauth is not None
+        try:
+            tokens = oauth.parse_secret(secret)
+        except InvalidRequest:
+            _log.error("stored OAuth credential is not a token set", credential_id=c.credential_id)
+            return None
+        holder = self._tokens.get(c.credential_id)
+        if holder is None:
+            holder = self._tokens[c.credential_id] = OAuthToken(
+                c.credential_id, c.provider, spec.oauth, tokens, self, self._lease)
+        else:
+            holder.adopt(tokens)
+        return StoredKey(c.credential_id, f"oauth:{c.credential_id}", c.weight or 1, c.rpm or None,
+                         hint=c.hint, wrap=lambda make, s: OAuthCodec(make, s, holder))
+
+    # --- the vault OAuth token holders read and write (oauth.Vault) -------------------------------
+
+    def use_lease(self, lease: oauth.Lease) -> None:
+        """The cross-replica lease refreshes are made under (oauth_lock: NATS KV)."""
+        self._lease = lease
+        for holder in self._tokens.values():
+            holder.lease = lease
+
+    async def load(self, credential_id: str) -> TokenSet | None:
+        assert self._sealer is not None
+        for c in await self._store.list():
+            if c.credential_id == credential_id:
+                try:
+                    return oauth.parse_secret(self._sealer.open(credential_id, c.sealed).decode())
+                except (SealError, UnicodeDecodeError, InvalidRequest):
+                    return None
+        return None
+
+    async def save(self, credential_id: str, tokens: TokenSet) -> None:
+        """A refreshed token set, sealed and stored at once (a rotated refresh token must not be
+        lost); every replica reloads it on credentials.changed. Its hint stays the login's."""
+        assert self._sealer is not None
+        current = await self._find(credential_id)
+        fresh = auth_pb2.SealedCredential()
+        fresh.CopyFrom(current)
+        fresh.sealed = self._sealer.seal(credential_id, tokens.to_json().encode())
+        await self._store.put(fresh, create=False)
 
     async def _reseal(self, c: auth_pb2.SealedCredential, secret: str) -> None:
         assert self._sealer is not None
@@ -237,12 +305,26 @@ class StoredCredentials:
                    f"switchboard.yaml that calls a remote API (known: {', '.join(sorted(self._providers))}).")
         raise InvalidRequest(why, param="provider", code="invalid_value")
 
+    def _check_secret(self, provider: str, secret: str) -> tuple[str, str]:
+        """The secret to seal and its hint: an API key, or for an OAuth provider a token set."""
+        spec = self._specs.get(provider)
+        if spec is not None and spec.oauth is not None:
+            tokens = oauth.parse_secret(secret.strip())
+            return tokens.to_json(), tokens.hint()
+        secret = _check_secret(secret)
+        return secret, keyring.hint(secret)
+
     async def _find(self, credential_id: str) -> auth_pb2.SealedCredential:
         for c in await self._store.list():
             if c.credential_id == credential_id:
                 return c
         raise NotFound(f"No provider credential '{credential_id}'.", param="credential_id",
                        code="credential_not_found")
+
+
+@contextlib.asynccontextmanager
+async def _no_lease(credential_id: str) -> AsyncIterator[None]:
+    yield
 
 
 def _check_secret(secret: str) -> str:

@@ -1,17 +1,20 @@
 """`switchboard credentials`: provider keys stored by the gateway (/api/credentials): add, list,
-show, rotate and remove them, without a restart; and make the key they are sealed under."""
+show, rotate and remove them, without a restart; log in to an OAuth provider with a device code
+(the tokens stored the same way); and make the key they are sealed under."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import RenderableType
 
-from switchboard_cli import output
+from switchboard_cli import device_login, output
 from switchboard_cli.api import segment
 from switchboard_cli.output import NONE, json_option, when
 from switchboard_cli.session import Session
@@ -110,6 +113,48 @@ def remove(session: Session, credential_id: str, yes: bool) -> None:
     output.confirm(f"Remove provider credential {credential_id}", yes)
     output.emit(session, session.api().delete(f"/api/credentials/{segment(credential_id)}"),
                 lambda c: f"Removed {c['credential_id']} ({c.get('provider', '')} {c.get('hint', '')}).")
+
+
+@command.command("login")
+@click.argument("provider")
+@click.option("--config", "config_path", envvar="SWITCHBOARD_CONFIG_PATH", default="switchboard.yaml",
+              show_default=True, show_envvar=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The switchboard.yaml whose provider's `oauth:` names the OAuth client.")
+@click.option("--weight", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Its share of the provider's traffic against its other credentials.")
+@click.option("--poll-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, hidden=True,
+              envvar="SWITCHBOARD_DEVICE_POLL_SCALE", help="Scale every wait (tests).")
+@json_option
+@click.pass_obj
+def login(session: Session, provider: str, config_path: Path, weight: int, poll_scale: float) -> None:
+    """Log in to PROVIDER's OAuth server with a device code (RFC 8628), then store the tokens."""
+    def show(device: device_login.DeviceCode) -> None:
+        # To stderr: stdout stays the stored credential (--json included).
+        click.echo(f"Open {device.verification_uri} and enter the code {device.user_code}", err=True)
+        if device.verification_uri_complete:
+            click.echo(f"  (or open {device.verification_uri_complete})", err=True)
+        click.echo("Waiting for the login to be approved...", err=True)
+
+    try:
+        client = device_login.read_client(config_path, provider, os.environ)
+        answer = device_login.login(client, show, scale=poll_scale)
+    except device_login.LoginFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    body = {"provider": provider, "secret": json.dumps(answer), "weight": weight}
+    output.emit(session, session.api().post("/api/credentials", body), credential_view)
+
+
+@command.command("revoke")
+@click.argument("credential_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
+@json_option
+@click.pass_obj
+def revoke(session: Session, credential_id: str, yes: bool) -> None:
+    """Remove a stored credential; an OAuth one is revoked at the provider too, when its
+    `oauth:` has a revocation_url."""
+    output.confirm(f"Revoke provider credential {credential_id}", yes)
+    output.emit(session, session.api().delete(f"/api/credentials/{segment(credential_id)}"),
+                lambda c: f"Revoked {c['credential_id']} ({c.get('provider', '')} {c.get('hint', '')}).")
 
 
 @command.command("generate-key")

@@ -10,7 +10,8 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from switchboard_router.codecs.base import Codec, StreamRelay
 from switchboard_router import keyring
 from switchboard_router.domain import ProviderSpec
-from switchboard_router.keyring import Key, KeyRing, StoredKey
+from switchboard_router.keyring import AllKeysExhausted, Key, KeyRing, StoredKey
+from switchboard_router.oauth import TokenRefreshFailed
 from switchboard_router.providers.base import Call, Reply
 from switchboard_router.tokens import Tokenizer
 from switchboard_router.upstream import Attempt, Upstream, UpstreamStream
@@ -42,18 +43,35 @@ class RemoteProvider:
         assert self._spec is not None and self._make_codec is not None, "built by providers.build"
         self.keyring = keyring.build(self._spec, self._make_codec, stored, previous=self.keyring)
 
-    def _keys(self) -> Iterator[tuple[Codec, Key[Codec] | None]]:
-        """The codec of each attempt of one call, with the key it carries (None: the one key)."""
+    def _keys(self, failures: list[TokenRefreshFailed]) -> Iterator[tuple[Codec, Key[Codec] | None]]:
+        """The codec of each attempt of one call, with the key it carries (None: the one key).
+        When no key is left and an OAuth key's refresh failed, that failure is the answer."""
         if self.keyring is None:
             yield self._codec, None
             return
-        for key in self.keyring.attempts():
-            yield key.codec, key
+        try:
+            for key in self.keyring.attempts():
+                yield key.codec, key
+        except AllKeysExhausted:
+            if failures:
+                raise failures[-1] from None
+            raise
 
-    async def _authorized(self, codec: Codec) -> None:
+    async def _authorized(self, codec: Codec, key: Key[Codec] | None,
+                          failures: list[TokenRefreshFailed]) -> bool:
+        """Its credentials made valid; False (the next key is tried) when an OAuth key's token
+        could not be refreshed."""
         authorize = self._authorize if codec is self._codec else getattr(codec, "authorize", None)
-        if authorize is not None:
+        if authorize is None:
+            return True
+        try:
             await authorize()
+        except TokenRefreshFailed as exc:
+            if key is None:
+                raise
+            failures.append(exc)
+            return False
+        return True
 
     def _refused(self, key: Key[Codec] | None, status: int, retry_after: str | None) -> bool:
         """Whether this error answer is about the key used (so the next key is tried)."""
@@ -61,8 +79,10 @@ class RemoteProvider:
             self.keyring.refused(key, status, retry_after)
 
     async def send(self, call: Call) -> Reply:
-        for codec, key in self._keys():
-            await self._authorized(codec)
+        failures: list[TokenRefreshFailed] = []
+        for codec, key in self._keys(failures):
+            if not await self._authorized(codec, key, failures):
+                continue
             url, headers, data = codec.request(call)
             status, retry_after, body = await self._upstream.post(url, headers, data, _attempt(call))
             if status >= 300:
@@ -79,9 +99,11 @@ class RemoteProvider:
 
     async def _pieces(self, call: Call, relay: StreamRelay) -> AsyncGenerator[bytes, None]:
         response: UpstreamStream | None = None
+        failures: list[TokenRefreshFailed] = []
         try:
-            for codec, key in self._keys():
-                await self._authorized(codec)
+            for codec, key in self._keys(failures):
+                if not await self._authorized(codec, key, failures):
+                    continue
                 url, headers, data = codec.request(call)
                 response = await self._upstream.open_stream(url, headers, data, _attempt(call))
                 if response.status < 300:
