@@ -16,7 +16,7 @@ from typing import TypeVar
 import stamina
 from switchboard_common.errors import ApiError, RateLimited, UpstreamError, UpstreamTimeout
 
-from switchboard_router.config import RetriesConfig
+from switchboard_router.config_schema import RetriesConfig
 from switchboard_router.domain import Target
 
 T = TypeVar("T")
