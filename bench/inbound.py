@@ -15,7 +15,7 @@ import orjson
 
 from bench import codecs
 from bench.codecs import MESSAGES, _per_call
-from switchboard_router.inbound import messages, responses
+from switchboard_router.inbound import messages, messages_answer, responses
 from tests.fakes import openai_wire
 from tests.fakes.openai_answers import chat_answer
 
@@ -38,7 +38,7 @@ def measure(seconds: float = 0.5) -> dict[str, dict[str, float]]:
 
     def messages_request() -> None:
         messages.to_chat(MESSAGES_BODY)
-        orjson.dumps(messages.from_chat(orjson.loads(raw_whole), "m"))
+        orjson.dumps(messages_answer.from_chat(orjson.loads(raw_whole), "m"))
 
     def responses_request() -> None:
         responses.to_chat(RESPONSES_BODY)
@@ -47,7 +47,7 @@ def measure(seconds: float = 0.5) -> dict[str, dict[str, float]]:
     def messages_stream(parts: list[bytes]) -> Callable[[], None]:
         def run() -> None:
             messages.to_chat({**MESSAGES_BODY, "stream": True})
-            stream = messages.MessagesStream("m", 30)
+            stream = messages_answer.MessagesStream("m", 30)
             for part in parts:
                 stream.feed(part)
         return run

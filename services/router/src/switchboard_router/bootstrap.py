@@ -167,7 +167,7 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                memory_client=memory_client, memory=memory,
                gateway=gateway, credentials=credentials,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
-                                        inbound=Inbound(gateway, admission, routes, tokenizer)))
+                                        inbound=Inbound(gateway, admission, routes, tokenizer, built)))
 
 
 def _stored_credentials(settings: RouterSettings, config: Config, built: Mapping[str, Provider],

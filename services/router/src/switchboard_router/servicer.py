@@ -23,6 +23,7 @@ from switchboard_router import routing_stats, typed
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
+from switchboard_router.inbound.native import split_betas
 from switchboard_router.inbound.serve import COUNT_SOURCE_HEADER, Inbound, anthropic_shaped
 from switchboard_router.keyring import KeyRing
 from switchboard_router.stored_credentials import CredentialView, StoredCredentials
@@ -225,6 +226,8 @@ def request_context(context) -> RequestContext:
             ctx.requested_policies = value
         elif name == PREFERRED_MODEL_HEADER and isinstance(value, str):
             ctx.preferred_model = value.strip()
+    ctx.anthropic_beta = split_betas([v for n, v in metadata or () if n == "anthropic-beta"
+                                      and isinstance(v, str)])
     return ctx
 
 
