@@ -7,7 +7,7 @@ policy says (open: what was held goes out, the rest unscanned)."""
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import orjson
@@ -58,6 +58,7 @@ class WholeScan:
         answer = orjson.loads(data)
         changed = False
         # Anthropic's own message (inbound/native.py): its text blocks are what is checked.
+        holders: list[Any]
         if not isinstance(answer, dict):
             holders = []
         elif self._ctx.native:
