@@ -151,8 +151,8 @@ def test_max_tokens_is_the_stop_reason_when_cut(stack, provider):
 def test_provider_errors_in_anthropics_shape(stack, provider):
     client = _client(stack)
     for asked, seen in provider.errors:
-        if asked == 529:  # Anthropic's overloaded: its own 529 on its own route (503 on OpenAI's)
-            seen = 529
+        if seen == 503 or asked == 529:
+            seen = 529  # an overloaded provider: Anthropic's 529 on its route (503 on OpenAI's)
         with pytest.raises(anthropic.APIStatusError) as info:
             client.messages.create(model=provider.model, max_tokens=10, messages=[
                 {"role": "user", "content": f"fail [fake:error-{asked}]"}])
@@ -160,6 +160,9 @@ def test_provider_errors_in_anthropics_shape(stack, provider):
         assert error.status_code == seen, (asked, error.response.text)
         body = error.response.json()
         assert body["type"] == "error" and set(body["error"]) >= {"type", "message"}
+        if seen == 529:
+            assert isinstance(error, anthropic.OverloadedError)
+            assert body["error"]["type"] == "overloaded_error"
         if asked == 429:
             assert isinstance(error, anthropic.RateLimitError)
             assert bool(error.response.headers.get("retry-after")) == provider.retry_after
