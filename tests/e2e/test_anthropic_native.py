@@ -2,7 +2,7 @@
 against the Anthropic fake, which checks every body against the SDK's own types. What only the
 native path carries reaches it (cache_control, signed thinking), its answer comes back as it
 sent it (usage with cache tokens, billed once at the catalog's cache rates), count_tokens is its
-own count, and its overloaded 529 stays a 529."""
+own count, its overloaded 529 stays a 529, and output guardrails still read its text."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import orjson
 import pytest
 from genai_prices import Usage, calc_price
 
+from tests.e2e.test_guardrails_requests import CARD, guarded_key
 from tests.e2e.test_usage_billing import create_key, wait_for_records
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +63,8 @@ def test_cache_control_reaches_anthropic_and_cache_tokens_are_billed_once_at_cac
     total = _words(SYSTEM[0]["text"], text)
     assert (reply.usage.input_tokens, reply.usage.cache_read_input_tokens) == (total - total // 2, total // 2)
     assert reply.usage.cache_read_input_tokens > 0 and reply.model == MODEL
-    assert written.usage.cache_creation_input_tokens == _words(SYSTEM[0]["text"], text) // 2 > 0
+    assert written.usage.cache_creation_input_tokens == _words(
+        SYSTEM[0]["text"], text, "[fake:cache-write]") // 2 > 0
     assert streamed.usage.cache_read_input_tokens == total // 2  # message_start's, as sent
     assert streamed.usage.output_tokens == _words("Echo:", text)
 
@@ -154,8 +156,33 @@ def test_an_overloaded_anthropic_is_a_529_overloaded_error(stack):
                 {"role": "user", "content": "busy [fake:error-first]"}]) as s:
             s.get_final_message()
     # Overloaded midway: Anthropic's own error event, which the SDK raises.
-    with pytest.raises(anthropic.APIStatusError) as info:
+    with pytest.raises(anthropic.APIStatusError) as midway:
         with client.messages.stream(model=MODEL, max_tokens=50, messages=[
                 {"role": "user", "content": "one two three [fake:error-event]"}]) as s:
             s.get_final_message()
-    assert "Overloaded" in str(info.value)
+    assert midway.value.body["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+
+
+def test_output_guardrails_read_anthropics_own_answer_and_stream(stack):
+    redacting = guarded_key(stack, output_rules=[{"check": "pii", "action": "redact"}])
+    client = _client(stack, redacting)
+    text = f"My card is {CARD} and that is all"
+    whole = client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": text}])
+    assert whole.content[0].text.startswith("Echo: My card is [") and "1111" not in whole.content[0].text
+    # The fake streams one word a delta: the card's four groups arrive in four events.
+    with client.messages.stream(model=MODEL, max_tokens=100, thinking=THINKING,
+                                messages=[{"role": "user", "content": text}]) as stream:
+        streamed = stream.get_final_message()
+    thinking, answer = streamed.content
+    assert thinking.signature == "c2lnbmF0dXJl"  # the stream around the text is Anthropic's own
+    assert "1111" not in answer.text and "4111" not in answer.text
+    assert answer.text.startswith("Echo: My card is [") and answer.text.endswith("] and that is all")
+
+    blocking = _client(stack, guarded_key(stack, output_rules=[{"check": "pii", "action": "block"}]))
+    received = []
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with blocking.messages.stream(model=MODEL, max_tokens=100, messages=[
+                {"role": "user", "content": f"one two three my card is {CARD} four five"}]) as s:
+            received.extend(s.text_stream)
+    assert "guardrail" in info.value.body["error"]["message"]
+    assert "one two three" in "".join(received) and "4111" not in "".join(received)

@@ -184,6 +184,11 @@ class Routes:
         (for what calls no provider, such as a local token count)."""
         self._targets(model, endpoint)
 
+    def targets(self, model: str, endpoint: Endpoint) -> Sequence[Target]:
+        """Every deployment of the model for this endpoint, in the file's order, healthy or not
+        (what a look at its providers needs, without moving any strategy's state)."""
+        return self._targets(model, endpoint)[1]
+
     def strategy_of(self, model: str) -> str:
         return self._resolve(model)[0].strategy_name
 

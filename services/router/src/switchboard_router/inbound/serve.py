@@ -65,8 +65,9 @@ class Inbound:
                     yield JSON, answer if ctx.native else orjson.dumps(
                         messages_answer.from_chat(orjson.loads(answer), model))
             return
-        # The estimate message_start carries, counted while the provider starts (unused if native).
-        estimate = asyncio.ensure_future(self._estimate(chat))
+        # The estimate message_start carries when translated, counted while the provider starts
+        # (not when every deployment takes the body natively: it would go unused).
+        estimate = None if self._all_native(model) else asyncio.ensure_future(self._estimate(chat))
         stream: messages_answer.MessagesStream | None = None
         try:
             async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
@@ -75,12 +76,22 @@ class Inbound:
                         yield SSE, native.Errors.feed(piece)
                         continue
                     if stream is None:
-                        stream = messages_answer.MessagesStream(model, await estimate)
+                        count = await (estimate or self._estimate(chat))
+                        stream = messages_answer.MessagesStream(model, count)
                     out = stream.feed(piece)
                     if out:
                         yield SSE, out
         finally:
-            estimate.cancel()
+            if estimate is not None:
+                estimate.cancel()
+
+    def _all_native(self, model: str) -> bool:
+        try:
+            targets = self._routes.targets(model, Endpoint.CHAT)
+        except ApiError:
+            return False  # the gateway says why
+        return all(speaks_messages(self._providers[t.deployment.provider], t.upstream_model)
+                   for t in targets)
 
     def _betas(self, ctx: RequestContext) -> None:
         passed = native.betas(ctx.anthropic_beta)
@@ -97,13 +108,10 @@ class Inbound:
         caller = await self._admission.admit(ctx.key, "")
         if caller.allowed_models and not model_allowed(caller.allowed_models, model):
             raise model_refused(model)
-        self._routes.check(model, Endpoint.CHAT)  # 404 for a model nobody serves
         self._betas(ctx)
-        try:
-            targets = self._routes.plan(model, Endpoint.CHAT)
-        except ApiError:
-            targets = []  # none healthy: the local count still answers
-        for target in targets:
+        # 404 for a model nobody serves; the first healthy Anthropic deployment counts
+        healthy = [t for t in self._routes.targets(model, Endpoint.CHAT) if t.deployment.stats.healthy]
+        for target in healthy:
             provider = self._providers[target.deployment.provider]
             count = getattr(provider, "count_message_tokens", None)
             if count is None or not speaks_messages(provider, target.upstream_model):
