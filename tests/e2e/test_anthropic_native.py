@@ -170,7 +170,7 @@ def test_output_guardrails_read_anthropics_own_answer_and_stream(stack):
     whole = client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": text}])
     assert whole.content[0].text.startswith("Echo: My card is [") and "1111" not in whole.content[0].text
     # The fake streams one word a delta: the card's four groups arrive in four events.
-    with client.messages.stream(model=MODEL, max_tokens=100, thinking=THINKING,
+    with client.messages.stream(model=MODEL, max_tokens=2048, thinking=THINKING,
                                 messages=[{"role": "user", "content": text}]) as stream:
         streamed = stream.get_final_message()
     thinking, answer = streamed.content
