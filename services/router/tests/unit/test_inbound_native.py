@@ -8,16 +8,16 @@ from __future__ import annotations
 import orjson
 import pytest
 from anthropic.types import Message
-from switchboard_common.errors import InvalidRequest, UpstreamError
+from switchboard_common.errors import InvalidRequest, RateLimited, UpstreamError
 
-from switchboard_router.codecs import anthropic, anthropic_native
+from switchboard_router.codecs import anthropic, anthropic_native, bedrock_native
 from switchboard_router.codecs.base import ProviderOverloaded
-from switchboard_router.codecs.sse import encode
+from switchboard_router.codecs.sse import SseDecoder, encode
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.inbound import native
 from switchboard_router.inbound.serve import anthropic_shaped
 from switchboard_router.providers.base import Call
-from tests.fakes import anthropic_fake
+from tests.fakes import anthropic_fake, bedrock_anthropic, bedrock_wire
 
 SYSTEM = [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}]
 TOOL = {"name": "read", "description": "Read a file", "cache_control": {"type": "ephemeral"},
@@ -181,3 +181,37 @@ def test_an_overloaded_provider_is_anthropics_529_on_this_route():
     assert metadata["x-http-status"] == "529" and metadata["x-error-shape"] == "anthropic"
     assert anthropic.map_error(529, anthropic_fake.error_body(529, "Overloaded")).http_status == 503
     assert ProviderOverloaded("x").http_status == 503  # unchanged on OpenAI's routes
+
+
+def test_bedrocks_anthropic_models_take_the_body_through_invoke_model():
+    sent = native.read(body(top_k=3)).body
+    call = Call(endpoint=Endpoint.CHAT, body={}, model="claude", deployment=None,  # type: ignore[arg-type]
+                upstream_model="us.anthropic.claude-sonnet-4-5-v1:0", request_id="r",
+                native={**sent, "stream": True}, betas=("context-1m-2025-08-07",))
+    assert bedrock_native.speaks_messages(call.upstream_model)
+    assert not bedrock_native.speaks_messages("amazon.nova-pro-v1:0")
+    assert bedrock_native.action(call) == "invoke-with-response-stream"
+    assert orjson.loads(bedrock_native.body(call)) == {
+        **{k: v for k, v in sent.items() if k != "model"}, "anthropic_version": "bedrock-2023-05-31",
+        "anthropic_beta": ["context-1m-2025-08-07"]}
+
+
+def test_bedrocks_chunks_go_out_as_anthropics_events_and_its_exceptions_as_error_events():
+    sent = {**native.read(body()).body, "model": "claude-sonnet-4-5"}
+    message = _message(sent)
+    frames = bedrock_anthropic.chunks(message)
+    relay = bedrock_native.BedrockNativeRelay("claude", len)
+    raw = b"".join(frames)
+    out = b"".join(relay.feed(raw[i:i + 50]) for i in range(0, len(raw), 50)) + relay.finish()
+    events = list(SseDecoder().feed(out))
+    assert [e.event for e in events] == [orjson.loads(e.data)["type"] for e in events]
+    assert orjson.loads(events[0].data)["message"]["model"] == "claude"
+    assert b'"signature_delta"' in out and b"amazon-bedrock-invocationMetrics" in out
+    assert relay.error is None and relay.usage.completion == message["usage"]["output_tokens"]
+
+    cut = bedrock_native.BedrockNativeRelay("claude", len)
+    throttled = bedrock_wire.exception("throttlingException", b'{"message":"Too many tokens"}')
+    tail = cut.feed(b"".join(frames[:3]) + throttled)
+    assert isinstance(cut.error, RateLimited)
+    assert tail.endswith(encode(b'{"type":"error","error":{"type":"rate_limit_error","message":"Too many tokens"}}',
+                                "error"))

@@ -40,7 +40,10 @@ def count_request(url: str, headers: dict[str, str], body: dict[str, Any], upstr
 def with_model(data: bytes, model: str) -> bytes:
     """The provider's JSON with its first "model" value the client's name, the rest byte for byte."""
     replacement = b'"model":' + orjson.dumps(model)
-    return _MODEL.sub(lambda _: replacement, data, count=1)
+    out, found = _MODEL.subn(lambda _: replacement, data, count=1)
+    if not found and out.startswith(b"{"):  # a message without one (the SDK requires it)
+        out = b"{" + replacement + b"," + out[1:]
+    return out
 
 
 def response(call: Call, body: bytes) -> Reply:
