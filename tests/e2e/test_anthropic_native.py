@@ -18,6 +18,7 @@ from tests.e2e.test_usage_billing import create_key, wait_for_records
 
 pytestmark = pytest.mark.timeout(120)
 MODEL = "anthropic/claude-sonnet-4-5"
+BEDROCK = "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0"  # InvokeModel, natively too
 SYSTEM = [{"type": "text", "text": "You are Claude Code, a careful engineer.",
            "cache_control": {"type": "ephemeral"}}]
 READ = {"name": "Read", "description": "Reads a file", "cache_control": {"type": "ephemeral"},
@@ -86,16 +87,17 @@ def test_cache_control_reaches_anthropic_and_cache_tokens_are_billed_once_at_cac
     assert Decimal(read.headers["x-switchboard-cost-usd"]) * 1_000_000 == first["cost_micros_usd"]
 
 
-def test_thinking_streams_with_its_signature_and_goes_back_in_the_next_turn(stack):
+@pytest.mark.parametrize("model", [MODEL, BEDROCK])
+def test_thinking_streams_with_its_signature_and_goes_back_in_the_next_turn(stack, model):
     client = _client(stack, default_headers={
         "anthropic-beta": "interleaved-thinking-2025-05-14,claude-code-20250219"})
     question = [{"role": "user", "content": "think about this"}]
     with client.messages.with_streaming_response.create(
-            model=MODEL, max_tokens=2048, thinking=THINKING, messages=question, stream=True) as raw:
+            model=model, max_tokens=2048, thinking=THINKING, messages=question, stream=True) as raw:
         assert raw.headers["x-switchboard-betas-not-passed"] == "claude-code-20250219"
         body = b"".join(raw.iter_bytes())
     assert b"event: content_block_delta\ndata: " in body and b'"signature_delta"' in body
-    with client.messages.stream(model=MODEL, max_tokens=2048, thinking=THINKING,
+    with client.messages.stream(model=model, max_tokens=2048, thinking=THINKING,
                                 messages=question) as stream:
         kinds = [e.type for e in stream]
         final = stream.get_final_message()
@@ -103,20 +105,20 @@ def test_thinking_streams_with_its_signature_and_goes_back_in_the_next_turn(stac
     thinking, text = final.content
     assert (thinking.type, thinking.thinking, thinking.signature) == (
         "thinking", "Thinking about it.", "c2lnbmF0dXJl")
-    assert text.text == "Echo: think about this" and final.model == MODEL
+    assert text.text == "Echo: think about this" and final.model == model
 
     # The SDK's own blocks back in the next turn: the fake refuses a thinking block whose
     # signature is not the one it gave.
     follow = [*question, {"role": "assistant", "content": [b.model_dump() for b in final.content]},
               {"role": "user", "content": "and again"}]
-    again = client.messages.create(model=MODEL, max_tokens=2048, thinking=THINKING, messages=follow)
+    again = client.messages.create(model=model, max_tokens=2048, thinking=THINKING, messages=follow)
     assert [b.type for b in again.content] == ["thinking", "text"]
     assert again.content[1].text == "Echo: and again"
     forged = [*question, {"role": "assistant", "content": [
         {**thinking.model_dump(), "signature": "Zm9yZ2Vk"}, text.model_dump()]},
         {"role": "user", "content": "and again"}]
     with pytest.raises(anthropic.BadRequestError) as info:
-        client.messages.create(model=MODEL, max_tokens=2048, thinking=THINKING, messages=forged)
+        client.messages.create(model=model, max_tokens=2048, thinking=THINKING, messages=forged)
     assert "signature" in info.value.response.json()["error"]["message"]
 
     # Thinking cannot be translated: a deployment that is not Anthropic's refuses it by name.
