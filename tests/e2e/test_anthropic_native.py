@@ -13,7 +13,7 @@ import orjson
 import pytest
 from genai_prices import Usage, calc_price
 
-from tests.e2e.test_guardrails_requests import CARD, guarded_key
+from tests.e2e.test_guardrails_requests import CARD, EMAIL, guarded_key
 from tests.e2e.test_usage_billing import create_key, wait_for_records
 
 pytestmark = pytest.mark.timeout(120)
@@ -97,6 +97,7 @@ def test_thinking_streams_with_its_signature_and_goes_back_in_the_next_turn(stac
         assert raw.headers["x-switchboard-betas-not-passed"] == "claude-code-20250219"
         body = b"".join(raw.iter_bytes())
     assert b"event: content_block_delta\ndata: " in body and b'"signature_delta"' in body
+    assert b"cost_usd" not in body  # the cost is the trailer's: Anthropic's events stay its own
     with client.messages.stream(model=model, max_tokens=2048, thinking=THINKING,
                                 messages=question) as stream:
         kinds = [e.type for e in stream]
@@ -188,3 +189,13 @@ def test_output_guardrails_read_anthropics_own_answer_and_stream(stack):
             received.extend(s.text_stream)
     assert "guardrail" in info.value.body["error"]["message"]
     assert "one two three" in "".join(received) and "4111" not in "".join(received)
+
+
+def test_a_prompt_input_guardrails_redact_reaches_anthropic_redacted(stack):
+    client = _client(stack, guarded_key(stack, [{"check": "pii", "action": "redact"}]))
+    raw = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=100, system=SYSTEM,
+        messages=[{"role": "user", "content": f"Write to {EMAIL} about the order"}])
+    answer = raw.parse().content[0].text  # the fake echoes what it was sent
+    assert EMAIL not in answer and "[EMAIL]" in answer
+    assert "redact:pii/email" in raw.headers["x-switchboard-guardrails"]
