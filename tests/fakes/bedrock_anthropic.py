@@ -39,7 +39,8 @@ def validate(model_id: str, body: Any) -> dict[str, Any]:
     message = {k: v for k, v in body.items() if k not in ("anthropic_version", "anthropic_beta")}
     message["model"] = model_id
     for m in message.get("messages") or ():
-        for block in m.get("content") if isinstance(m, dict) and isinstance(m.get("content"), list) else ():
+        content = m.get("content") if isinstance(m, dict) else None
+        for block in content if isinstance(content, list) else []:
             if isinstance(block, dict) and (block.get("source") or {}).get("type") == "url":
                 raise Refusal("ValidationException", "URL image sources are not supported; send "
                                                      "the image's bytes (base64)")
