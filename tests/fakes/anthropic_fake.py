@@ -3,22 +3,24 @@
     python -m tests.fakes.anthropic_fake --host 127.0.0.1 --port 0 [--port-file PATH]
     fake = await start_anthropic_fake()     # fake.base_url, as ANTHROPIC_BASE_URL takes it
 
-Every request is validated against the `anthropic` SDK's own TypedDicts with extra fields
-forbidden (MessageCreateParams, generated from Anthropic's OpenAPI spec), plus the rules the
-types do not encode: user first, roles alternating, no empty text, each tool_use answered by one
-tool_result opening the next user turn, thinking budget >= 1024 and < max_tokens. A request that
-breaks one gets Anthropic's 400 `invalid_request_error`, so a translation bug fails loudly.
+Every request (POST /v1/messages, /v1/messages/count_tokens) is validated against the
+`anthropic` SDK's own TypedDicts with extra fields forbidden, plus the rules the types do not
+encode (anthropic_rules.py). A request that breaks one gets Anthropic's 400
+`invalid_request_error`, so a translation bug fails loudly.
 
 Answers: "Echo: <last user text>" (+ " [N image(s)]" when images were sent); with tools and
 "call_tools" in the last user text, one tool_use per tool (parallel calls); with "call_tool",
 the first tool; after tool results, "Echo: " + the results joined by " | "; with
 output_config.format, a JSON object fitting the schema. Usage: words of the prompt (cached half
-of it as cache_read_input_tokens when a cache_control is set) and one output token per piece.
+of it as cache_read_input_tokens when a cache_control is set, as cache_creation_input_tokens
+with `cache-write`) and one output token per piece; thinking enabled: a thinking block first,
+signed (its signature must come back with it). count_tokens: words of the prompt, plus each
+tool's JSON in 8-byte pieces.
 
 Failures, as `[fake:...]` markers in the last user text or a `+...` model suffix: error-<status>
 (400, 401, 403, 404, 413, 429 with retry-after, 500, 529 overloaded), error-event (an `error`
 event after the first text, in a write of its own), error-first (an `error` event right after
-message_start and ping), abort-mid-stream, slow-<ms>.
+message_start and ping), abort-mid-stream, slow-<ms>, cache-write.
 """
 
 from __future__ import annotations
@@ -34,98 +36,19 @@ from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
-from anthropic.types.message_create_params import (
-    MessageCreateParamsNonStreaming,
-    MessageCreateParamsStreaming,
-)
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from tests.fakes.anthropic_rules import ERRORS, SIGNATURE, Refusal, error_body, validate
 
 VERSIONS = frozenset({"2023-06-01", "2026-10-21"})  # SDK <= 1.17 and >= 2.0 send these
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
 _WORD = re.compile(r"\s*\S+")
 _SAMPLE = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}, "null": None}
-# status -> Anthropic's error type (https://docs.anthropic.com/en/api/errors)
-ERRORS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-          500: "api_error", 529: "overloaded_error"}
-_STRICT = ConfigDict(extra="forbid")
-_NON_STREAMING = TypeAdapter(list[MessageCreateParamsNonStreaming], config=_STRICT)
-_STREAMING = TypeAdapter(list[MessageCreateParamsStreaming], config=_STRICT)
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 class Recorded(NamedTuple):
     path: str
     headers: dict[str, str]
     json: Any
-
-
-def error_body(status: int, message: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": ERRORS.get(status, "api_error"),
-                                                    "message": message},
-                         "request_id": "req_fake"})
-
-
-# --- validation -----------------------------------------------------------------------------
-
-def validate(body: Any) -> None:
-    """Anthropic's types (extra fields forbidden), then the semantic rules; raises Refusal(400)."""
-    if not isinstance(body, dict):
-        raise Refusal(400, "The request body is not valid JSON.")
-    adapter = _STREAMING if body.get("stream") else _NON_STREAMING
-    try:
-        _drain(adapter.validate_python([body]))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:])
-        raise Refusal(400, f"{where}: {first['msg']}") from None
-    _check_semantics(body)
-
-
-def _drain(value: Any) -> Any:
-    """Walk what pydantic returned: `Iterable[...]` fields validate lazily, as they are read."""
-    if isinstance(value, dict):
-        return {k: _drain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "ValidatorIterator":
-        return [_drain(v) for v in value]
-    return value
-
-
-def _check_semantics(body: dict[str, Any]) -> None:
-    messages = body["messages"]
-    if not messages or messages[0]["role"] != "user":
-        raise Refusal(400, "messages: the first message must use the \"user\" role")
-    pending: set[str] = set()
-    for i, m in enumerate(messages):
-        if i and m["role"] == messages[i - 1]["role"]:
-            raise Refusal(400, f"messages.{i}: roles must alternate between \"user\" and \"assistant\"")
-        blocks = [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
-        if not blocks:
-            raise Refusal(400, f"messages.{i}: all messages must have non-empty content")
-        for block in blocks:
-            if block["type"] == "text" and not block["text"].strip():
-                raise Refusal(400, f"messages.{i}: text content blocks must contain non-whitespace text")
-        if pending:
-            results = [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"]
-            opening = [b["type"] for b in blocks[:len(results)]]
-            if set(results) != pending or len(results) != len(set(results)) or \
-                    any(t != "tool_result" for t in opening):
-                raise Refusal(400, f"messages.{i}: `tool_use` ids were found without `tool_result` "
-                                   "blocks immediately after: each tool_use needs one tool_result, "
-                                   "first in the next user message")
-            pending = set()
-        if m["role"] == "assistant":
-            pending = {b["id"] for b in blocks if b["type"] == "tool_use"}
-    thinking = body.get("thinking") or {}
-    if thinking.get("type") == "enabled":
-        budget = thinking["budget_tokens"]
-        if budget < 1024 or budget >= body["max_tokens"]:
-            raise Refusal(400, "thinking.budget_tokens: must be >= 1024 and less than max_tokens")
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -186,7 +109,7 @@ def answer(body: dict[str, Any], ids: Iterable[str]) -> tuple[list[dict[str, Any
         reply = "Echo: " + _MARKER.sub("", text).strip() + (f" [{images} image(s)]" if images else "")
     content: list[dict[str, Any]] = []
     if (body.get("thinking") or {}).get("type") == "enabled":
-        content.append({"type": "thinking", "thinking": "Thinking about it.", "signature": "c2lnbmF0dXJl"})
+        content.append({"type": "thinking", "thinking": "Thinking about it.", "signature": SIGNATURE})
     pieces = _words(reply)
     stop = "end_turn"
     if len(pieces) > body["max_tokens"]:
@@ -200,13 +123,15 @@ def answer(body: dict[str, Any], ids: Iterable[str]) -> tuple[list[dict[str, Any
     return content, stop
 
 
-def usage(body: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, Any]:
+def usage(body: dict[str, Any], content: list[dict[str, Any]], *, write: bool = False) -> dict[str, Any]:
+    """`write`: the cached half is written to the cache (cache_creation_input_tokens), not read."""
     total = prompt_tokens(body)
     cached = total // 2 if b"cache_control" in orjson.dumps(body) else 0
     output = sum(len(_words(b["text"])) for b in content if b["type"] == "text") + sum(
         len(_arg_pieces(b["input"])) for b in content if b["type"] == "tool_use")
-    return {"input_tokens": total - cached, "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached, "output_tokens": output, "service_tier": "standard"}
+    return {"input_tokens": total - cached, "cache_creation_input_tokens": cached if write else 0,
+            "cache_read_input_tokens": 0 if write else cached, "output_tokens": output,
+            "service_tier": "standard"}
 
 
 def _arg_pieces(value: Any) -> list[str]:
@@ -274,6 +199,7 @@ class AnthropicFake:
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         return app
 
     def _id(self, prefix: str) -> str:
@@ -298,7 +224,7 @@ class AnthropicFake:
         content, stop = answer(body, _Ids(self))
         message = {"id": self._id("msg_"), "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop, "stop_sequence": None,
-                   "usage": usage(body, content)}
+                   "usage": usage(body, content, write=bool(behavior.get("cache-write")))}
         headers = {"request-id": self._id("req_"), "anthropic-organization-id": "org-fake"}
         if not body.get("stream"):
             return web.Response(body=orjson.dumps(message), headers={"Content-Type": "application/json", **headers})
@@ -320,6 +246,26 @@ class AnthropicFake:
         await response.write(b"".join(events))
         await response.write_eof()
         return response
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        """The prompt's words (system, text, tool results) and each tool's JSON in 8-byte pieces,
+        so that a count from here is told apart from the gateway's local estimate."""
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        try:
+            self._authenticate(request)
+            self._behavior(body)
+            validate(body, counting=True)
+        except Refusal as r:
+            return web.Response(status=r.status, body=error_body(r.status, r.message),
+                                headers={"Content-Type": "application/json", **r.headers})
+        count = prompt_tokens(body) + sum(len(_arg_pieces(t)) for t in body.get("tools") or ())
+        return web.Response(body=orjson.dumps({"input_tokens": count}),
+                            headers={"Content-Type": "application/json"})
 
     def _authenticate(self, request: web.Request) -> None:
         if request.headers.get("anthropic-version") not in VERSIONS:
@@ -353,7 +299,7 @@ class AnthropicFake:
                                        "your per-minute rate limit"}.get(status, f"fake error {status}"), headers)
             if kind == "slow" and arg.isdigit():
                 out["slow"] = int(arg) / 1000
-            elif word in ("error-event", "error-first", "abort-mid-stream"):
+            elif word in ("error-event", "error-first", "abort-mid-stream", "cache-write"):
                 out[word] = True
             else:
                 raise Refusal(400, f"unknown fake behavior {word!r}")

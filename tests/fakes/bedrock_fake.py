@@ -12,7 +12,8 @@ against the bedrock-runtime service model (unknown members refused), then Bedroc
 
 InvokeModel serves embeddings for amazon.titan-embed-text-v1/-v2 and cohere.embed-* (their body
 schemas from Bedrock's model-parameter pages, unknown keys refused): deterministic vectors of the
-model's size, Titan's token count as words.
+model's size, Titan's token count as words; and, with InvokeModelWithResponseStream, Anthropic's
+Messages API for anthropic.* models (bedrock_anthropic.py).
 
 Answers, like the other fakes': "Echo: <last user text>" (+ " [N image(s)]"), one toolUse per tool
 on "call_tools" (the first on "call_tool"), a forced tool (toolChoice.tool) answered with input
@@ -39,6 +40,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from tests.fakes import bedrock_anthropic as anthropic
 from tests.fakes import bedrock_wire as wire
 from tests.fakes.bedrock_wire import Refusal
 
@@ -48,7 +50,8 @@ API_KEY = "bedrock-api-key-fake-0001"
 REGION = "us-east-1"
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
 _BY_STATUS = {status: name for name, status in wire.ERRORS.items() if name != "ModelNotReadyException"}
-_OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "invoke": "InvokeModel"}
+_OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "invoke": "InvokeModel",
+               "invoke-with-response-stream": "InvokeModelWithResponseStream"}
 
 
 class Recorded(NamedTuple):
@@ -93,6 +96,8 @@ class BedrockFake:
                 raise Refusal("UnknownOperationException", "Unknown operation", 404)
             behavior = self._behavior(model_id, body)
             model_id = model_id.partition("+")[0]
+            if action.startswith("invoke") and anthropic.is_anthropic(model_id):
+                return await self._anthropic(request, model_id, action, body, behavior)
             if action == "invoke":
                 answer = wire.embed(model_id, raw, request.headers.get("Content-Type", ""),
                                     request.headers.get("Accept"))
@@ -113,6 +118,19 @@ class BedrockFake:
                 "usage": use, "metrics": {"latencyMs": 12}}), headers={"Content-Type": "application/json", **headers})
         return await self._stream(request, wire.stream_events(content, stop, use, orjson.dumps), behavior, headers)
 
+    async def _anthropic(self, request: web.Request, model_id: str, action: str, body: Any,
+                         behavior: dict[str, Any]) -> web.StreamResponse:
+        """Anthropic's Messages API through InvokeModel(WithResponseStream): bedrock_anthropic.py."""
+        message = anthropic.message(anthropic.validate(model_id, body),
+                                    iter(lambda: self._id("toolu_bdrk_"), None), self._id("msg_bdrk_"))
+        headers = {"x-amzn-RequestId": self._id("req-"),
+                   "X-Amzn-Bedrock-Input-Token-Count": str(message["usage"]["input_tokens"])}
+        if behavior.get("slow"):
+            await asyncio.sleep(behavior["slow"])
+        if action == "invoke":
+            return web.Response(body=orjson.dumps(message), headers={"Content-Type": "application/json", **headers})
+        return await self._stream(request, anthropic.chunks(message), behavior, headers)
+
     async def _stream(self, request: web.Request, events: list[bytes], behavior: dict[str, Any],
                       headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream", **headers})
@@ -130,6 +148,7 @@ class BedrockFake:
             await response.write(b"".join(events[:2]))
             await asyncio.sleep(0.05)
             events = [throttled]
+
         await response.write(b"".join(events))
         await response.write_eof()
         return response
@@ -152,7 +171,9 @@ class BedrockFake:
         specs = model_id.split("+")[1:]
         messages = body.get("messages") if isinstance(body, dict) else None
         if messages and isinstance(messages[-1], dict):
-            texts = " ".join(b.get("text", "") for b in messages[-1].get("content") or () if isinstance(b, dict))
+            content = messages[-1].get("content") or ()
+            texts = content if isinstance(content, str) else " ".join(  # Anthropic's: a string too
+                b.get("text", "") for b in content if isinstance(b, dict))
             specs += [w for found in _MARKER.findall(texts) for w in found.split(",")]
         out: dict[str, Any] = {}
         for word in filter(None, (s.strip() for s in specs)):

@@ -4,6 +4,7 @@ validation, and what the fake answers (whole, streamed, errors) the SDK parses a
 from __future__ import annotations
 
 import anthropic
+import orjson
 import pytest
 
 from tests.fakes.anthropic_fake import start_anthropic_fake
@@ -68,3 +69,35 @@ async def test_the_sdk_sees_the_fakes_errors(fake):
         await client.messages.create(model="claude-sonnet-4-5", max_tokens=5,
                                      messages=[{"role": "user", "content": "x"}],
                                      extra_body={"temperature_typo": 1})
+
+
+async def test_count_tokens_takes_what_the_sdk_sends_and_refuses_what_its_types_do_not(fake):
+    client = _client(fake)
+    counted = await client.messages.count_tokens(
+        model="claude-sonnet-4-5", tools=TOOLS[:1], thinking={"type": "enabled", "budget_tokens": 1024},
+        system=[{"type": "text", "text": "Be brief", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "count these words"}])
+    assert counted.input_tokens == 5 + -(-len(orjson.dumps(TOOLS[0])) // 8)
+    assert fake.requests[-1].path == "/v1/messages/count_tokens"
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await client.messages.count_tokens(model="m", extra_body={"max_tokens": 5},
+                                           messages=[{"role": "user", "content": "x"}])
+    assert "max_tokens" in info.value.message
+
+
+async def test_thinking_comes_signed_and_only_its_own_signature_goes_back(fake):
+    client = _client(fake)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    first = await client.messages.create(model="claude-sonnet-4-5", max_tokens=2048, thinking=thinking,
+                                         messages=[{"role": "user", "content": "think"}])
+    blocks = [b.model_dump(exclude_none=True) for b in first.content]
+    turn = [{"role": "user", "content": "think"}, {"role": "assistant", "content": blocks},
+            {"role": "user", "content": "more"}]
+    again = await client.messages.create(model="claude-sonnet-4-5", max_tokens=2048,
+                                         thinking=thinking, messages=turn)
+    assert again.content[0].type == "thinking"
+    blocks[0]["signature"] = "Zm9yZ2Vk"
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await client.messages.create(model="claude-sonnet-4-5", max_tokens=2048, thinking=thinking,
+                                     messages=turn)
+    assert "signature" in info.value.message

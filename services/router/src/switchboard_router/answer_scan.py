@@ -7,7 +7,7 @@ policy says (open: what was held goes out, the rest unscanned)."""
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import orjson
@@ -57,9 +57,19 @@ class WholeScan:
     async def piece(self, data: bytes) -> bytes:
         answer = orjson.loads(data)
         changed = False
-        for choice in answer.get("choices") or () if isinstance(answer, dict) else ():
-            holder = choice.get(self._holder) if self._holder else choice
-            text = holder.get(self._field) if isinstance(holder, dict) else None
+        # Anthropic's own message (inbound/native.py): its text blocks are what is checked.
+        holders: list[Any]
+        if not isinstance(answer, dict):
+            holders = []
+        elif self._ctx.native:
+            holders = [b for b in answer.get("content") or () if isinstance(b, dict)
+                       and b.get("type") == "text"]
+        else:
+            holders = [c.get(self._holder) if self._holder and isinstance(c, dict) else c
+                       for c in answer.get("choices") or ()]
+        field_name = "text" if self._ctx.native else self._field
+        for holder in holders:
+            text = holder.get(field_name) if isinstance(holder, dict) else None
             if not isinstance(text, str) or not text:
                 continue
             try:
@@ -73,7 +83,7 @@ class WholeScan:
             if reply.action == pb.ACTION_BLOCK:
                 raise blocked(reply.findings, "answer")
             if reply.HasField("redacted_text"):
-                holder[self._field] = reply.redacted_text
+                holder[field_name] = reply.redacted_text
                 changed = True
         return orjson.dumps(answer) if changed else data
 
@@ -95,9 +105,11 @@ class StreamScan:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._done = False  # the scan is over: final sent, or guardrails lost (fail open)
         self._held = ""  # the text sent whose release is pending (for fail open)
+        self._lost = False  # guardrails was lost: the rest passes unscanned (fail open)
+        self._text_block: int | None = None  # Anthropic's stream: the text block being scanned
 
     async def piece(self, data: bytes) -> bytes:
-        if self._done:
+        if self._done and (self._lost or not self._ctx.native):
             return data
         out: list[bytes] = []
         changed = False
@@ -113,6 +125,8 @@ class StreamScan:
 
     async def _event(self, event: sse.SseEvent) -> bytes | None:
         """The event to send instead of this one, or None to send it as it was."""
+        if self._ctx.native:
+            return await self._native_event(event)
         if self._done or event.data is None or not event.data.startswith(b"{"):
             return None
         chunk = orjson.loads(event.data)
@@ -136,6 +150,38 @@ class StreamScan:
             holder[self._field] = released
         return sse.encode(orjson.dumps(chunk))
 
+    async def _native_event(self, event: sse.SseEvent) -> bytes | None:
+        """Anthropic's own stream: each text block is one scan, its last release sent as a
+        text_delta just before the block's content_block_stop."""
+        if self._lost or event.event not in ("content_block_start", "content_block_delta",
+                                             "content_block_stop") or not event.data:
+            return None
+        payload = orjson.loads(event.data)
+        if event.event == "content_block_start":
+            block = payload.get("content_block") or {}
+            if block.get("type") == "text":
+                self._text_block, self._done, self._call = payload.get("index"), False, None
+            return None
+        if payload.get("index") != self._text_block or self._done:
+            return None
+        if event.event == "content_block_stop":
+            released = await self._scan("", True)
+            released = self._held if released is None else released
+            self._text_block = None
+            if not released:
+                return None
+            return sse.encode(orjson.dumps({"type": "content_block_delta", "index": payload["index"],
+                                            "delta": {"type": "text_delta", "text": released}}),
+                              "content_block_delta") + event.raw + b"\n\n"
+        delta = payload.get("delta") or {}
+        if delta.get("type") != "text_delta" or not delta.get("text"):
+            return None
+        released = await self._scan(delta["text"], False)
+        if released is None:
+            released, self._held = self._held + delta["text"], ""
+        delta["text"] = released
+        return sse.encode(orjson.dumps(payload), "content_block_delta")
+
     async def _scan(self, text: str, final: bool) -> str | None:
         message = pb.CheckOutputStreamRequest(text=text, final=final)
         started = time.perf_counter()
@@ -153,7 +199,7 @@ class StreamScan:
             failure = translated(exc)
             if not isinstance(failure, Unreachable):
                 raise failure from None
-            self._done = True
+            self._done = self._lost = True
             self._guard.unreachable(self._policies, str(failure), self._ctx)
             return None
         if answer is grpc.aio.EOF:

@@ -184,7 +184,7 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                stored_responses=stored_responses, gateway=gateway, credentials=credentials,
                cache=cache,
                servicer=GatewayServicer(gateway, routes, admission, keyrings, credentials,
-                                        inbound=Inbound(gateway, admission, routes, tokenizer,
+                                        inbound=Inbound(gateway, admission, routes, tokenizer, built,
                                                         stored_responses,
                                                         storing=config.store_responses)))
 

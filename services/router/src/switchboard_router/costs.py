@@ -53,6 +53,8 @@ class Costs:
         def mark(data: bytes, usage: Tokens) -> bytes:
             cost = rates.cost(usage)
             ctx.trailers.append((COST_HEADER, usd(cost)))
+            if ctx.native:  # Anthropic's own events go out as they came: the cost is the trailer's
+                return data
             return with_cost(data, cost, rates.known)
 
         return mark

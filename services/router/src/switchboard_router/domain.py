@@ -46,6 +46,14 @@ class RequestContext:
     # (gRPC callers read them when the call ends).
     headers: list[tuple[str, str]] = field(default_factory=list)
     trailers: list[tuple[str, str]] = field(default_factory=list)
+    # /v1/messages (inbound/native.py): the client's Anthropic body, sent as-is to a deployment
+    # that speaks Anthropic's format; what in it only such a deployment can take (a field's name,
+    # "" when the translation can carry it all); the betas it asked for (anthropic-beta); and
+    # whether the deployment that answered was sent it (its answer is then Anthropic's own).
+    native_body: dict[str, Any] | None = None
+    native_only: str = ""
+    anthropic_beta: tuple[str, ...] = ()
+    native: bool = False
 
 
 @dataclass(slots=True)

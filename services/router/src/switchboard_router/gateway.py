@@ -14,6 +14,7 @@ import structlog
 from switchboard_common.admission import Admission, model_refused
 from switchboard_common.errors import (
     ApiError,
+    InvalidRequest,
     NotFound,
     NotImplementedYet,
     RateLimited,
@@ -277,10 +278,20 @@ class Gateway:
             return await one_pass(others)
 
     def _call(self, request: ParsedRequest, ctx: RequestContext, target: Target) -> Call:
+        provider = self._providers[target.deployment.provider]
+        native = ctx.native_body if ctx.native_body is not None and \
+            speaks_messages(provider, target.upstream_model) else None
+        if native is None and ctx.native_only:  # the translation would have to drop it
+            raise InvalidRequest(
+                f"'{ctx.native_only}' can only be sent as it is, to a deployment that speaks "
+                f"Anthropic's Messages API ('{target.deployment.name}' of '{request.model}' does "
+                "not, or a guardrail redacted the request).", param=ctx.native_only,
+                code="unsupported_parameter")
+        ctx.native = native is not None  # the answer's format: the last attempt's is the answer
         return Call(endpoint=request.endpoint, body=request.body, model=request.model,
                     upstream_model=target.upstream_model, deployment=target.deployment,
                     request_id=ctx.request_id, include_usage=request.include_usage,
-                    deadline=ctx.deadline)
+                    deadline=ctx.deadline, native=native, betas=ctx.anthropic_beta)
 
     async def _unary(self, request: ParsedRequest, ctx: RequestContext, targets: Sequence[Target],
                      ex: Exchange) -> Reply:
@@ -312,12 +323,12 @@ class Gateway:
         before it failed before sending anything, so the client saw none of them."""
         error: ApiError | None = None
         for target in targets:
+            call = self._call(request, ctx, target)
             stats = target.deployment.stats
             stats.begin()
             ex.target, ex.attempts = target, ex.attempts + 1
             started = time.perf_counter()
-            tally, pieces = self._providers[target.deployment.provider].stream(
-                self._call(request, ctx, target))
+            tally, pieces = self._providers[target.deployment.provider].stream(call)
             try:
                 # The client's wait for the answer to begin, or the deployment's own first-byte
                 # timeout, whichever ends first (the attempt's other timeouts cover the rest).
@@ -388,6 +399,12 @@ def _whole_object(reply: Reply, data: bytes) -> dict[str, Any]:
         raise UpstreamError("The provider returned a response that is not a JSON object.",
                             code="invalid_upstream_response")
     return parsed
+
+
+def speaks_messages(provider: Provider, upstream_model: str) -> bool:
+    """Whether the provider takes Anthropic's /v1/messages bodies as they are (inbound/native.py)."""
+    speaks = getattr(provider, "speaks_messages", None)
+    return speaks is not None and speaks(upstream_model)
 
 
 def _before(caller_timeout: float) -> float:

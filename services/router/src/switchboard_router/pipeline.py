@@ -65,8 +65,12 @@ class Pipeline:
         policies = self.policies(caller, ctx)
         if policies:
             assert self._guard is not None, "bootstrap always builds the guard"
+            sent = request.body
             verdict = await self._guard.check_input(request, policies, ctx)
             request = verdict.request
+            if request.body is not sent:
+                # Redacted: the translated body carries the redaction, the client's own does not.
+                ctx.native_body = None
             if verdict.check_output:
                 observers.append(answer_scan.watch(self._guard, request, policies, ctx,
                                                    verdict.restorations))

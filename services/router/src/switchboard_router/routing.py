@@ -191,6 +191,11 @@ class Routes:
         route, rest = self._resolve(model)
         return (route.name if rest is None else model), route.cache
 
+    def targets(self, model: str, endpoint: Endpoint) -> Sequence[Target]:
+        """Every deployment of the model for this endpoint, in the file's order, healthy or not
+        (what a look at its providers needs, without moving any strategy's state)."""
+        return self._targets(model, endpoint)[1]
+
     def strategy_of(self, model: str) -> str:
         return self._resolve(model)[0].strategy_name
 

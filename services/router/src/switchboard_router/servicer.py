@@ -24,6 +24,7 @@ from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
+from switchboard_router.inbound.native import split_betas
 from switchboard_router.inbound.serve import COUNT_SOURCE_HEADER, Inbound, anthropic_shaped
 from switchboard_router.keyring import KeyRing
 from switchboard_router.stored_credentials import CredentialView, StoredCredentials
@@ -247,6 +248,8 @@ def request_context(context) -> RequestContext:
             ctx.cache_switch = value
         elif name == CACHE_CONTROL and isinstance(value, str):
             ctx.cache_control = value
+    ctx.anthropic_beta = split_betas([v for n, v in metadata or () if n == "anthropic-beta"
+                                      and isinstance(v, str)])
     return ctx
 
 

@@ -89,3 +89,45 @@ async def test_an_error_event_after_the_first_bytes_ends_the_stream_with_it(anth
     assert b'"content":"Echo:"' in data and b"[DONE]" not in data
     assert orjson.loads(data.split(b"\n\n")[-2][6:])["error"]["code"] == "provider_overloaded"
     assert isinstance(tally.error, ProviderOverloaded)
+
+
+NATIVE = {"model": "anthropic/claude-haiku-4-5", "max_tokens": 2048,
+          "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+          "thinking": {"type": "enabled", "budget_tokens": 1024}, "metadata": {"user_id": "u"},
+          "messages": [{"role": "user", "content": "hello natively"}]}
+
+
+def _native(body: dict, betas: tuple[str, ...] = ()) -> Call:
+    return Call(endpoint=Endpoint.CHAT, body={}, model="anthropic/claude-haiku-4-5",
+                upstream_model="claude-haiku-4-5", deployment=DEP, request_id="r", native=body,
+                betas=betas)
+
+
+async def test_a_native_body_reaches_anthropic_as_sent_and_its_answer_comes_back(anthropic):
+    fake, provider = anthropic
+    assert provider.speaks_messages("claude-haiku-4-5")
+    reply = await provider.send(_native(NATIVE, ("prompt-caching-2024-07-31",)))
+    sent = fake.requests[-1]
+    assert sent.json == {**NATIVE, "model": "claude-haiku-4-5"}  # validated there by the SDK's types
+    assert sent.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+    message = orjson.loads(reply.data)
+    assert message["model"] == "anthropic/claude-haiku-4-5"
+    assert [b["type"] for b in message["content"]] == ["thinking", "text"]
+    assert reply.usage.cached == message["usage"]["cache_read_input_tokens"] > 0  # cache_control seen
+
+    tally, pieces = provider.stream(_native({**NATIVE, "stream": True}))
+    data = b"".join([piece async for piece in pieces])
+    assert data.startswith(b"event: message_start\n")
+    assert data.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert b'"signature_delta"' in data and tally.error is None
+    assert tally.usage.cached == reply.usage.cached and tally.usage.completion == reply.usage.completion
+
+
+async def test_count_tokens_is_anthropics_own(anthropic):
+    fake, provider = anthropic
+    body = {k: v for k, v in NATIVE.items() if k not in ("max_tokens", "metadata")}
+    answer = await provider.count_message_tokens(_native(body))
+    assert orjson.loads(answer) == {"input_tokens": 4}  # "Be terse." and "hello natively"
+    assert fake.requests[-1].path == "/v1/messages/count_tokens"
+    with pytest.raises(errors.InvalidRequest):
+        await provider.count_message_tokens(_native({**body, "max_tokens": 5}))

@@ -207,6 +207,36 @@ async def test_a_stream_scan_that_loses_guardrails_fails_open_with_what_it_held(
         await closed.piece(event("x"))
 
 
+NATIVE_START = sse.encode(b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
+               "content_block_start")
+NATIVE_STOP = sse.encode(b'{"type":"content_block_stop","index":0}', "content_block_stop")
+
+
+def _delta(text: str) -> bytes:
+    return sse.encode(orjson.dumps({"type": "content_block_delta", "index": 0,
+                                "delta": {"type": "text_delta", "text": text}}), "content_block_delta")
+
+
+def _streamed_text(data: bytes) -> list[str]:
+    return [orjson.loads(e.data)["delta"]["text"] for e in sse.SseDecoder().feed(data)
+            if e.event == "content_block_delta"]
+
+
+async def test_output_guardrails_read_the_text_of_anthropics_own_stream_natively_passed():
+    call = FakeCall([release("Card ", held=4), release("", held=9), release("[CARD] ok")])
+    ctx = RequestContext(request_id="r", key="sk", started=0.0, native=True)
+    scan = StreamScan(Guard(FakeClient(call=call)), ("pol_a",), {}, ctx, Endpoint.CHAT)
+    assert _streamed_text(await scan.piece(NATIVE_START + _delta("Card 4111"))) == ["Card "]
+    # The block's last release goes out as a text delta just before the block ends.
+    out = await scan.piece(_delta(" 1111") + NATIVE_STOP)
+    assert _streamed_text(out) == ["", "[CARD] ok"] and out.endswith(NATIVE_STOP)
+    thinking = sse.encode(b'{"type":"content_block_start","index":1,"content_block":{"type":"thinking"}}',
+                      "content_block_start")
+    assert await scan.piece(thinking) is thinking  # not text: passes as it came
+    assert [m.text for m in call.sent] == ["Card 4111", " 1111", ""]
+    assert [m.final for m in call.sent] == [False, False, True]
+
+
 async def test_the_common_request_needs_no_pipeline_unless_the_gateway_has_a_default_policy():
     plain, request, c = Caller("k", "t"), chat({"role": "user", "content": "x"}), ctx()
     assert not Pipeline().needed(request, plain, c)

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from switchboard_common.errors import InvalidRequest
 
 from switchboard_router.codecs.sse import DONE, encode
-from switchboard_router.inbound import messages
+from switchboard_router.inbound import messages, messages_answer
 
 EVENTS = TypeAdapter(RawMessageStreamEvent)
 ERROR = TypeAdapter(ErrorResponse)
@@ -102,14 +102,14 @@ def test_a_whole_answer_is_an_sdk_message():
             {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 2}'}}]}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14,
                   "prompt_tokens_details": {"cached_tokens": 6}}}
-    out = Message.model_validate(messages.from_chat(chat, "gpt-4o-mini"))
+    out = Message.model_validate(messages_answer.from_chat(chat, "gpt-4o-mini"))
     assert out.id.startswith("msg_") and out.stop_reason == "tool_use"
     assert [b.type for b in out.content] == ["text", "tool_use"] and out.content[1].input == {"a": 2}
     assert (out.usage.input_tokens, out.usage.cache_read_input_tokens, out.usage.output_tokens) == (4, 6, 4)
 
 
 def test_a_stream_of_text_then_tools():
-    stream = messages.MessagesStream("m", 0)
+    stream = messages_answer.MessagesStream("m", 0)
     data = b"".join([
         stream.feed(_chunk({"role": "assistant", "content": ""})),
         stream.feed(_chunk({"content": "Hi"}) + _chunk({"content": " there"})),
@@ -137,7 +137,7 @@ def test_a_stream_of_text_then_tools():
 
 
 def test_interleaved_tool_calls_end_in_an_error_event_not_a_wrong_stream():
-    stream = messages.MessagesStream("m", 3)
+    stream = messages_answer.MessagesStream("m", 3)
     call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{"}}
     stream.feed(_chunk({"tool_calls": [call]}))
     stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "c2", "function": {"name": "g"}}]}))
@@ -147,7 +147,7 @@ def test_interleaved_tool_calls_end_in_an_error_event_not_a_wrong_stream():
 
 
 def test_an_error_after_the_200_is_an_error_event():
-    stream = messages.MessagesStream("m", 3)
+    stream = messages_answer.MessagesStream("m", 3)
     stream.feed(_chunk({"content": "Hi"}))
     data = stream.feed(encode(orjson.dumps({"error": {"message": "boom", "type": "upstream_error"}})))
     (event,) = _events(data)

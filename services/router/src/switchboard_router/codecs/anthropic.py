@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,18 +20,15 @@ import orjson
 from switchboard_common.errors import (
     ApiError,
     InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
 )
 
-from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded, message_texts
-from switchboard_router.codecs.openai import EXTENSION_FIELDS, retry_seconds, stream_texts
-from switchboard_router.codecs.sse import DONE, SseDecoder, SseEvent
-from switchboard_router.completion import CompletionCounter
-from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
+from switchboard_router.codecs import anthropic_native as native
+from switchboard_router.codecs.anthropic_native import NativeRelay
+from switchboard_router.codecs.anthropic_stream import AnthropicRelay
+from switchboard_router.codecs.anthropic_wire import message_object, map_error, to_chat_completion, tokens
+from switchboard_router.codecs.base import HttpRequest, message_texts
+from switchboard_router.codecs.openai import EXTENSION_FIELDS
+from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
 
 DEFAULT_VERSION = "2023-06-01"
@@ -55,10 +51,6 @@ MESSAGE_FIELDS = {
     "tool": ("role", "content", "tool_call_id"),
 }
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-FINISH_REASONS = {
-    "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
-    "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter",
-}
 # Fields translated below; any other field with a value is refused, since nothing would apply it.
 # The Messages API's current types (anthropic SDK 2.x) have no temperature, top_p or top_k, so
 # sampling parameters are refused too.
@@ -74,19 +66,34 @@ class AnthropicCodec:
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         self.url = base_url.rstrip("/") + "/v1/messages"
+        self.count_url = self.url + "/count_tokens"
         self.headers = headers
 
+    def speaks_messages(self, upstream_model: str) -> bool:
+        """Every Anthropic model takes /v1/messages bodies as they are (anthropic_native.py)."""
+        return True
+
     def request(self, call: Call) -> HttpRequest:
+        if call.native is not None:
+            return native.request(self.url, self.headers, call)
         return HttpRequest(self.url, self.headers, orjson.dumps(translate_request(call)))
 
+    def count_request(self, body: dict[str, Any], upstream_model: str,
+                      betas: tuple[str, ...]) -> HttpRequest:
+        return native.count_request(self.count_url, self.headers, body, upstream_model, betas)
+
     def response(self, call: Call, body: bytes) -> Reply:
-        message = _object(body)
+        if call.native is not None:
+            return native.response(call, body)
+        message = message_object(body)
         answer = to_chat_completion(message)
         text = answer["choices"][0]["message"].get("content") or ""
         return Reply(data=orjson.dumps(answer), usage=tokens(message.get("usage")),
                      text=lambda: text, parsed=answer)
 
-    def relay(self, call: Call, count: Callable[[str], int]) -> AnthropicRelay:
+    def relay(self, call: Call, count: Callable[[str], int]) -> AnthropicRelay | NativeRelay:
+        if call.native is not None:
+            return NativeRelay(call.model, count)
         return AnthropicRelay(forward_usage=call.include_usage, count=count)
 
     def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
@@ -347,247 +354,3 @@ def _output_format(response_format: Any) -> dict[str, Any] | None:
         return {"type": "json_schema", "schema": schema}
     raise InvalidRequest(f"Anthropic has no {kind!r} output mode; use json_schema with a schema.",
                          param="response_format.type", code="unsupported_value")
-
-
-# --- answers --------------------------------------------------------------------------------
-
-def tokens(usage: Any) -> Tokens | None:
-    """Anthropic's input counts are disjoint (uncached, cache read, cache written): their sum is
-    OpenAI's prompt_tokens, each counted once."""
-    if not isinstance(usage, dict) or not isinstance(usage.get("output_tokens"), int):
-        return None
-    thinking = (usage.get("output_tokens_details") or {}).get("thinking_tokens")
-    return Tokens(_prompt_tokens(usage), usage["output_tokens"],
-                  cached=usage.get("cache_read_input_tokens") or 0,
-                  cache_write=usage.get("cache_creation_input_tokens") or 0,
-                  reasoning=thinking if isinstance(thinking, int) else 0)
-
-
-def _prompt_tokens(usage: dict[str, Any]) -> int:
-    return sum(usage.get(k) or 0 for k in (
-        "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
-
-
-def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    prompt, completion = _prompt_tokens(usage), usage.get("output_tokens") or 0
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": usage.get("cache_read_input_tokens") or 0,
-                                  "cache_creation_tokens": usage.get("cache_creation_input_tokens") or 0},
-    }
-    thinking = (usage.get("output_tokens_details") or {}).get("thinking_tokens")
-    if isinstance(thinking, int):
-        out["completion_tokens_details"] = {"reasoning_tokens": thinking}
-    return out
-
-
-def to_chat_completion(message: dict[str, Any]) -> dict[str, Any]:
-    texts: list[str] = []
-    thinking: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
-    for block in message.get("content") or ():
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "thinking":
-            thinking.append(block.get("thinking") or "")
-        elif kind == "tool_use":
-            tool_calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
-    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not tool_calls
-                             else None, "refusal": None}
-    if thinking:
-        reply["reasoning_content"] = "".join(thinking)
-    if tool_calls:
-        reply["tool_calls"] = tool_calls
-    answer: dict[str, Any] = {
-        "id": message.get("id"), "object": "chat.completion", "created": int(time.time()),
-        "model": message.get("model"),
-        "choices": [{"index": 0, "message": reply, "logprobs": None,
-                     "finish_reason": FINISH_REASONS.get(message.get("stop_reason") or "", "stop")}],
-    }
-    if isinstance(message.get("usage"), dict):
-        answer["usage"] = openai_usage(message["usage"])
-    return answer
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or parsed.get("type") != "message":
-        raise UpstreamError("The provider returned a response that is not an Anthropic message.",
-                            code="invalid_upstream_response")
-    return parsed
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-def map_error(status: int, data: bytes, retry_after: str | None = None) -> ApiError:
-    """Anthropic's `{"type":"error","error":{"type","message"}}` as our error, by its type first
-    (https://docs.anthropic.com/en/api/errors), else by status."""
-    error = _error_object(data)
-    kind = error.get("type") if isinstance(error.get("type"), str) else ""
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
-    seconds = retry_seconds(retry_after)
-    if kind in ("authentication_error", "permission_error") or status in (401, 403):
-        return UpstreamError("The provider rejected the gateway's credentials for this model; "
-                             "the gateway's operator must check the provider key.",
-                             code="provider_auth_error")
-    if kind == "billing_error" or status == 402:
-        return UpstreamError("The provider refused the gateway's account (billing); the gateway's "
-                             "operator must check it.", code="provider_billing_error")
-    if kind == "overloaded_error" or status == 529:
-        return ProviderOverloaded(message or "The provider is overloaded; retry later.",
-                                  retry_after=seconds)
-    if kind == "rate_limit_error" or status == 429:
-        return RateLimited(message or "The provider is rate limiting requests; retry later.",
-                           retry_after=seconds)
-    if kind == "not_found_error" or status == 404:
-        return NotFound(message or "The provider does not know this model.", code="model_not_found")
-    if kind == "request_too_large" or status == 413:
-        return PayloadTooLarge(message or "The request is too large for the provider.")
-    if kind == "timeout_error" or status in (408, 504):
-        return UpstreamTimeout("The provider timed out.")
-    if status >= 500 or kind == "api_error":
-        detail = f": {message}" if message else ""
-        return UpstreamError(f"The provider failed with HTTP {status}{detail}")
-    return InvalidRequest(message or f"The provider rejected the request (HTTP {status}).",
-                          code="provider_invalid_request")
-
-
-def map_stream_error(payload: Any) -> ApiError:
-    """An `event: error` inside a stream that began with HTTP 200."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    kind = error.get("type") if isinstance(error, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    message = message if isinstance(message, str) and message else \
-        "The provider reported an error during the stream."
-    if kind == "overloaded_error":
-        return ProviderOverloaded(message)
-    if kind == "rate_limit_error":
-        return RateLimited(message)
-    return UpstreamError(message)
-
-
-def _error_object(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
-# --- streams --------------------------------------------------------------------------------
-
-class AnthropicRelay:
-    """One Anthropic event stream as OpenAI chunks. Holds only this stream's state: the message
-    id and model, which content block is which tool call, and the usage so far."""
-
-    def __init__(self, forward_usage: bool, count: Callable[[str], int]) -> None:
-        self.usage: Tokens | None = None
-        self.error: ApiError | None = None
-        self.done = False
-        self.completion = CompletionCounter(stream_texts, count)
-        self._forward_usage = forward_usage
-        self._decoder = SseDecoder()
-        self._head = b""  # the fixed start of every chunk: id, object, created, model
-        self._usage: dict[str, Any] = {}
-        self._tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool-call index
-        self._finish: str | None = None
-
-    def feed(self, read: bytes) -> bytes:
-        return self._translate(self._decoder.feed(read))
-
-    def finish(self) -> bytes:
-        out = self._translate(self._decoder.close())
-        if self.done or self.error is not None:
-            return out
-        # The provider closed the stream before message_stop: the answer is cut, say so.
-        self.error = UpstreamError("The provider ended the stream before the message was complete.")
-        return out + _error_event(self.error)
-
-    def completion_tokens(self) -> int:
-        return self.usage.completion if self.usage is not None else self.completion.tokens()
-
-    def _translate(self, events: list[SseEvent]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            if event.data is None or self.done or self.error is not None:
-                continue
-            try:
-                payload = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                payload = None
-            if not isinstance(payload, dict):
-                self.error = UpstreamError("The provider sent a stream event that is not JSON.",
-                                           code="invalid_upstream_response")
-                out.append(_error_event(self.error))
-                continue
-            piece = self._event(payload.get("type") or event.event, payload)
-            if piece:
-                out.append(piece)
-        data = b"".join(out)
-        if data:
-            self.completion.add(data)
-        return data
-
-    def _event(self, kind: Any, e: dict[str, Any]) -> bytes:
-        if kind == "content_block_delta":
-            delta = e.get("delta") or {}
-            dkind = delta.get("type")
-            if dkind == "text_delta":
-                return self._chunk({"content": delta.get("text", "")})
-            if dkind == "input_json_delta":
-                index = self._tool_index.get(e.get("index", -1))
-                fragment = delta.get("partial_json", "")
-                if index is None or not fragment:
-                    return b""
-                return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
-            if dkind == "thinking_delta":
-                return self._chunk({"reasoning_content": delta.get("thinking", "")})
-            return b""  # signature_delta, citations_delta: nothing OpenAI's chunk can carry
-        if kind == "content_block_start":
-            block = e.get("content_block") or {}
-            if block.get("type") != "tool_use":
-                return b""
-            index = len(self._tool_index)
-            self._tool_index[e.get("index", -1)] = index
-            return self._chunk({"tool_calls": [{"index": index, "id": block.get("id"), "type": "function",
-                                                "function": {"name": block.get("name"), "arguments": ""}}]})
-        if kind == "message_start":
-            message = e.get("message") or {}
-            self._head = (b'{"id":' + orjson.dumps(message.get("id")) +
-                          b',"object":"chat.completion.chunk","created":' + str(int(time.time())).encode() +
-                          b',"model":' + orjson.dumps(message.get("model")) + b',"choices":')
-            self._usage.update(message.get("usage") or {})
-            return self._chunk({"role": "assistant", "content": ""})
-        if kind == "message_delta":
-            usage = {k: v for k, v in (e.get("usage") or {}).items() if v is not None}
-            self._usage.update(usage)
-            self.usage = tokens(self._usage)
-            if self.usage is not None:
-                self.completion.stop()
-            reason = (e.get("delta") or {}).get("stop_reason")
-            self._finish = FINISH_REASONS.get(reason or "", "stop")
-            return self._chunk({}, self._finish)
-        if kind == "message_stop":
-            self.done = True
-            tail = b""
-            if self._forward_usage and self._usage:
-                tail = b"data: " + self._head + b'[],"usage":' + orjson.dumps(openai_usage(self._usage)) + b"}\n\n"
-            return tail + DONE
-        if kind == "error":
-            self.error = map_stream_error(e)
-            return _error_event(self.error)
-        return b""  # ping, content_block_stop, and event types added later
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + self._head + b"[" + orjson.dumps(choice) + b"]}\n\n"
-
-
-def _error_event(error: ApiError) -> bytes:
-    return b"data: " + orjson.dumps(error.to_openai()) + b"\n\n"

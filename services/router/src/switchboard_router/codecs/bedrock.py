@@ -25,23 +25,22 @@ import orjson
 from switchboard_common.errors import (
     ApiError,
     InvalidRequest,
-    NotFound,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
 )
 
+from switchboard_router.codecs import anthropic_native
 from switchboard_router.codecs import bedrock_embeddings as embeddings
+from switchboard_router.codecs import bedrock_native as native
+from switchboard_router.codecs.bedrock_errors import map_error
+from switchboard_router.codecs.bedrock_native import BedrockNativeRelay
 from switchboard_router.codecs.aws_auth import BearerAuth, RequestAuth, SigV4
 from switchboard_router.codecs.base import (
     HttpRequest,
-    ProviderOverloaded,
     message_texts,
     refuse_foreign_fields,
 )
 from switchboard_router.codecs.bedrock_answers import parse_answer, to_chat_completion, tokens
 from switchboard_router.codecs.bedrock_stream import BedrockRelay
-from switchboard_router.codecs.openai import EXTENSION_FIELDS, retry_seconds
+from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
 
@@ -75,8 +74,14 @@ class BedrockCodec:
     async def authorize(self) -> None:
         await self.auth.ready()
 
+    def speaks_messages(self, upstream_model: str) -> bool:
+        """Bedrock's Anthropic models take /v1/messages bodies through InvokeModel (bedrock_native)."""
+        return native.speaks_messages(upstream_model)
+
     def request(self, call: Call) -> HttpRequest:
-        if call.endpoint is Endpoint.EMBEDDINGS:
+        if call.native is not None:
+            body, action = native.body(call), native.action(call)
+        elif call.endpoint is Endpoint.EMBEDDINGS:
             body = orjson.dumps(embeddings.request_body(call.upstream_model, call.body))
             action = "invoke"
         else:
@@ -86,6 +91,8 @@ class BedrockCodec:
         return HttpRequest(url, self.auth.headers(url, self.headers, body), body)
 
     def response(self, call: Call, body: bytes) -> Reply:
+        if call.native is not None:
+            return anthropic_native.response(call, body)
         if call.endpoint is Endpoint.EMBEDDINGS:
             listing, usage = embeddings.answer(call.upstream_model, call.body, body)
             return Reply(data=orjson.dumps(listing), usage=usage, text=lambda: "", parsed=listing)
@@ -95,7 +102,9 @@ class BedrockCodec:
         return Reply(data=orjson.dumps(answer), usage=tokens(parsed.get("usage")),
                      text=lambda: text, parsed=answer)
 
-    def relay(self, call: Call, count: Callable[[str], int]) -> BedrockRelay:
+    def relay(self, call: Call, count: Callable[[str], int]) -> BedrockRelay | BedrockNativeRelay:
+        if call.native is not None:
+            return BedrockNativeRelay(call.model, count)
         return BedrockRelay(call.upstream_model, json_tool(call.body), call.include_usage, count)
 
     def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
@@ -354,43 +363,3 @@ def _tool(tool: dict[str, Any], i: int) -> dict[str, Any]:
     if function.get("strict") is not None:
         spec["strict"] = function["strict"]
     return {"toolSpec": spec}
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-def map_error(status: int, data: bytes, retry_after: str | None = None) -> ApiError:
-    """Bedrock's errors by status, as its service model gives each exception one (Throttling and
-    ModelNotReady 429, Validation 400, AccessDenied 403, ResourceNotFound 404, ModelTimeout 408,
-    ModelError 424, InternalServer 500, ServiceUnavailable 503), with the error's message."""
-    message = _error_message(data)
-    seconds = retry_seconds(retry_after)
-    if status in (401, 403):
-        return UpstreamError("The provider rejected the gateway's AWS credentials for this model; "
-                             "the gateway's operator must check them and the model's access.",
-                             code="provider_auth_error")
-    if status == 429:
-        return RateLimited(message or "The provider is throttling requests; retry later.",
-                           retry_after=seconds)
-    if status == 503:
-        return ProviderOverloaded(message or "The provider is unavailable; retry later.",
-                                  retry_after=seconds)
-    if status == 404:
-        return NotFound(message or "The provider does not know this model.", code="model_not_found")
-    if status in (408, 504):
-        return UpstreamTimeout("The provider timed out.")
-    if status >= 500 or status == 424:
-        detail = f": {message}" if message else ""
-        return UpstreamError(f"The provider failed with HTTP {status}{detail}")
-    return InvalidRequest(message or f"The provider rejected the request (HTTP {status}).",
-                          code="provider_invalid_request")
-
-
-def _error_message(data: bytes) -> str:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return ""
-    if not isinstance(parsed, dict):
-        return ""
-    message = parsed.get("message") or parsed.get("Message")
-    return message if isinstance(message, str) else ""

@@ -1,11 +1,14 @@
-"""The inbound routes' driver: the client's body translated to Chat Completions, served by the
-gateway's one request path (admission, limits, budgets, guardrails, memory hooks, one usage
-record), and its answer translated back. The translations are pure (messages.py, responses.py,
-responses_answer.py); this module only wires them to the gateway and to stored responses."""
+"""The inbound routes' driver: the client's body translated to Chat Completions (or, for
+/v1/messages to an Anthropic-format deployment, passed through as it is), served by the gateway's
+one request path (admission, limits, budgets, guardrails, memory hooks, one usage record), and
+its answer translated back. The translations are pure (messages.py, messages_answer.py,
+native.py, responses.py, responses_answer.py); this module only wires them to the gateway
+and to stored responses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -14,10 +17,12 @@ from switchboard_common.admission import Admission, model_refused
 from switchboard_common.errors import ApiError
 from switchboard_common.models import model_allowed
 
+from switchboard_router.codecs.base import ProviderOverloaded
 from switchboard_router.domain import Endpoint, RequestContext
-from switchboard_router.gateway import JSON, SSE, Gateway
-from switchboard_router.inbound import messages, responses
+from switchboard_router.gateway import JSON, SSE, Gateway, speaks_messages
+from switchboard_router.inbound import messages_answer, native, responses
 from switchboard_router.inbound.responses_answer import ResponsesStream, from_chat, shell
+from switchboard_router.providers.base import Call, Provider
 from switchboard_router.routing import Routes
 from switchboard_router.stored_responses import Record, StoredResponses, not_found
 from switchboard_router.tokens import Tokenizer, chat_chars, in_worker
@@ -25,15 +30,18 @@ from switchboard_router.validation import parse_json
 
 # count_tokens' answer says where its number came from: the provider, or this local estimate.
 COUNT_SOURCE_HEADER = "x-switchboard-token-count"
+# The anthropic-beta values a request sent that were not passed to the provider (native.BETAS).
+DROPPED_BETAS_HEADER = "x-switchboard-betas-not-passed"
 
 Pieces = AsyncGenerator[tuple[str, bytes], None]
 
 
 class Inbound:
     def __init__(self, gateway: Gateway, admission: Admission, routes: Routes,
-                 tokenizer: Tokenizer, stored: StoredResponses | None = None, *,
-                 storing: bool = False) -> None:
+                 tokenizer: Tokenizer, providers: Mapping[str, Provider],
+                 stored: StoredResponses | None = None, *, storing: bool = False) -> None:
         self._gateway = gateway
+        self._providers = providers
         self._admission = admission
         self._routes = routes
         self._tokenizer = tokenizer
@@ -52,31 +60,76 @@ class Inbound:
                                chat["model"], chat_messages, tools)
 
     async def messages(self, ctx: RequestContext, data: bytes) -> Pieces:
-        """POST /v1/messages."""
-        chat = messages.to_chat(await self._body(ctx, data))
-        model = chat["model"]
+        """POST /v1/messages: the client's body as it is to a deployment that speaks Anthropic's
+        format (its answer back as it came, native.py), translated for the others."""
+        body = native.read(await self._body(ctx, data))
+        chat, model = body.chat, body.chat["model"]
+        ctx.native_body, ctx.native_only = body.body, body.only
+        self._betas(ctx)
         if not chat.get("stream"):
             async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
                 async for _, answer in pieces:
-                    yield JSON, orjson.dumps(messages.from_chat(orjson.loads(answer), model))
+                    yield JSON, answer if ctx.native else orjson.dumps(
+                        messages_answer.from_chat(orjson.loads(answer), model))
             return
-        stream = messages.MessagesStream(model, await self._estimate(chat))
-        async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
-            async for _, piece in pieces:
-                out = stream.feed(piece)
-                if out:
-                    yield SSE, out
+        # The estimate message_start carries when translated, counted while the provider starts
+        # (not when every deployment takes the body natively: it would go unused).
+        estimate = None if self._all_native(model) else asyncio.ensure_future(self._estimate(chat))
+        stream: messages_answer.MessagesStream | None = None
+        try:
+            async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
+                async for _, piece in pieces:
+                    if ctx.native:
+                        yield SSE, native.Errors.feed(piece)
+                        continue
+                    if stream is None:
+                        count = await (estimate or self._estimate(chat))
+                        stream = messages_answer.MessagesStream(model, count)
+                    out = stream.feed(piece)
+                    if out:
+                        yield SSE, out
+        finally:
+            if estimate is not None:
+                estimate.cancel()
+
+    def _all_native(self, model: str) -> bool:
+        try:
+            targets = self._routes.targets(model, Endpoint.CHAT)
+        except ApiError:
+            return False  # the gateway says why
+        return all(speaks_messages(self._providers[t.deployment.provider], t.upstream_model)
+                   for t in targets)
+
+    def _betas(self, ctx: RequestContext) -> None:
+        passed = native.betas(ctx.anthropic_beta)
+        dropped = [b for b in ctx.anthropic_beta if b not in passed]
+        ctx.anthropic_beta = passed
+        if dropped:  # said, not silently ignored
+            ctx.headers.append((DROPPED_BETAS_HEADER, ",".join(dropped)))
 
     async def count_message_tokens(self, ctx: RequestContext, data: bytes) -> tuple[bytes, str]:
-        """POST /v1/messages/count_tokens: a local count, marked as an estimate (the provider's
-        own counter is not called yet)."""
-        chat = messages.to_chat(await self._body(ctx, data), counting=True)
+        """POST /v1/messages/count_tokens: the provider's own count where its format has one
+        (Anthropic's), else a local count marked as an estimate."""
+        body = native.read(await self._body(ctx, data), counting=True)
+        chat, model = body.chat, body.chat["model"]
         caller = await self._admission.admit(ctx.key, "")
-        if caller.allowed_models and not model_allowed(caller.allowed_models, chat["model"]):
-            raise model_refused(chat["model"])
-        self._routes.check(chat["model"], Endpoint.CHAT)  # 404 for a model nobody serves
-        count = await self._estimate(chat)
-        return orjson.dumps({"input_tokens": count}), "estimate"
+        if caller.allowed_models and not model_allowed(caller.allowed_models, model):
+            raise model_refused(model)
+        self._betas(ctx)
+        # 404 for a model nobody serves; the first healthy Anthropic deployment counts
+        healthy = [t for t in self._routes.targets(model, Endpoint.CHAT) if t.deployment.stats.healthy]
+        for target in healthy:
+            provider = self._providers[target.deployment.provider]
+            count = getattr(provider, "count_message_tokens", None)
+            if count is None or not speaks_messages(provider, target.upstream_model):
+                continue
+            answer = await count(Call(
+                endpoint=Endpoint.CHAT, body=chat, model=model, upstream_model=target.upstream_model,
+                deployment=target.deployment, request_id=ctx.request_id, native=body.body,
+                betas=ctx.anthropic_beta))
+            if answer is not None:
+                return answer, "provider"
+        return orjson.dumps({"input_tokens": await self._estimate(chat)}), "estimate"
 
     async def responses(self, ctx: RequestContext, data: bytes) -> Pieces:
         """POST /v1/responses: stored (and continuing a stored one) when asked."""
@@ -137,6 +190,9 @@ def _cut(record: Record, stream: ResponsesStream | None) -> None:
 
 
 def anthropic_shaped(error: ApiError) -> ApiError:
-    """The same error, rendered by the edge as Anthropic's body (x-error-shape)."""
+    """The same error, rendered by the edge as Anthropic's body (x-error-shape), with Anthropic's
+    status: an overloaded provider is its 529 overloaded_error here (a 503 on OpenAI's routes)."""
     error.shape = "anthropic"
+    if isinstance(error, ProviderOverloaded):
+        error.http_status = 529
     return error

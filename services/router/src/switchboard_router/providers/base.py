@@ -24,6 +24,10 @@ class Call:
     request_id: str
     include_usage: bool = False  # the client asked for the stream's usage chunk
     deadline: float = math.inf  # time.perf_counter() by which the request must be done
+    # An Anthropic Messages body to send as it is (model aside), with its anthropic-beta values:
+    # set only for a provider whose `speaks_messages` says yes (inbound/native.py).
+    native: dict[str, Any] | None = None
+    betas: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -37,6 +37,31 @@ class RemoteProvider:
         if spec is not None and make_codec is not None:
             self.keyring = keyring.build(spec, make_codec)
 
+    def speaks_messages(self, upstream_model: str) -> bool:
+        """Whether this provider takes Anthropic's /v1/messages bodies as they are for this model."""
+        speaks = getattr(self._codec, "speaks_messages", None)
+        return speaks is not None and speaks(upstream_model)
+
+    async def count_message_tokens(self, call: Call) -> bytes | None:
+        """The provider's own count for a count_tokens body (call.native), as its JSON; None
+        when its codec has no counting endpoint."""
+        if getattr(self._codec, "count_request", None) is None:
+            return None
+        assert call.native is not None, "a count is asked for a native body"
+        failures: list[TokenRefreshFailed] = []
+        for codec, key in self._keys(failures):
+            if not await self._authorized(codec, key, failures):
+                continue
+            url, headers, data = codec.count_request(call.native, call.upstream_model,  # type: ignore[attr-defined]
+                                                     call.betas)
+            status, retry_after, body = await self._upstream.post(url, headers, data, _attempt(call))
+            if status >= 300:
+                if self._refused(key, status, retry_after):
+                    continue
+                raise codec.error(status, body, retry_after)
+            return body
+        raise AssertionError("the key ring raises when no key is left")
+
     def install_stored(self, stored: Sequence[StoredKey]) -> None:
         """The keys stored through /api/credentials for this provider, now (each call replaces the
         last; the keys of switchboard.yaml stay first)."""
