@@ -26,7 +26,7 @@ from switchboard_router.codecs import anthropic_native as native
 from switchboard_router.codecs.anthropic_native import NativeRelay
 from switchboard_router.codecs.anthropic_stream import AnthropicRelay
 from switchboard_router.codecs.anthropic_wire import message_object, map_error, to_chat_completion, tokens
-from switchboard_router.codecs.base import HttpRequest, message_texts
+from switchboard_router.codecs.base import HttpRequest, message_texts, refuse_foreign_fields
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
@@ -176,10 +176,7 @@ def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[
     for i, m in enumerate(messages):
         at = f"messages[{i}]"
         role = m.get("role")
-        for key, value in m.items():
-            if key not in MESSAGE_FIELDS.get(role, ()) and value not in (None, False, "", [], {}):
-                raise InvalidRequest(f"'{key}' on a {role} message cannot be sent to Anthropic; "
-                                     "leave it out.", param=f"{at}.{key}", code="unsupported_parameter")
+        refuse_foreign_fields(m, MESSAGE_FIELDS, at, "Anthropic")
         if role in ("system", "developer"):
             system += _text_blocks(m.get("content"), f"{at}.content")
             continue
