@@ -26,7 +26,7 @@ from switchboard_router.codecs import anthropic_native as native
 from switchboard_router.codecs.anthropic_native import NativeRelay
 from switchboard_router.codecs.anthropic_stream import AnthropicRelay
 from switchboard_router.codecs.anthropic_wire import message_object, map_error, to_chat_completion, tokens
-from switchboard_router.codecs.base import HttpRequest, message_texts, refuse_foreign_fields
+from switchboard_router.codecs.base import HttpRequest, alternating_turns, message_texts
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
@@ -169,41 +169,11 @@ def default_max_tokens(model: str) -> int:
 
 
 def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system text blocks, alternating user/assistant turns). Consecutive turns of one role are
-    merged (parallel tool results become one user turn), tool results first in their turn."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for i, m in enumerate(messages):
-        at = f"messages[{i}]"
-        role = m.get("role")
-        refuse_foreign_fields(m, MESSAGE_FIELDS, at, "Anthropic")
-        if role in ("system", "developer"):
-            system += _text_blocks(m.get("content"), f"{at}.content")
-            continue
-        if role == "user":
-            blocks = _user_blocks(m.get("content"), f"{at}.content")
-        elif role == "assistant":
-            blocks = _assistant_blocks(m, at)
-            if not blocks:
-                continue  # an empty assistant turn carries nothing Anthropic could take
-        elif role == "tool":
-            role, blocks = "user", [_tool_result(m, at)]
-        else:
-            raise InvalidRequest(f"Messages with role {role!r} cannot be sent to Anthropic.",
-                                 param=f"{at}.role", code="unsupported_value")
-        if not blocks:
-            raise InvalidRequest("A user message needs some content for Anthropic.",
-                                 param=f"{at}.content", code="invalid_value")
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks
-        else:
-            turns.append({"role": role, "content": blocks})
-    for turn in turns:
-        if turn["role"] == "user":  # tool_result blocks must open the turn that answers tool_use
-            content = turn["content"]
-            turn["content"] = [b for b in content if b["type"] == "tool_result"] + \
-                [b for b in content if b["type"] != "tool_result"]
-    return system, turns
+    """(system text blocks, alternating user/assistant turns), as codecs.base.alternating_turns."""
+    return alternating_turns(messages, provider="Anthropic", fields=MESSAGE_FIELDS,
+                             system=_text_blocks, user=_user_blocks, assistant=_assistant_blocks,
+                             tool=_tool_result, is_result=lambda b: b["type"] == "tool_result",
+                             empty_user="A user message needs some content for Anthropic.")
 
 
 def _text_blocks(content: Any, at: str) -> list[dict[str, Any]]:

@@ -107,3 +107,53 @@ def refuse_foreign_fields(message: dict[str, Any], fields: dict[str, tuple[str, 
         if key not in allowed and value not in (None, False, "", [], {}):
             raise InvalidRequest(f"'{key}' on a {role} message cannot be sent to {provider}; "
                                  "leave it out.", param=f"{at}.{key}", code="unsupported_parameter")
+
+
+Blocks = list[dict[str, Any]]
+
+
+def alternating_turns(messages: list[Any], *, provider: str, fields: dict[str, tuple[str, ...]],
+                      system: Callable[[Any, str], Blocks], user: Callable[[Any, str], Blocks],
+                      assistant: Callable[[dict[str, Any], str], Blocks],
+                      tool: Callable[[dict[str, Any], str], dict[str, Any]],
+                      is_result: Callable[[dict[str, Any]], bool], empty_user: str,
+                      user_first: bool = False) -> tuple[Blocks, Blocks]:
+    """Chat messages as the (system blocks, user/assistant turns) of a provider that takes
+    alternating turns (Anthropic's Messages, Bedrock's Converse): consecutive turns of one role
+    merged (parallel tool results become one user turn), tool results first in their turn, an
+    empty assistant turn dropped, any other role or an empty user turn a 400 naming it."""
+    system_blocks: Blocks = []
+    turns: Blocks = []
+    for i, m in enumerate(messages):
+        at = f"messages[{i}]"
+        role = m.get("role")
+        refuse_foreign_fields(m, fields, at, provider)
+        if role in ("system", "developer"):
+            system_blocks += system(m.get("content"), f"{at}.content")
+            continue
+        if role == "user":
+            blocks = user(m.get("content"), f"{at}.content")
+        elif role == "assistant":
+            blocks = assistant(m, at)
+            if not blocks:
+                continue  # an empty assistant turn carries nothing the provider could take
+        elif role == "tool":
+            role, blocks = "user", [tool(m, at)]
+        else:
+            raise InvalidRequest(f"Messages with role {role!r} cannot be sent to {provider}.",
+                                 param=f"{at}.role", code="unsupported_value")
+        if not blocks:
+            raise InvalidRequest(empty_user, param=f"{at}.content", code="invalid_value")
+        if user_first and not turns and role != "user":
+            raise InvalidRequest(f"{provider} needs the conversation to open with a user message "
+                                 "(after any system messages).", param=f"{at}.role", code="invalid_value")
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += blocks
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        if turn["role"] == "user":  # tool results open the turn that answers the tool calls
+            content = turn["content"]
+            turn["content"] = [b for b in content if is_result(b)] + \
+                [b for b in content if not is_result(b)]
+    return system_blocks, turns

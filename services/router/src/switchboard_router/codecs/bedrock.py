@@ -33,11 +33,7 @@ from switchboard_router.codecs import bedrock_native as native
 from switchboard_router.codecs.bedrock_errors import map_error
 from switchboard_router.codecs.bedrock_native import BedrockNativeRelay
 from switchboard_router.codecs.aws_auth import BearerAuth, RequestAuth, SigV4
-from switchboard_router.codecs.base import (
-    HttpRequest,
-    message_texts,
-    refuse_foreign_fields,
-)
+from switchboard_router.codecs.base import HttpRequest, alternating_turns, message_texts
 from switchboard_router.codecs.bedrock_answers import parse_answer, to_chat_completion, tokens
 from switchboard_router.codecs.bedrock_stream import BedrockRelay
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
@@ -169,42 +165,10 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
 
 def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system blocks, Converse messages): user first, roles merged, no blank text."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for i, m in enumerate(messages):
-        at = f"messages[{i}]"
-        role = m.get("role")
-        refuse_foreign_fields(m, MESSAGE_FIELDS, at, "Bedrock")
-        if role in ("system", "developer"):
-            system += _texts(m.get("content"), f"{at}.content")
-            continue
-        if role == "user":
-            blocks = _user_blocks(m.get("content"), f"{at}.content")
-        elif role == "assistant":
-            blocks = _assistant_blocks(m, at)
-            if not blocks:
-                continue  # an empty assistant turn carries nothing Bedrock could take
-        elif role == "tool":
-            role, blocks = "user", [_tool_result(m, at)]
-        else:
-            raise InvalidRequest(f"Messages with role {role!r} cannot be sent to Bedrock.",
-                                 param=f"{at}.role", code="unsupported_value")
-        if not blocks:
-            raise InvalidRequest("A user message needs some non-blank content for Bedrock.",
-                                 param=f"{at}.content", code="invalid_value")
-        if not turns and role != "user":
-            raise InvalidRequest("Bedrock needs the conversation to open with a user message "
-                                 "(after any system messages).", param=f"{at}.role", code="invalid_value")
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks
-        else:
-            turns.append({"role": role, "content": blocks})
-    for turn in turns:
-        if turn["role"] == "user":  # tool results open the turn that answers the tool calls
-            content = turn["content"]
-            turn["content"] = [b for b in content if "toolResult" in b] + \
-                [b for b in content if "toolResult" not in b]
-    return system, turns
+    return alternating_turns(messages, provider="Bedrock", fields=MESSAGE_FIELDS, system=_texts,
+                             user=_user_blocks, assistant=_assistant_blocks, tool=_tool_result,
+                             is_result=lambda b: "toolResult" in b, user_first=True,
+                             empty_user="A user message needs some non-blank content for Bedrock.")
 
 
 def _texts(content: Any, at: str) -> list[dict[str, Any]]:
