@@ -25,18 +25,15 @@ message_start and ping), abort-mid-stream, slow-<ms>, cache-write.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import itertools
 import re
-import secrets
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
 
+from tests.fakes.fake_server import FakeServer, json_or_none, serve_main
 from tests.fakes.anthropic_rules import ERRORS, SIGNATURE, Refusal, error_body, validate
 
 VERSIONS = frozenset({"2023-06-01", "2026-10-21"})  # SDK <= 1.17 and >= 2.0 send these
@@ -187,14 +184,11 @@ def stream_events(message: dict[str, Any], error_event: bool) -> list[bytes]:
 
 # --- the server -----------------------------------------------------------------------------
 
-class AnthropicFake:
+class AnthropicFake(FakeServer):
     def __init__(self, api_keys: Iterable[str] | None = None) -> None:
+        super().__init__()
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.requests: list[Recorded] = []
-        self._run = secrets.token_hex(4)
-        self._serial = itertools.count(1)
-        self.runner: web.AppRunner | None = None
-        self.base_url = ""
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
@@ -202,15 +196,9 @@ class AnthropicFake:
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         return app
 
-    def _id(self, prefix: str) -> str:
-        return f"{prefix}{self._run}{next(self._serial):016d}"
-
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        body = json_or_none(raw)
         self.requests.append(Recorded(request.path, dict(request.headers), body))
         try:
             self._authenticate(request)
@@ -251,10 +239,7 @@ class AnthropicFake:
         """The prompt's words (system, text, tool results) and each tool's JSON in 8-byte pieces,
         so that a count from here is told apart from the gateway's local estimate."""
         raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        body = json_or_none(raw)
         self.requests.append(Recorded(request.path, dict(request.headers), body))
         try:
             self._authenticate(request)
@@ -305,18 +290,6 @@ class AnthropicFake:
                 raise Refusal(400, f"unknown fake behavior {word!r}")
         return out
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> AnthropicFake:
-        self.runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{bound}"
-        return self
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 class _Ids:
@@ -337,19 +310,7 @@ async def start_anthropic_fake(api_keys: Iterable[str] | None = None) -> Anthrop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", type=Path)
-    args = parser.parse_args()
-
-    async def serve() -> None:
-        fake = await AnthropicFake().start(args.host, args.port)
-        if args.port_file:
-            args.port_file.write_text(fake.base_url.rsplit(":", 1)[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    serve_main(__doc__.splitlines()[0], lambda args: AnthropicFake())
 
 
 if __name__ == "__main__":

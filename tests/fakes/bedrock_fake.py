@@ -28,18 +28,15 @@ exception-first (one right after messageStart).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import itertools
 import re
-import secrets
-from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
 
+from tests.fakes.fake_server import FakeServer, json_or_none, serve_main
 from tests.fakes import bedrock_anthropic as anthropic
 from tests.fakes import bedrock_wire as wire
 from tests.fakes.bedrock_wire import Refusal
@@ -60,32 +57,25 @@ class Recorded(NamedTuple):
     json: Any
 
 
-class BedrockFake:
+class BedrockFake(FakeServer):
+    ID_DIGITS = 12
+
     def __init__(self, credentials: dict[str, str] | None = None, api_keys: frozenset[str] | None = None,
                  region: str = REGION) -> None:
+        super().__init__()
         self.credentials = credentials if credentials is not None else {ACCESS_KEY: SECRET_KEY}
         self.api_keys = api_keys if api_keys is not None else frozenset({API_KEY})
         self.region = region
         self.requests: list[Recorded] = []
-        self._run = secrets.token_hex(4)
-        self._serial = itertools.count(1)
-        self.runner: web.AppRunner | None = None
-        self.base_url = ""
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/model/{model_id}/{action}", self._handle)
         return app
 
-    def _id(self, prefix: str) -> str:
-        return f"{prefix}{self._run}{next(self._serial):012d}"
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        body = json_or_none(raw)
         # The model id as the path carried it, percent-encoded (…-v1%3A0), as it was signed.
         raw_segments = request.raw_path.split("?")[0].split("/")
         model_id, action = unquote(raw_segments[2]), raw_segments[3]
@@ -194,18 +184,6 @@ class BedrockFake:
                 raise Refusal("ValidationException", f"unknown fake behavior {word!r}")
         return out
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> BedrockFake:
-        self.runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{bound}"
-        return self
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 def _error(r: Refusal) -> web.Response:
@@ -219,19 +197,7 @@ async def start_bedrock_fake(**kw: Any) -> BedrockFake:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", type=Path)
-    args = parser.parse_args()
-
-    async def serve() -> None:
-        fake = await BedrockFake().start(args.host, args.port)
-        if args.port_file:
-            args.port_file.write_text(fake.base_url.rsplit(":", 1)[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    serve_main((__doc__ or "").splitlines()[0], lambda args: BedrockFake())
 
 
 if __name__ == "__main__":

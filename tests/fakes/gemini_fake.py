@@ -39,7 +39,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import itertools
 import re
 import secrets
 import time
@@ -54,6 +53,8 @@ from google.ai import generativelanguage_v1, generativelanguage_v1beta
 from google.auth import exceptions as google_exceptions
 from google.auth import jwt as google_jwt
 from google.protobuf import json_format
+
+from tests.fakes.fake_server import FakeServer, json_or_none, serve_main
 
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
 _WORD = re.compile(r"\s*\S+")
@@ -322,17 +323,14 @@ def sse_frame(data: dict[str, Any]) -> bytes:
 
 # --- the server -----------------------------------------------------------------------------
 
-class GeminiFake:
+class GeminiFake(FakeServer):
     def __init__(self, api_keys: Iterable[str] | None = None, vertex_public_key: bytes | None = None) -> None:
+        super().__init__()
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.vertex_public_key = vertex_public_key
         self.requests: list[Recorded] = []
         self.tokens_issued = 0
         self._tokens: dict[str, float] = {}  # access token -> expiry
-        self._run = secrets.token_hex(4)
-        self._serial = itertools.count(1)
-        self.runner: web.AppRunner | None = None
-        self.base_url = ""
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
@@ -373,10 +371,7 @@ class GeminiFake:
 
     async def _generate(self, request: web.Request, version: str, vertex: bool) -> web.StreamResponse:
         raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        body = json_or_none(raw)
         self.requests.append(Recorded(request.path_qs, dict(request.headers), body))
         model, _, method = request.match_info["call"].partition(":")
         stream = method == "streamGenerateContent"
@@ -480,18 +475,6 @@ class GeminiFake:
                 raise Refusal(400, f"unknown fake behavior {word!r}")
         return model, out
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> GeminiFake:
-        self.runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{bound}"
-        return self
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 async def start_gemini_fake(api_keys: Iterable[str] | None = None,
@@ -500,21 +483,11 @@ async def start_gemini_fake(api_keys: Iterable[str] | None = None,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", type=Path)
-    parser.add_argument("--vertex-key", type=Path, help="the service account's public key (PEM)")
-    args = parser.parse_args()
+    def vertex_key(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--vertex-key", type=Path, help="the service account's public key (PEM)")
 
-    async def serve() -> None:
-        public = args.vertex_key.read_bytes() if args.vertex_key else None
-        fake = await GeminiFake(vertex_public_key=public).start(args.host, args.port)
-        if args.port_file:
-            args.port_file.write_text(fake.base_url.rsplit(":", 1)[1])
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    serve_main(__doc__.splitlines()[0], lambda args: GeminiFake(
+        vertex_public_key=args.vertex_key.read_bytes() if args.vertex_key else None), vertex_key)
 
 
 if __name__ == "__main__":
