@@ -119,3 +119,39 @@ def test_one_request_is_one_trace_across_the_services(traced):
     text = b"".join(s.SerializeToString() for _, s in collector.snapshot())
     assert b"trace me" not in text and secret.encode() not in text
     assert PROVIDER_KEY.encode() not in text
+
+
+def test_each_provider_attempt_is_its_own_span_under_the_request(traced):
+    stack, collector = traced
+    _, secret = create_key(stack)
+    ok = post(stack, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "one try"}]},
+              key=secret)
+    failed = post(stack, {"model": "gpt-4o-mini",
+                          "messages": [{"role": "user", "content": "fail [fake:error-500]"}]}, key=secret)
+    assert ok.status_code == 200 and failed.status_code == 502, failed.text
+
+    def spans_of(request_id: str) -> tuple[object | None, list]:
+        snapshot = [s for _, s in collector.snapshot()]
+        genai = next((s for s in snapshot if s.name == "chat gpt-4o-mini"
+                      and _attributes(s).get("switchboard.request_id") == request_id), None)
+        if genai is None:
+            return None, []
+        return genai, sorted((s for s in snapshot if s.parent_span_id == genai.span_id
+                              and s.name.startswith("attempt ")),
+                             key=lambda s: _attributes(s)["switchboard.attempt"])
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            spans_of(ok.headers["x-request-id"])[1] and spans_of(failed.headers["x-request-id"])[1]):
+        time.sleep(0.2)
+    _, (only,) = spans_of(ok.headers["x-request-id"])
+    attributes = _attributes(only)
+    assert attributes["gen_ai.provider.name"] == "openai" and "error.type" not in attributes
+    assert attributes["switchboard.attempt"] == 1
+    genai, attempts = spans_of(failed.headers["x-request-id"])
+    # Every attempt (a failover's, a retry's) is a span, each here ended by the fake's 500.
+    assert attempts, "no attempt span under the failed request"
+    assert [_attributes(s)["switchboard.attempt"] for s in attempts] == list(range(1, len(attempts) + 1))
+    assert {_attributes(s)["error.type"] for s in attempts} == {"upstream_error"}
+    assert all(genai.start_time_unix_nano <= s.start_time_unix_nano <= s.end_time_unix_nano
+               <= genai.end_time_unix_nano for s in attempts)

@@ -23,6 +23,7 @@ from switchboard_common.errors import (
 )
 from switchboard_common.models import model_allowed
 
+from switchboard_router import spans
 from switchboard_router.budgets import Budgets
 from switchboard_router.cache import CACHE_HEADER, Entry, Plan, Recording, ResponseCache
 from switchboard_router.cache.replay import replay
@@ -305,10 +306,12 @@ class Gateway:
                 reply = await self._providers[target.deployment.provider].send(
                     self._call(request, ctx, target))
             except RETRYABLE as exc:
+                spans.attempt(ex, target, started, exc.code or exc.error_type)
                 error = self._attempt_failed(exc, target, ctx)
                 continue
             finally:
                 stats.end()
+            spans.attempt(ex, target, started)
             stats.answered(time.perf_counter() - started)
             ex.answered, ex.usage, ex.completion_text = True, reply.usage, reply.text
             announce(ctx, target, ex.attempts)
@@ -342,8 +345,10 @@ class Gateway:
                 stats.end()
                 if not isinstance(exc, RETRYABLE):
                     raise
+                spans.attempt(ex, target, started, exc.code or exc.error_type)
                 error = self._attempt_failed(exc, target, ctx)
                 continue
+            spans.attempt(ex, target, started)  # a stream's attempt: until its first bytes
             stats.answered(time.perf_counter() - started, stream=True)
             announce(ctx, target, ex.attempts)
             return target, tally, pieces, first

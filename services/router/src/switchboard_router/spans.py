@@ -4,8 +4,10 @@ Built once the request's usage is final, with the times it began and ended, so n
 allocated while it runs and tracing off costs one boolean test: a CLIENT span named
 `{gen_ai.operation.name} {gen_ai.request.model}` with the GenAI semantic-convention attributes
 (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/), a child of the RPC's span, and
-a PRODUCER span for the usage event whose `traceparent` goes into the event's NATS headers, so
-billing's consumer span links to it. Prompts and answers are never attributes.
+a child span per provider attempt (failovers and retries each their own, with the deployment and
+the error that ended it), and a PRODUCER span for the usage event whose `traceparent` goes into
+the event's NATS headers, so billing's consumer span links to it. Prompts and answers are never
+attributes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from switchboard_router.domain import Endpoint, Tokens
 
 _OPERATION = {Endpoint.CHAT: "chat", Endpoint.COMPLETIONS: "text_completion",
               Endpoint.EMBEDDINGS: "embeddings", Endpoint.MODERATIONS: "moderations"}
+
+
+def attempt(ex: Any, target: Any, began: float, error: str = "") -> None:
+    """Notes one provider attempt of a request (a usage.Exchange) for its span; nothing when
+    tracing is off."""
+    if not tracing.enabled():
+        return
+    if ex.attempt_log is None:
+        ex.attempt_log = []
+    ex.attempt_log.append((target, began, time.perf_counter(), error))
 
 
 def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
@@ -55,6 +67,18 @@ def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     if ex.outcome.name != "SUCCESS":
         span.set_status(Status(StatusCode.ERROR, ex.error_type or ex.outcome.name.lower()))
     span.end(end_time=now_ns - int((now_perf - ended) * 1e9))
+    for number, (target, began, finished, error) in enumerate(ex.attempt_log or (), start=1):
+        deployment = target.deployment
+        child = tracer.start_span(
+            f"attempt {deployment.name}", context=trace.set_span_in_context(span),
+            kind=SpanKind.CLIENT, start_time=now_ns - int((now_perf - began) * 1e9), attributes={
+                "gen_ai.provider.name": deployment.provider,
+                "gen_ai.request.model": target.upstream_model,
+                "switchboard.deployment": deployment.name, "switchboard.attempt": number,
+                **({"error.type": error} if error else {})})
+        if error:
+            child.set_status(Status(StatusCode.ERROR, error))
+        child.end(end_time=now_ns - int((now_perf - finished) * 1e9))
     publish = tracer.start_span(f"publish {subject}", context=trace.set_span_in_context(span),
                                 kind=SpanKind.PRODUCER, attributes={
                                     "messaging.system": "nats",

@@ -77,6 +77,8 @@ class Exchange:
     body: dict | None = None  # the request, to count prompt tokens if the provider gave none
     target: Target | None = None  # the deployment tried last
     attempts: int = 0  # deployments tried (the routing decision, as x-switchboard-attempts says)
+    # With tracing on: (target, began, ended, error code) of each attempt, for its span (spans.py).
+    attempt_log: list[tuple[Target, float, float, str]] | None = None
     cache_hit: bool = False  # answered from the response cache: costs 0, no provider was called
     answered: bool = False  # the provider answered (a reply, or a stream's first bytes)
     first_byte: float | None = None
