@@ -83,24 +83,21 @@ class Gateway:
         self._retrier = retrier  # passes again over the deployments (retries.py)
         self._cache = cache  # answers kept for requests that opt in (cache/)
 
-    def serve(self, endpoint: Endpoint, ctx: RequestContext, body: bytes | dict[str, Any], *,
-              raising: bool = False) -> AsyncGenerator[tuple[str, bytes], None]:
+    def serve(self, endpoint: Endpoint, ctx: RequestContext,
+              body: bytes | dict[str, Any]) -> AsyncGenerator[tuple[str, bytes], None]:
         """For the edge: (content type, bytes) messages, one JSON message or SSE messages ending in
         [DONE]. An ApiError raised before the first message is the whole answer; after it, the
-        stream carries the error as an event instead, which the OpenAI SDKs raise (envoy-edge.md §3c).
-        `raising`: the error is raised wherever it happens, as for the typed twins (whose inbound
-        translations read these bytes), so the RPC ends with its real status."""
-        return self._serve(endpoint, ctx, body, None, raising)
+        stream carries the error as an event instead, which the OpenAI SDKs raise (envoy-edge.md §3c)."""
+        return self._serve(endpoint, ctx, body, None)
 
     def serve_objects(self, endpoint: Endpoint, ctx: RequestContext, body: dict[str, Any],
                       make: Callable[[dict[str, Any]], T]) -> AsyncGenerator[T, None]:
         """For the typed twins: `make` of each of the answer's JSON objects (the whole answer, or
         each chunk of a stream), each parsed once. An error is raised wherever it happens."""
-        return self._serve(endpoint, ctx, body, make, True)
+        return self._serve(endpoint, ctx, body, make)
 
     async def _serve(self, endpoint: Endpoint, ctx: RequestContext, body: bytes | dict[str, Any],
-                     make: Callable[[dict[str, Any]], Any] | None,
-                     raising: bool) -> AsyncGenerator[Any, None]:
+                     make: Callable[[dict[str, Any]], Any] | None) -> AsyncGenerator[Any, None]:
         ex = Exchange(request_id=ctx.request_id, endpoint=endpoint, started=ctx.started)
         try:
             request, caller = await self._admit(endpoint, ctx, body, ex)
@@ -150,7 +147,7 @@ class Gateway:
                 if observer is not None:
                     await observer.end(True)
         except _Midway as midway:
-            if raising:
+            if make is not None:
                 raise midway.error from None
             # What an output guardrail released before it stopped the stream goes out first.
             released = getattr(midway.error, "released", b"")

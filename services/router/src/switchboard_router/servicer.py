@@ -223,13 +223,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def CreateMessage(self, request: gateway_pb2.MessageRequest, context) -> gateway_pb2.Message:
         ctx = request_context(context)
-        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=False), typed=True)
+        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=False))
         return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Message))
 
     async def StreamMessage(self, request: gateway_pb2.MessageRequest,
                             context) -> AsyncGenerator[gateway_pb2.MessageStreamEvent, None]:
         ctx = request_context(context)
-        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=True), typed=True)
+        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=True))
         async for event in _streamed(context, ctx, typed_inbound.answers(
                 pieces, gateway_pb2.MessageStreamEvent)):
             yield event
@@ -237,13 +237,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def CreateResponse(self, request: gateway_pb2.ResponseRequest,
                              context) -> gateway_pb2.Response:
         ctx = request_context(context)
-        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=False), typed=True)
+        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=False))
         return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Response))
 
     async def StreamResponse(self, request: gateway_pb2.ResponseRequest,
                              context) -> AsyncGenerator[gateway_pb2.ResponseStreamEvent, None]:
         ctx = request_context(context)
-        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=True), typed=True)
+        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=True))
         async for event in _streamed(context, ctx, typed_inbound.answers(
                 pieces, gateway_pb2.ResponseStreamEvent)):
             yield event

@@ -55,7 +55,8 @@ def _whole_numbers(value: Any) -> Any:
 async def answers(pieces: AsyncGenerator[tuple[str, bytes], None],
                   cls: type[M]) -> AsyncGenerator[M, None]:
     """The route's answer as `cls` messages: its JSON whole, or each SSE event's object. An error
-    event (a stream the API's events could not carry) is raised as the error it reports."""
+    event (the stream failed after its first event) is raised as the error it reports, so the RPC
+    ends with that status, as a chat twin's does."""
     decoder = SseDecoder()
     async with aclosing(pieces) as it:
         async for content_type, data in it:

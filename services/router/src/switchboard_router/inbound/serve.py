@@ -51,17 +51,17 @@ class Inbound:
         return await in_worker(chat_chars(chat_messages, tools), self._tokenizer.count_chat,
                                chat["model"], chat_messages, tools)
 
-    async def messages(self, ctx: RequestContext, data: bytes, *, typed: bool = False) -> Pieces:
-        """POST /v1/messages (`typed`: for the typed twin, an error midway is raised, not sent)."""
+    async def messages(self, ctx: RequestContext, data: bytes) -> Pieces:
+        """POST /v1/messages."""
         chat = messages.to_chat(await self._body(ctx, data))
         model = chat["model"]
         if not chat.get("stream"):
-            async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat, raising=typed)) as pieces:
+            async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
                 async for _, answer in pieces:
                     yield JSON, orjson.dumps(messages.from_chat(orjson.loads(answer), model))
             return
         stream = messages.MessagesStream(model, await self._estimate(chat))
-        async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat, raising=typed)) as pieces:
+        async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
             async for _, piece in pieces:
                 out = stream.feed(piece)
                 if out:
@@ -78,9 +78,8 @@ class Inbound:
         count = await self._estimate(chat)
         return orjson.dumps({"input_tokens": count}), "estimate"
 
-    async def responses(self, ctx: RequestContext, data: bytes, *, typed: bool = False) -> Pieces:
-        """POST /v1/responses: stored (and continuing a stored one) when asked (`typed`: for the
-        typed twin, an error midway is raised, not sent)."""
+    async def responses(self, ctx: RequestContext, data: bytes) -> Pieces:
+        """POST /v1/responses: stored (and continuing a stored one) when asked."""
         caller = await self._admission.admit(ctx.key, "")  # 401 before 400, as on every route
         body = parse_json(data)
         chat = responses.to_chat(body, storing=self._storing)
@@ -94,7 +93,7 @@ class Inbound:
             record = await self._stored.begin(caller, skeleton, responses.input_items(body["input"]))
         stream = ResponsesStream(skeleton) if chat.get("stream") else None
         try:
-            async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat, raising=typed)) as pieces:
+            async with aclosing(self._gateway.serve(Endpoint.CHAT, ctx, chat)) as pieces:
                 async for _, piece in pieces:
                     if stream is None:
                         whole = from_chat(orjson.loads(piece), skeleton)
@@ -107,10 +106,6 @@ class Inbound:
                         await record.end(stream.result())  # before the client has the last event
                     if out:
                         yield SSE, out
-        except ApiError as exc:
-            if stream is not None and stream.error is None:
-                stream.error = exc.to_openai()["error"]  # stored as `failed`, as the REST stream's
-            raise
         finally:
             if record is not None and not record.ended:
                 _cut(record, stream)
