@@ -36,6 +36,7 @@ OPENAI_ROUTES = {"ChatCompletions", "Completions", "Embeddings", "Moderations",
 TWIN_REQUESTS = {"CreateChatCompletion": "ChatCompletionRequest",
                  "StreamChatCompletion": "ChatCompletionRequest",
                  "CreateMessage": "MessageRequest", "StreamMessage": "MessageRequest",
+                 "CountMessageTokensTyped": "MessageRequest",
                  "CreateResponse": "ResponseRequest", "StreamResponse": "ResponseRequest"}
 TYPED_TWINS = set(TWIN_REQUESTS)
 GATEWAY = "switchboard.gateway.v1.GatewayService"

@@ -234,6 +234,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 pieces, gateway_pb2.MessageStreamEvent)):
             yield event
 
+    async def CountMessageTokensTyped(self, request: gateway_pb2.MessageRequest,
+                                      context) -> gateway_pb2.MessageTokenCount:
+        ctx = request_context(context)
+        data, source = await self._served().count_message_tokens(ctx, typed_inbound.body(request))
+        ctx.headers.append((COUNT_SOURCE_HEADER, source))
+        await _headers(context, ctx)
+        return typed.to_message(orjson.loads(data), gateway_pb2.MessageTokenCount)
+
     async def CreateResponse(self, request: gateway_pb2.ResponseRequest,
                              context) -> gateway_pb2.Response:
         ctx = request_context(context)

@@ -31,13 +31,15 @@ _REPORTED: dict[str, type[ApiError]] = {
     "overloaded_error": ServiceUnavailable, "service_unavailable": ServiceUnavailable}
 
 
-def body(request: Message, *, stream: bool) -> bytes:
-    """The typed request as the route's JSON body: its extra_body merged in, "stream" the RPC's."""
+def body(request: Message, *, stream: bool | None = None) -> bytes:
+    """The typed request as the route's JSON body: its extra_body merged in, "stream" the RPC's
+    (None: a route without one, count_tokens)."""
     out = _whole_numbers(typed.to_json(request))
     extra = out.pop("extra_body", None)
     if extra:
         out.update(extra)
-    out["stream"] = stream
+    if stream is not None:
+        out["stream"] = stream
     return orjson.dumps(out)
 
 

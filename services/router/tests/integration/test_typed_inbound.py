@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 import orjson
+from google.api import httpbody_pb2
 import pytest
 from router_fakes import ANSWER
 from router_harness import start_router, stop_router
@@ -197,3 +198,20 @@ async def test_a_stream_cut_midway_ends_with_its_real_status(router):
     assert stored["status"] == "failed" and stored["error"]["code"] == "server_error"
     records = await router.events(2)
     assert [(e.outcome, e.http_status) for _, e in records] == [(events_pb2.OUTCOME_ERROR, 502)] * 2
+
+
+async def test_counting_a_message_s_tokens_as_the_route_does(router):
+    request = pb.MessageRequest(model="ok-model", system=[_text("Be brief.")],
+                                messages=[pb.MessageParam(role="user", content=[_text("hi there")])])
+    call = router.stub.CountMessageTokensTyped(request, metadata=router.md())
+    count = await call
+    rest = await router.stub.CountMessageTokens(httpbody_pb2.HttpBody(data=orjson.dumps({
+        "model": "ok-model", "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi there"}]})), metadata=router.md())
+    assert count.input_tokens == orjson.loads(rest.data)["input_tokens"] > 0
+    assert dict(await call.initial_metadata())["x-switchboard-token-count"] == "estimate"
+
+    request.max_tokens = 10  # count_tokens takes no max_tokens: refused, not ignored
+    error = await _refused(router.stub.CountMessageTokensTyped(request, metadata=router.md()))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "max_tokens" in error.details()
+    assert router.upstream.requests == []  # counted locally
