@@ -97,7 +97,9 @@ INTERNAL_ONLY = {
     f"{AUTH}.SetSealedCredential", f"{AUTH}.ListSealedCredentials", f"{AUTH}.DeleteSealedCredential",
 }
 # Public to native gRPC clients (through the edge's listener, key in metadata), not bound to REST.
-GRPC_ONLY = {f"{GW}.CreateChatCompletion", f"{GW}.StreamChatCompletion"}
+GRPC_ONLY = {f"{GW}.CreateChatCompletion", f"{GW}.StreamChatCompletion", f"{GW}.CreateMessage",
+             f"{GW}.StreamMessage", f"{GW}.CountMessageTokensTyped", f"{GW}.CreateResponse",
+             f"{GW}.StreamResponse"}
 # The typed admin RPCs with a body: gRPC clients call them on the service's own port; REST reaches
 # each through its `<Rpc>Json` twin, which reads the body strictly (the transcoder would drop
 # unknown fields silently) and then calls the typed RPC.

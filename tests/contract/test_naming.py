@@ -31,8 +31,14 @@ VERB_NOUN = re.compile(rf"^({'|'.join(VERBS)})((?:[A-Z][a-z0-9]*)+)$")
 OPENAI_ROUTES = {"ChatCompletions", "Completions", "Embeddings", "Moderations",
                  "Messages", "CountMessageTokens", "Responses"}
 # ... and the typed twins of ChatCompletions take the route's own body, ChatCompletionRequest, so
-# both twins accept exactly the JSON the route does, and stream OpenAI's chunk shape.
-TYPED_TWINS = {"CreateChatCompletion", "StreamChatCompletion"}
+# both twins accept exactly the JSON the route does, and stream OpenAI's chunk shape; the twins of
+# Messages and Responses likewise share their route's body and stream the API's own events.
+TWIN_REQUESTS = {"CreateChatCompletion": "ChatCompletionRequest",
+                 "StreamChatCompletion": "ChatCompletionRequest",
+                 "CreateMessage": "MessageRequest", "StreamMessage": "MessageRequest",
+                 "CountMessageTokensTyped": "MessageRequest",
+                 "CreateResponse": "ResponseRequest", "StreamResponse": "ResponseRequest"}
+TYPED_TWINS = set(TWIN_REQUESTS)
 GATEWAY = "switchboard.gateway.v1.GatewayService"
 # ... and an admin route with a body is served by `<Rpc>Json`, the JSON twin of a typed `<Rpc>`:
 # it takes `<Rpc>JsonRequest` (the path's fields and `google.api.HttpBody body`) and returns what
@@ -79,7 +85,7 @@ def test_documented_exceptions_are_what_they_claim():
         assert rpc.input == protoset.HTTP_BODY and rpc.output == protoset.HTTP_BODY, name
     for name in TYPED_TWINS:
         rpc = by_name[(GATEWAY, name)]
-        assert rpc.input == "switchboard.gateway.v1.ChatCompletionRequest", name
+        assert rpc.input == f"switchboard.gateway.v1.{TWIN_REQUESTS[name]}", name
         assert rpc.http_rules() == [], f"{name} is a typed twin for internal clients only"
 
 

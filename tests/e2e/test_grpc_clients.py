@@ -86,3 +86,56 @@ def test_typed_answers_keep_the_fields_the_proto_does_not_know(stub):
     chunks = list(stub.StreamChatCompletion(request("typed extra"), metadata=md, timeout=10))
     # ... and its chunks "service_tier", which ChatCompletionChunk lacks.
     assert {c.extra_fields["service_tier"] for c in chunks} == {"default"}
+
+
+def _user(text: str) -> gateway_pb2.MessageParam:
+    return gateway_pb2.MessageParam(role="user", content=[gateway_pb2.ContentBlock(type="text", text=text)])
+
+
+def test_typed_message_twins_with_a_tool_round_trip(stub):
+    stub, md = stub
+    reply = stub.CreateMessage(gateway_pb2.MessageRequest(
+        model="gpt-4o-mini", max_tokens=50, messages=[_user("typed message")]), metadata=md, timeout=10)
+    assert isinstance(reply, gateway_pb2.Message) and reply.content[0].text == "Echo: typed message"
+    assert reply.stop_reason == "end_turn" and reply.usage.output_tokens > 0
+
+    request = gateway_pb2.MessageRequest(
+        model="gpt-4o-mini", max_tokens=50, messages=[_user("call_tool for Paris")],
+        tools=[gateway_pb2.MessageTool(name="weather")])
+    request.tools[0].input_schema.update({"type": "object", "properties": {"city": {"type": "string"}}})
+    events = list(stub.StreamMessage(request, metadata=md, timeout=10))
+    kinds = [e.type for e in events if e.type != "ping"]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    block = next(e.content_block for e in events if e.type == "content_block_start")
+    assert (block.type, block.name) == ("tool_use", "weather")
+    assert next(e for e in events if e.type == "message_delta").delta.stop_reason == "tool_use"
+
+    used = gateway_pb2.ContentBlock(type="tool_use", id=block.id, name="weather")
+    used.input.update({"city": "Paris"})
+    request.messages.extend([
+        gateway_pb2.MessageParam(role="assistant", content=[used]),
+        gateway_pb2.MessageParam(role="user", content=[gateway_pb2.ContentBlock(
+            type="tool_result", tool_use_id=block.id,
+            content=[gateway_pb2.ContentBlock(type="text", text="sunny")])])])
+    reply = stub.CreateMessage(request, metadata=md, timeout=10)
+    assert reply.content[0].text == "Echo: sunny"
+
+
+def test_typed_response_twins_continue_a_stored_response(stub):
+    stub, md = stub
+
+    def ask(text: str) -> list[gateway_pb2.ResponseItem]:
+        return [gateway_pb2.ResponseItem(type="message", role="user", content=[
+            gateway_pb2.ResponseContent(type="input_text", text=text)])]
+
+    first = stub.CreateResponse(gateway_pb2.ResponseRequest(model="gpt-4o-mini", input=ask("typed one")),
+                                metadata=md, timeout=10)
+    assert first.status == "completed" and first.output[0].content[0].text == "Echo: typed one"
+    events = list(stub.StreamResponse(gateway_pb2.ResponseRequest(
+        model="gpt-4o-mini", input=ask("typed two"), previous_response_id=first.id),
+        metadata=md, timeout=10))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.previous_response_id == first.id and final.output[0].content[0].text == "Echo: typed two"

@@ -35,6 +35,10 @@ KNOWN_ELSEWHERE = frozenset({
     "SWITCHBOARD_ROUTER_MEMORY_TARGET", "SWITCHBOARD_ROUTER_REPLICA_ID",
     # The router's and auth's deadline on calls to billing (budget leases, prices, SetBudget).
     "SWITCHBOARD_BILLING_TIMEOUT_SECONDS",
+    # The key stored provider credentials are sealed under: read by the router's sealing.py and
+    # the CLI, the same name on every replica (not a settings field, so never in a repr).
+    "SWITCHBOARD_CREDENTIALS_KEY", "SWITCHBOARD_CREDENTIALS_KEY_FILE",
+    "SWITCHBOARD_CREDENTIALS_PREVIOUS_KEYS",
 })
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import orjson
@@ -19,7 +19,7 @@ from switchboard_common.interceptors import current_request_id
 from switchboard_common.models import model_allowed
 from switchboard_common.strict_json import json_twin, refuse_query_override
 
-from switchboard_router import routing_stats, typed
+from switchboard_router import routing_stats, typed, typed_inbound
 from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
@@ -32,6 +32,7 @@ from switchboard_router.preference import PREFERRED_MODEL_HEADER
 from switchboard_router.routing import Routes
 
 HttpBody = httpbody_pb2.HttpBody
+T = TypeVar("T")
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -207,29 +208,79 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         body = typed_body(request)
         body["stream"] = False
         body.pop("stream_options", None)
-        answer = None
-        async with aclosing(self._gateway.serve_objects(Endpoint.CHAT, ctx, body,
-                                                        _typed(gateway_pb2.ChatCompletion))) as out:
-            async for answer in out:  # noqa: B007 - the last object is the whole answer
-                pass
-        assert answer is not None, "a unary answer is always one object"
-        await _headers(context, ctx)
-        return answer
+        return await _unary(context, ctx, self._gateway.serve_objects(
+            Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletion)))
 
     async def StreamChatCompletion(self, request: gateway_pb2.ChatCompletionRequest,
                                    context) -> AsyncGenerator[gateway_pb2.ChatCompletionChunk, None]:
         ctx = request_context(context)
         body = typed_body(request)
         body["stream"] = True
-        first = True
-        async with aclosing(self._gateway.serve_objects(
-                Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletionChunk))) as chunks:
-            async for chunk in chunks:
-                if first:
-                    await _headers(context, ctx)
-                    first = False
-                yield chunk
-        _trailers(context, ctx)
+        async for chunk in _streamed(context, ctx, self._gateway.serve_objects(
+                Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletionChunk))):
+            yield chunk
+
+    # The twins of Messages and Responses: the route's JSON body, served by the route's code.
+
+    async def CreateMessage(self, request: gateway_pb2.MessageRequest, context) -> gateway_pb2.Message:
+        ctx = request_context(context)
+        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=False))
+        return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Message))
+
+    async def StreamMessage(self, request: gateway_pb2.MessageRequest,
+                            context) -> AsyncGenerator[gateway_pb2.MessageStreamEvent, None]:
+        ctx = request_context(context)
+        pieces = self._served().messages(ctx, typed_inbound.body(request, stream=True))
+        async for event in _streamed(context, ctx, typed_inbound.answers(
+                pieces, gateway_pb2.MessageStreamEvent)):
+            yield event
+
+    async def CountMessageTokensTyped(self, request: gateway_pb2.MessageRequest,
+                                      context) -> gateway_pb2.MessageTokenCount:
+        ctx = request_context(context)
+        data, source = await self._served().count_message_tokens(ctx, typed_inbound.body(request))
+        ctx.headers.append((COUNT_SOURCE_HEADER, source))
+        await _headers(context, ctx)
+        return typed.to_message(orjson.loads(data), gateway_pb2.MessageTokenCount)
+
+    async def CreateResponse(self, request: gateway_pb2.ResponseRequest,
+                             context) -> gateway_pb2.Response:
+        ctx = request_context(context)
+        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=False))
+        return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Response))
+
+    async def StreamResponse(self, request: gateway_pb2.ResponseRequest,
+                             context) -> AsyncGenerator[gateway_pb2.ResponseStreamEvent, None]:
+        ctx = request_context(context)
+        pieces = self._served().responses(ctx, typed_inbound.body(request, stream=True))
+        async for event in _streamed(context, ctx, typed_inbound.answers(
+                pieces, gateway_pb2.ResponseStreamEvent)):
+            yield event
+
+
+async def _unary(context, ctx: RequestContext, answers: AsyncGenerator[T, None]) -> T:
+    """A typed twin's whole answer: the last (only) object, then the call's headers."""
+    answer = None
+    async with aclosing(answers) as out:
+        async for answer in out:  # noqa: B007 - the last object is the whole answer
+            pass
+    assert answer is not None, "a unary answer is always one object"
+    await _headers(context, ctx)
+    return answer
+
+
+async def _streamed(context, ctx: RequestContext,
+                    objects: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """A typed twin's stream: headers with the first object (an error before it leaves as the
+    whole status), trailers at the end."""
+    first = True
+    async with aclosing(objects) as out:
+        async for obj in out:
+            if first:
+                await _headers(context, ctx)
+                first = False
+            yield obj
+    _trailers(context, ctx)
 
 
 def request_context(context) -> RequestContext:
