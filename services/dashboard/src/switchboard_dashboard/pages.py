@@ -80,7 +80,7 @@ async def usage(request: web.Request) -> web.Response:
     buckets = chart.hours(now, CHART_HOURS)
     groups = by_hour.get("groups", [])
     return render(request, "usage.html", page_name="usage", totals=by_hour.get("totals", {}),
-                  charts=[chart.build(groups, buckets, "requests"), chart.build(groups, buckets, "cost")],
+                  charts=[chart.build(groups, buckets, metric) for metric in ("requests", "total_tokens", "cost")],
                   providers=by_provider.get("groups", []), by_key=by_key.get("groups", []),
                   since=window["start_time"])
 
