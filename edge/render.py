@@ -169,7 +169,8 @@ def _metrics_cluster(name: str, target: str) -> dict:
 
 def _dashboard_cluster(cfg: EdgeConfig) -> dict:
     # Plain HTTP/1.1, health-checked on its own /ui/healthz like the gRPC services are.
-    return {"name": DASHBOARD_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "1s",
+    # RING_HASH on the route's affinity cookie: a browser stays with the replica holding its session.
+    return {"name": DASHBOARD_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "1s", "lb_policy": "RING_HASH",
             "load_assignment": {"cluster_name": DASHBOARD_CLUSTER, "endpoints": [{"lb_endpoints": [
                 _endpoint(t) for t in cfg.dashboard_target.split(",") if t.strip()]}]},
             "health_checks": [{"timeout": _seconds(cfg.health_check_timeout_seconds),

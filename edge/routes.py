@@ -134,11 +134,18 @@ def metrics_paths(services: Iterable[str], admin_cluster: str) -> list[dict]:
     return routes
 
 
+# The dashboard keeps sessions in each replica's memory: a browser must keep reaching the same
+# replica. Envoy sets this cookie (a session cookie) on a browser's first request and hashes it.
+DASHBOARD_AFFINITY_COOKIE = "sb_dashboard_route"
+
+
 def dashboard(cluster: str) -> list[dict]:
     """/ui/ and everything under it to the dashboard as plain HTTP (no transcoding, no error
-    shaping: its pages are HTML); /ui alone redirects there."""
+    shaping: its pages are HTML), each browser to one replica; /ui alone redirects there."""
+    affinity = [{"cookie": {"name": DASHBOARD_AFFINITY_COOKIE, "ttl": "0s", "path": "/ui"}}]
     return [{"match": {"path": "/ui"}, "redirect": {"path_redirect": "/ui/"}, **_LOCAL},
-            {"match": {"prefix": "/ui/"}, "route": {"cluster": cluster, "timeout": "30s"},
+            {"match": {"prefix": "/ui/"},
+             "route": {"cluster": cluster, "timeout": "30s", "hash_policy": affinity},
              **_per_filter(disabled=[TRANSCODER, ERRORS])}]
 
 
