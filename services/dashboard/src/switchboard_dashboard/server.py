@@ -49,7 +49,8 @@ async def _client(app: web.Application):
 
 async def run(settings: DashboardSettings) -> None:
     """Serve until SIGTERM or SIGINT, then finish the requests in flight."""
-    runner = web.AppRunner(build(settings), access_log=None)  # the middleware logs each request
+    # access_log off: the middleware logs each request, without its headers (cookies, keys).
+    runner = web.AppRunner(build(settings), access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port)
     await site.start()

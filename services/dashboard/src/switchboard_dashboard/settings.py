@@ -20,6 +20,8 @@ class DashboardSettings(BaseSettings):
     # Sessions kept at once (a login past it drops the oldest): memory stays bounded.
     max_sessions: int = Field(default=10000, ge=1)
     api_timeout_seconds: float = Field(default=15.0, gt=0)
+    # After SIGTERM: how long requests in flight may take to finish.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     log_format: str = "json"
 
