@@ -27,13 +27,15 @@ def browser(stack):
 
 @pytest.fixture(scope="module")
 def two_tenants(stack):
-    """Two tenants, each with a tenant admin and a member key: {tenant: (admin secret, member key id)}."""
+    """Two tenants, each with a tenant admin and a member key that made one request:
+    {tenant: (admin secret, member key id)}."""
     made = {}
     for tenant in (unique("ui-a"), unique("ui-b")):
         ok(call(stack, "POST", "/api/tenants", json={"tenant_id": tenant}))
         admin = ok(call(stack, "POST", "/api/keys", json={"name": "boss", "tenant_id": tenant,
                                                          "role": "tenant_admin"}))
         member = ok(call(stack, "POST", "/api/keys", json={"name": "app", "tenant_id": tenant}))
+        assert ok(chat(stack, member["secret"]))
         made[tenant] = (admin["secret"], member["key"]["key_id"])
     return made
 
@@ -157,7 +159,19 @@ def test_a_tenant_admin_sees_only_its_own_tenants_keys(stack, browser, two_tenan
     # It can make keys in its own tenant only.
     made = browser.submit(page, "/ui/keys", name=unique("a-app"), role="member", tenant_id=b)
     assert made.status_code == 400 and "No tenant" in made.text
-    assert b_member not in browser.get("/ui/budgets").text
+    # Usage too is its tenant's only (billing scopes it): a's member shows, b's never does.
+    def usage_with_a():
+        text = browser.get("/ui/usage").text
+        return text if a_member in text else None
+
+    usage = wait_until(usage_with_a, timeout=20)
+    assert usage and b_member not in usage
+    for where in ("budgets", "guardrails"):
+        other = browser.get(f"/ui/{where}")
+        assert other.status_code == 200 and b_member not in other.text and b not in other.text
+    # Routing health is the admins' (the API says 403): the page says so rather than fail.
+    routing = browser.get("/ui/routing")
+    assert routing.status_code == 403 and "need an admin key" in routing.text
 
 
 def test_logout_ends_the_session_on_the_server(stack, browser):
