@@ -2,8 +2,9 @@
 
 The cookie carries only a random session id. Each session has its own CSRF token that every POST
 form must echo. A session ends at its expiry (absolute, from login) or at logout; the store is
-bounded, dropping the oldest session first. Nothing here is logged: ids, tokens and keys are
-secrets.
+bounded, dropping the oldest session first. Login forms' sessions (no key yet) are bounded apart,
+so a flood of login-page loads cannot push logged-in users out. Nothing here is logged: ids,
+tokens and keys are secrets.
 """
 
 from __future__ import annotations
@@ -50,37 +51,43 @@ class SessionStore:
         self._ttl = ttl_seconds
         self._max = max_sessions
         self._clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()  # oldest first
+        # Oldest first: logged-in sessions, and login forms' sessions apart.
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._sessions) + len(self._anonymous)
 
     def start(self, api_key: str = "") -> Session:
         """A new session with fresh id and CSRF token; logged in when `api_key` is given."""
-        self._drop_expired()
-        while len(self._sessions) >= self._max:
-            self._sessions.popitem(last=False)
+        pool = self._sessions if api_key else self._anonymous
+        self._drop_expired(pool)
+        while len(pool) >= self._max:
+            pool.popitem(last=False)
         ttl = self._ttl if api_key else min(self._ttl, ANONYMOUS_TTL_SECONDS)
         session = Session(session_id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32),
                           expires_at=self._clock() + ttl, api_key=api_key)
-        self._sessions[session.session_id] = session
+        pool[session.session_id] = session
         return session
 
     def get(self, session_id: str | None) -> Session | None:
         if not session_id:
             return None
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
-        if session.expires_at <= self._clock():
-            del self._sessions[session_id]
-            return None
-        return session
+        for pool in (self._sessions, self._anonymous):
+            session = pool.get(session_id)
+            if session is None:
+                continue
+            if session.expires_at <= self._clock():
+                del pool[session_id]
+                return None
+            return session
+        return None
 
     def end(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+        self._anonymous.pop(session_id, None)
 
-    def _drop_expired(self) -> None:
+    def _drop_expired(self, pool: OrderedDict[str, Session]) -> None:
         now = self._clock()
-        for sid in [sid for sid, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[sid]
+        for sid in [sid for sid, s in pool.items() if s.expires_at <= now]:
+            del pool[sid]

@@ -62,6 +62,15 @@ def test_the_store_is_bounded_dropping_the_oldest():
     assert store.get(second.session_id) is second and store.get(third.session_id) is third
 
 
+def test_login_page_loads_cannot_push_logged_in_users_out():
+    store = SessionStore(3600, 3)
+    users = [store.start(f"sk-{i}") for i in range(3)]
+    for _ in range(50):  # a flood of login forms
+        store.start()
+    assert all(store.get(u.session_id) is u for u in users)
+    assert len(store) == 6  # each pool at its bound
+
+
 def test_a_new_secret_is_shown_once():
     session = SessionStore(3600, 2).start("sk-a")
     session.flash_key_id, session.flash_secret = "key_1", "sk-sb-new"
