@@ -191,3 +191,12 @@ def test_the_dashboard_logs_neither_keys_nor_session_ids(stack, browser):
     log = (stack.logs / "dashboard.log").read_text()
     assert '"path": "/ui/keys"' in log or "path=/ui/keys" in log or '"/ui/keys"' in log
     assert stack.master_key not in log and cookie.value not in log
+
+
+def test_a_key_revoked_while_logged_in_ends_its_session(stack, browser):
+    admin = ok(call(stack, "POST", "/api/keys", json={"name": unique("ui-admin"), "role": "admin"}))
+    assert browser.login(admin["secret"]).url.path == "/ui/keys"
+    assert browser.get("/ui/usage").url.path == "/ui/usage"
+    ok(call(stack, "DELETE", f"/api/keys/{admin['key']['key_id']}"))
+    assert browser.get("/ui/keys").url.path == "/ui/login"
+    assert browser.get("/ui/usage").url.path == "/ui/login"
