@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GEN := proto/gen
 PROTOS := $(shell find proto/switchboard -name '*.proto')
-SERVICES := common router auth billing guardrails memory
+SERVICES := common router auth billing guardrails memory dashboard
 CLIENT := clients/python
 CLIENT_WHEEL_DIR := $(CLIENT)/dist
 CLI := services/cli
@@ -42,7 +42,7 @@ $(GEN)/.built: $(VENV)/.installed $(PROTOS) services/common/src/switchboard_comm
 
 proto: $(GEN)/.built ## generate Python code, typed stubs, Envoy's descriptor set and the client wheel from proto/
 
-run: proto ## start NATS, the five services and Envoy on loopback (Ctrl-C stops them)
+run: proto ## start NATS, the five services, the dashboard and Envoy on loopback (Ctrl-C stops them)
 	$(PY) -m switchboard_stack
 
 test: proto ## run every test: unit, contract and end-to-end (real Envoy, NATS, gRPC, SQLite, PostgreSQL)

@@ -157,6 +157,8 @@ def _parts(stack, upstream_pid: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
     parts = [(name, (proc.pid,)) for name, proc in stack.services.items() if proc.pid]
     if stack.envoy is not None and stack.envoy.pid:
         parts.append(("envoy", (stack.envoy.pid,)))
+    if stack.dashboard is not None and stack.dashboard.pid:  # off the request path: its own line
+        parts.append(("dashboard", (stack.dashboard.pid,)))
     if stack.own_nats is not None and stack.own_nats.pid:
         parts.append(("nats", (stack.own_nats.pid,)))
     parts.append(("upstream fake", (upstream_pid,)))

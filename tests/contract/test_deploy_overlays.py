@@ -242,6 +242,15 @@ def test_network_policies_let_exactly_the_callers_reach_each_service(overlay):
     for name, port in GRPC_PORTS.items():
         assert admitted(name, port) == _callers(name), f"who may call {name}"
     assert admitted("edge", 8080) is None, "the edge is the entry point"
+    assert admitted("dashboard", 8070) == {"edge"}, "only the edge reaches the dashboard"
+    # And the dashboard reaches only the edge (and DNS to find it): the admin API, as a client.
+    (egress,) = [p["spec"] for p in policies.values() if "Egress" in p["spec"].get("policyTypes", [])]
+    assert _selects(egress["podSelector"], pods["dashboard"])
+    reached = {n for rule in egress["egress"] for peer in rule["to"] if "namespaceSelector" not in peer
+               for n, labels in pods.items() if _selects(peer["podSelector"], labels)}
+    assert reached == {"edge"}
+    dns = [rule for rule in egress["egress"] if any("namespaceSelector" in peer for peer in rule["to"])]
+    assert [{p["port"] for p in rule["ports"]} for rule in dns] == [{53}]
     for name in SETTINGS:
         assert admitted(name, 9090) is None, f"{name}'s metrics port is for Prometheus, wherever it runs"
 

@@ -163,3 +163,29 @@ def test_metrics_and_tracing_are_rendered_only_when_configured(fds):
     assert {"router_metrics", "auth_metrics", render.OTLP_CLUSTER} <= {c["name"] for c in built["clusters"]}
     with pytest.raises(ValueError, match="unknown services"):
         render.EdgeConfig(metrics_upstreams={"nope": "127.0.0.1:1"})
+
+
+def test_the_dashboard_is_routed_at_ui_only_when_it_has_a_target(fds):
+    def rendered(cfg: render.EdgeConfig) -> tuple[list[dict], dict[str, dict]]:
+        built = render.build(cfg)["static_resources"]
+        hcm = built["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        return hcm["route_config"]["virtual_hosts"][0]["routes"], {c["name"]: c for c in built["clusters"]}
+
+    table, clusters = rendered(CONFIG)
+    (ui,) = [r for r in table if r["match"].get("prefix") == "/ui/"]
+    # Plain HTTP: no transcoder, no gRPC error shaping; each browser hashed onto one replica.
+    assert ui["route"]["cluster"] == render.DASHBOARD_CLUSTER
+    disabled = {name for name, c in ui["typed_per_filter_config"].items() if c.get("disabled")}
+    assert {routes.TRANSCODER, routes.ERRORS} <= disabled
+    assert ui["route"]["hash_policy"] == [{"cookie": {"name": routes.DASHBOARD_AFFINITY_COOKIE,
+                                                      "ttl": "0s", "path": "/ui"}}]
+    dashboard = clusters[render.DASHBOARD_CLUSTER]
+    assert dashboard["lb_policy"] == "RING_HASH"
+    assert "typed_extension_protocol_options" not in dashboard  # HTTP/1.1, not h2c
+    assert dashboard["health_checks"][0]["http_health_check"] == {"path": "/ui/healthz"}
+    assert table.index(ui) < len(table) - 1 and "/ui/" in table[-1]["direct_response"]["body"]["inline_string"]
+
+    table, clusters = rendered(render.EdgeConfig(descriptor_path=protoset.DESCRIPTOR_SET, dashboard_target=""))
+    assert not [r for r in table if r["match"].get("prefix") == "/ui/"]
+    assert render.DASHBOARD_CLUSTER not in clusters
+    assert "/ui/" not in table[-1]["direct_response"]["body"]["inline_string"]

@@ -55,7 +55,7 @@ def test_launcher_starts_serves_and_stops_on_ctrl_c(tmp_path):
             if line.startswith("Press Ctrl-C"):
                 break
         text = "".join(out)
-        for name in ("auth", "billing", "guardrails", "memory", "router", "envoy"):
+        for name in ("auth", "billing", "guardrails", "memory", "router", "dashboard", "envoy"):
             assert re.search(rf"✓ {name}\s", text), text
         base_url = _field(text, "Base URL")
         key = _field(text, "Master key")
@@ -70,6 +70,12 @@ def test_launcher_starts_serves_and_stops_on_ctrl_c(tmp_path):
         assert "switchboard-local" in models and "gpt-4o-mini" not in models
         # The README's curl reads $SWITCHBOARD_MASTER_KEY: the banner says how to set it.
         assert f"export SWITCHBOARD_MASTER_KEY={key}\n" in text
+
+        # The dashboard's URL is the edge's /ui/, which answers with its login page.
+        dashboard = _field(text, "Dashboard")
+        assert dashboard == base_url.removesuffix("/v1") + "/ui/"
+        login = httpx.get(dashboard, follow_redirects=True, timeout=10)
+        assert login.status_code == 200 and 'name="api_key"' in login.text
 
         reply = httpx.post(base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
                            json={"model": "switchboard-local", "messages": [{"role": "user", "content": "hi"}]},

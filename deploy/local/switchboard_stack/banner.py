@@ -55,6 +55,7 @@ def render(stack: Stack) -> str:
     return f"""
 Switchboard is running.
   Base URL:   {stack.base_url}
+  Dashboard:  {stack.dashboard_url} (log in with the master key or an admin or tenant-admin key)
   Master key: {stack.master_key}{key_note}
   Providers:  {_wrapped(on)}{off_line}
   Models:     {_models_line(stack)}

@@ -22,6 +22,7 @@ class StackConfig:
     host: str = "127.0.0.1"
     edge_port: int = 8080
     edge_admin_port: int = 9901
+    dashboard_port: int = 8070  # the dashboard's own HTTP port; users reach it through the edge
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
     nats_url: str = "nats://127.0.0.1:4222"
@@ -44,6 +45,7 @@ class StackConfig:
             metrics_ports=metrics_ports,
             edge_port=int(env.get("SWITCHBOARD_EDGE_PORT", "8080")),
             edge_admin_port=int(env.get("SWITCHBOARD_EDGE_ADMIN_PORT", "9901")),
+            dashboard_port=int(env.get("SWITCHBOARD_DASHBOARD_HTTP_PORT", "8070")),
             grpc_ports=grpc_ports,
             nats_url=env.get("SWITCHBOARD_NATS_URL", "nats://127.0.0.1:4222"),
             config_path=Path(env.get("SWITCHBOARD_CONFIG_PATH", "switchboard.yaml")),
@@ -56,6 +58,7 @@ class StackConfig:
         """Every port picked free, for tests and benchmarks that run beside `make run`; with
         metrics False no service serves (or counts) metrics."""
         return cls(data_dir=data_dir, edge_port=free_port(), edge_admin_port=free_port(),
+                   dashboard_port=free_port(),
                    grpc_ports={name: free_port() for name in DEFAULT_GRPC_PORTS},
                    metrics_ports={name: free_port() for name in DEFAULT_METRICS_PORTS} if metrics
                    else {}, **overrides)
@@ -64,6 +67,7 @@ class StackConfig:
         """(port, what listens there, the variable that moves it) for every port the stack binds."""
         return [(self.edge_port, "Envoy's listener", "SWITCHBOARD_EDGE_PORT"),
                 (self.edge_admin_port, "Envoy's admin", "SWITCHBOARD_EDGE_ADMIN_PORT"),
+                (self.dashboard_port, "the dashboard", "SWITCHBOARD_DASHBOARD_HTTP_PORT"),
                 *((port, name, f"SWITCHBOARD_{name.upper()}_GRPC_PORT")
                   for name, port in self.grpc_ports.items()),
                 *((port, f"{name}'s metrics", f"SWITCHBOARD_{name.upper()}_METRICS_PORT")
@@ -71,6 +75,10 @@ class StackConfig:
 
     def target(self, service: str) -> str:
         return f"{self.host}:{self.grpc_ports[service]}"
+
+    @property
+    def dashboard_target(self) -> str:
+        return f"{self.host}:{self.dashboard_port}"
 
     def metrics_target(self, service: str) -> str:
         return f"{self.host}:{self.metrics_ports[service]}"

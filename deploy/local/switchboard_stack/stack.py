@@ -1,4 +1,5 @@
-"""The whole suite on loopback: NATS, the five services and Envoy, started and stopped in order."""
+"""The whole suite on loopback: NATS, the five services, the dashboard and Envoy, started and
+stopped in order."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Stack:
         self.nats_url = config.nats_url
         self.services: dict[str, ManagedProcess] = {}
         self.envoy: ManagedProcess | None = None
+        self.dashboard: ManagedProcess | None = None
         self.master_key = ""
         self.master_key_created = False
 
@@ -42,12 +44,17 @@ class Stack:
         return f"http://{self.config.host}:{self.config.edge_port}"
 
     @property
+    def dashboard_url(self) -> str:
+        """The dashboard, as users open it: through the edge."""
+        return f"{self.edge_url}/ui/"
+
+    @property
     def own_nats(self) -> nats_server.OwnNats | None:
         """The NATS server this stack started, if it did (tests stop and restart it)."""
         return self._nats
 
     def pids(self) -> list[int]:
-        procs = [*self.services.values(), *([self.envoy] if self.envoy else [])]
+        procs = [*self.services.values(), *(p for p in (self.dashboard, self.envoy) if p)]
         return [p.pid for p in procs if p.pid]
 
     def start(self) -> None:
@@ -72,6 +79,7 @@ class Stack:
         for name, proc in self.services.items():
             took = proc.wait_ready(grpc_serving(self.config.target(name), GRPC_SERVICE_NAMES[name]), 60)
             self._say(f"{name:<10} healthy on {self.config.target(name)} ({took:.1f}s)")
+        self._start_dashboard(env)
         self._start_envoy()
 
     def _start_nats(self) -> None:
@@ -111,12 +119,26 @@ class Stack:
             env[prefix + "MEMORY_TARGET"] = self.config.target("memory")
         return env
 
+    def _start_dashboard(self, env: dict[str, str]) -> None:
+        """The admin UI: its own process, holding no key; it calls the admin API through the edge."""
+        self.dashboard = ManagedProcess(
+            "dashboard", [sys.executable, "-m", "switchboard_dashboard"],
+            {**{k: v for k, v in env.items() if k != "SWITCHBOARD_MASTER_KEY"},
+             "SWITCHBOARD_DASHBOARD_HOST": self.config.host,
+             "SWITCHBOARD_DASHBOARD_HTTP_PORT": str(self.config.dashboard_port),
+             "SWITCHBOARD_DASHBOARD_EDGE_URL": self.edge_url},
+            self.logs / "dashboard.log", cwd=REPO)
+        self.dashboard.start()
+        took = self.dashboard.wait_ready(http_ok(f"http://{self.config.dashboard_target}/ui/healthz"), 60)
+        self._say(f"{'dashboard':<10} healthy on {self.config.dashboard_target} ({took:.1f}s)")
+
     def _start_envoy(self) -> None:
         edge = EdgeConfig(
             listen_host=self.config.host, listen_port=self.config.edge_port,
             admin_port=self.config.edge_admin_port,
             upstreams={name: self.config.target(name) for name in GRPC_SERVICE_NAMES},
             metrics_upstreams=self.config.service_metrics_targets(),
+            dashboard_target=self.config.dashboard_target,
             otlp_target=self.config.env.get("SWITCHBOARD_EDGE_OTLP_TARGET", ""),
             descriptor_path=REPO / "proto" / "gen" / "switchboard.pb",
             max_body_bytes=int(self.config.env.get("SWITCHBOARD_EDGE_MAX_BODY_BYTES", 32 * 1024 * 1024)))
@@ -135,7 +157,7 @@ class Stack:
         the services it calls, then our own NATS. With the edge gone no one routes to the services
         any more, so they skip their lame duck (SIGINT)."""
         order = [self.envoy, self.services.get("router"),
-                 *(self.services.get(n) for n in SERVICES if n != "router")]
+                 *(self.services.get(n) for n in SERVICES if n != "router"), self.dashboard]
         for proc in order:
             if proc is None:
                 continue
@@ -153,9 +175,10 @@ class Stack:
 
     def log_tail(self, name: str) -> str:
         """The last lines this run's `name` (a service or "envoy") wrote."""
-        proc = self.envoy if name == "envoy" else self.services.get(name)
+        proc = {"envoy": self.envoy, "dashboard": self.dashboard}.get(name) or self.services.get(name)
         return proc.log_tail() if proc else ""
 
     def dead(self) -> list[str]:
-        procs = {**self.services, **({"envoy": self.envoy} if self.envoy else {})}
+        procs = {**self.services, **{name: p for name, p in (("dashboard", self.dashboard),
+                                                              ("envoy", self.envoy)) if p}}
         return [name for name, proc in procs.items() if not proc.alive()]

@@ -13,8 +13,9 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 
 SUITE_PREFIX = "SWITCHBOARD_"
 SERVICES = ("router", "auth", "billing", "guardrails", "memory")
-# Prefixes read by others than the services: edge/render.py and the launcher (EDGE), the tests.
-OTHER_READERS = ("SWITCHBOARD_EDGE_", "SWITCHBOARD_TEST_")
+# Prefixes read by others than the services: edge/render.py and the launcher (EDGE), the tests,
+# the dashboard (services/dashboard, an HTTP process that reads its own settings).
+OTHER_READERS = ("SWITCHBOARD_EDGE_", "SWITCHBOARD_TEST_", "SWITCHBOARD_DASHBOARD_")
 # The one list of variables that a service may see without reading them itself: suite-wide names
 # a neighbour reads, and what the launcher and deploy/ set. Every service's own fields, with its
 # prefix or the suite-wide one, are known without being listed.
