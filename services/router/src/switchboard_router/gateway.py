@@ -29,6 +29,7 @@ from switchboard_router.cache import CACHE_HEADER, Entry, Plan, Recording, Respo
 from switchboard_router.cache.replay import replay
 from switchboard_router.codecs import sse
 from switchboard_router.costs import Costs
+from switchboard_router.deadlines import deadline_error, set_deadlines
 from switchboard_router.decisions import announce, count_fault
 from switchboard_router.domain import (
     Caller,
@@ -106,7 +107,7 @@ class Gateway:
             ex.quota = await self._limits.admit_request(caller, request, body)  # 429 when spent
             if ex.quota is not None:
                 ctx.headers.extend(ex.quota.headers)
-            self._set_deadlines(ctx, request.stream)
+            set_deadlines(ctx, request.stream, self._request_timeout)
             plan, entry = await self._cached(ctx, request, caller)
             if entry is not None:
                 async for message in replay(entry, ex, ctx, make):
@@ -189,40 +190,13 @@ class Gateway:
         if self._cache is not None and plan is not None and data is not None:
             self._cache.keep(plan, data, stream, usage)
 
-    def _set_deadlines(self, ctx: RequestContext, stream: bool) -> None:
-        """One deadline for the whole request, every attempt and failover included: the gateway's
-        request timeout, cut to the caller's gRPC deadline. The SDKs' timeout bounds the wait for
-        the answer to begin, as the SDKs apply it (the whole of a JSON answer, a stream's first
-        bytes); it does not cut a stream that is flowing."""
-        timeout = self._request_timeout
-        if ctx.grpc_timeout is not None:
-            timeout = min(timeout, _before(ctx.grpc_timeout))
-        ctx.deadline = ctx.first_byte_deadline = ctx.started + timeout
-        if ctx.sdk_timeout is not None:
-            begin = ctx.started + _before(ctx.sdk_timeout)
-            if begin < ctx.deadline:
-                ctx.first_byte_deadline = begin
-                if not stream:
-                    ctx.deadline = begin
-
-    def _deadline_error(self, ctx: RequestContext, deadline: float) -> UpstreamTimeout:
-        """A 504 naming the limit that ran out."""
-        bounds = [(self._request_timeout, "the gateway's request timeout "
-                                          "(SWITCHBOARD_ROUTER_REQUEST_TIMEOUT_SECONDS)")]
-        if ctx.grpc_timeout is not None:
-            bounds.append((_before(ctx.grpc_timeout), "the caller's gRPC deadline"))
-        if ctx.sdk_timeout is not None and deadline == ctx.first_byte_deadline:
-            bounds.append((_before(ctx.sdk_timeout), "the client's timeout (x-stainless-timeout)"))
-        return UpstreamTimeout(f"The request did not complete within {deadline - ctx.started:.3g} s, "
-                               f"{min(bounds)[1]}.", code="request_timeout")
-
     def _attempt_failed(self, exc: ApiError, target: Target, ctx: RequestContext) -> ApiError:
         """After an attempt failed before any byte: the error to report if no later deployment
         serves the request. Raises when no further attempt fits in what is left of the deadline."""
         left = ctx.first_byte_deadline - time.perf_counter()
         if isinstance(exc, UpstreamTimeout) and left < _LAST_CHANCE:
             # The request's deadline ran out, not the deployment's patience: no fault of its own.
-            raise self._deadline_error(ctx, ctx.first_byte_deadline) from None
+            raise deadline_error(ctx, ctx.first_byte_deadline, self._request_timeout) from None
         count_fault(target, exc)
         _log.warning("deployment failed", deployment=target.deployment.name,
                      provider=target.deployment.provider, error=exc.code, status=exc.http_status)
@@ -232,7 +206,7 @@ class Gateway:
 
     def _midway_failed(self, exc: ApiError, target: Target, ctx: RequestContext) -> ApiError:
         if isinstance(exc, UpstreamTimeout) and ctx.deadline - time.perf_counter() < _LAST_CHANCE:
-            return self._deadline_error(ctx, ctx.deadline)
+            return deadline_error(ctx, ctx.deadline, self._request_timeout)
         count_fault(target, exc)
         return exc
 
@@ -410,12 +384,6 @@ def speaks_messages(provider: Provider, upstream_model: str) -> bool:
     """Whether the provider takes Anthropic's /v1/messages bodies as they are (inbound/native.py)."""
     speaks = getattr(provider, "speaks_messages", None)
     return speaks is not None and speaks(upstream_model)
-
-
-def _before(caller_timeout: float) -> float:
-    """A little less than the caller waits (a tenth, at most a second), so that the gateway's
-    answer, and the usage record saying why, come before the caller gives up."""
-    return caller_timeout - min(1.0, caller_timeout / 10)
 
 
 async def _first_piece(pieces: AsyncGenerator[bytes, None], by: float) -> bytes | None:
