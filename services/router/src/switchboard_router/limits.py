@@ -217,7 +217,8 @@ class Limiter:
                      or (q.tokens > 0 and q.tokens_spent_until > now))
                 and (limits.max_parallel_requests is None or q.parallel_busy < q.parallel_held))
 
-    async def _lease(self, q: KeyQuota, now: float, estimate: int) -> None:
+    async def _lease(self, q: KeyQuota, now: float, estimate: int, *,
+                     again: bool = True) -> None:
         limits = q.limits
         want_requests = want_tokens = want_parallel = 0
         if limits.requests_per_minute is not None and q.requests <= 0 and q.requests_spent_until <= now:
@@ -236,7 +237,12 @@ class Limiter:
             await asyncio.wait({returning})
         grant = await self._auth.lease_quota(q.key_id, self._replica, requests=want_requests,
                                              tokens=want_tokens, parallel=want_parallel)
+        later_minute = grant.window_start != q.window_start and q.window_end > 0
         self._apply(q, grant, want_requests, want_tokens)
+        if later_minute and again and not self._fits(q, self._clock(), estimate):
+            # Auth is already in the next minute (this replica's clock is behind): what was held
+            # for the last one was voided, so lease what this request lacks in the new one.
+            await self._lease(q, self._clock(), estimate, again=False)
 
     def _apply(self, q: KeyQuota, grant: Grant, asked_requests: int, asked_tokens: int) -> None:
         if grant.window_start != q.window_start:

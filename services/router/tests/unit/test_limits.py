@@ -319,3 +319,19 @@ async def test_a_verdict_older_than_auths_limits_does_not_restart_every_request(
     for _ in range(10):
         await limiter.admit(caller, 1)
     assert ledger.count("lease") == 1 and ledger.count("return") == 0
+
+
+async def test_a_lease_that_finds_auth_in_the_next_minute_leases_what_the_request_lacks():
+    """The replica's clock is behind auth's: a lease for requests alone comes back in auth's new
+    minute, which voids the tokens held for the old one. The request still gets its tokens."""
+    ledger, clock, caller = _setup(requests_per_minute=20, tokens_per_minute=10_000)
+    ledger.clock = auth_clock = Clock(clock.now)
+    limiter = _limiter(ledger, clock)
+    clock.now = auth_clock.now = clock.now + 50
+    for _ in range(2):  # one slice of requests (2), tokens to spare (1,000)
+        limiter.settle(await limiter.admit(caller, 100), 100)
+    assert ledger.count("lease") == 1
+    auth_clock.now += 15  # auth's minute has ended; this replica's has 5 s left
+    ticket = await limiter.admit(caller, 100)
+    assert ticket is not None and ticket.tokens == 100
+    assert ledger.count("lease") == 3  # requests, then the tokens in auth's new minute
