@@ -37,11 +37,14 @@ SERVER_OPTIONS = (
 )
 
 
-def build(service_names: Iterable[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A server with the interceptor, health (every service SERVING once started) and reflection."""
+def build(service_names: Iterable[str], own_lines: Iterable[str] = ()
+          ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A server with the interceptor, health (every service SERVING once started) and reflection.
+    `own_lines`: full method names (/package.Service/Method) that log their own line per call."""
     # The tracing interceptor (when on) inside ours: it iterates a streaming handler as an async
     # generator, which the servicers' handlers are and ours (a coroutine writing) is not.
-    server = grpc.aio.server(interceptors=[ServerInterceptor(), *tracing.server_interceptors()],
+    server = grpc.aio.server(interceptors=[ServerInterceptor(frozenset(own_lines)),
+                                           *tracing.server_interceptors()],
                              options=SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -53,11 +53,12 @@ async def _fail(context: grpc.aio.ServicerContext, exc: BaseException) -> grpc.S
     raise AssertionError("unreachable")
 
 
-def _finish(method: str, started: float, code: grpc.StatusCode) -> None:
+def _finish(method: str, started: float, code: grpc.StatusCode, logged: bool) -> None:
     elapsed = time.perf_counter() - started
     RPCS.labels(method, code.name).inc()
     RPC_SECONDS.labels(method).observe(elapsed)
-    _log.info("rpc", code=code.name, duration_ms=round(elapsed * 1000, 3))
+    if not logged:
+        _log.info("rpc", code=code.name, duration_ms=round(elapsed * 1000, 3))
 
 
 def _code_of(exc: BaseException) -> grpc.StatusCode:
@@ -69,10 +70,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     through untouched.
 
     The wrapped handler of each method is built once and reused: this runs on every call.
+    `own_lines`: the methods whose handler writes its own line per call (the router's model
+    requests: request_log.py), which carries more than this one would, so one line per call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, own_lines: frozenset[str] = frozenset()) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._own_lines = own_lines
 
     async def intercept_service(
         self,
@@ -86,19 +90,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
             return handler
+        logged = method in self._own_lines
         if handler.unary_unary:
             wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
+                _wrap_unary(handler.unary_unary, method, logged),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         elif handler.unary_stream:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
+                _wrap_stream(handler.unary_stream, method, logged),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         elif handler.stream_stream:  # the request is an iterator: wrapped the same way
             wrapped = grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method),
+                _wrap_stream(handler.stream_stream, method, logged),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         else:
@@ -107,7 +112,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _wrap_unary(inner, method: str):
+def _wrap_unary(inner, method: str, logged: bool):
     async def unary(request, context):
         started = _begin(context, method)
         code = grpc.StatusCode.OK
@@ -120,11 +125,11 @@ def _wrap_unary(inner, method: str):
             code = _code_of(exc)
             await _fail(context, exc)
         finally:
-            _finish(method, started, code)
+            _finish(method, started, code, logged)
     return unary
 
 
-def _wrap_stream(inner, method: str):
+def _wrap_stream(inner, method: str, logged: bool):
     # A coroutine writing each message (grpc.aio's reader/writer API), not an async generator:
     # grpc.aio never closes a handler's generator when the call ends early, which would leave the
     # provider call under it to the generator's finaliser. Here `aclosing` closes it at once,
@@ -152,6 +157,6 @@ def _wrap_stream(inner, method: str):
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            _finish(method, started, code)
+            _finish(method, started, code, logged)
     return stream
 

@@ -8,6 +8,7 @@ import inspect
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 
 from switchboard_common.errors import UpstreamError
 from switchboard_common.interceptors import _wrap_stream
@@ -78,7 +79,7 @@ def _recording_handler(closed: asyncio.Event, held: list, fail_after: int | None
 
 async def test_a_client_gone_mid_write_closes_the_handler_at_once():
     closed, held, context = asyncio.Event(), [], Context()
-    stream = _wrap_stream(_recording_handler(closed, held), "/t.Service/Stream")
+    stream = _wrap_stream(_recording_handler(closed, held), "/t.Service/Stream", False)
     call = asyncio.ensure_future(_serve(stream, context))
     await asyncio.wait_for(context.writing.wait(), 1)
     call.cancel()  # what grpc.aio does when the peer resets the stream
@@ -92,9 +93,24 @@ async def test_a_client_gone_mid_write_closes_the_handler_at_once():
 async def test_a_failing_handler_is_closed_and_its_error_becomes_the_status():
     closed, held, context = asyncio.Event(), [], Context()
     context.release.set()
-    stream = _wrap_stream(_recording_handler(closed, held, fail_after=2), "/t.Service/Stream")
+    stream = _wrap_stream(_recording_handler(closed, held, fail_after=2), "/t.Service/Stream",
+                          False)
     with pytest.raises(grpc.aio.AbortError):
         await _serve(stream, context)
     assert context.written == ["m1", "m2"] and closed.is_set()
     code, details, metadata = context.aborted
     assert code == grpc.StatusCode.UNAVAILABLE and metadata["x-http-status"] == "502"
+
+
+@pytest.mark.parametrize("own_line", [False, True])
+async def test_one_line_per_call_the_interceptors_unless_the_method_writes_its_own(own_line):
+    closed, held, context = asyncio.Event(), [], Context()
+    context.release.set()
+    stream = _wrap_stream(_recording_handler(closed, held, fail_after=1), "/t.Service/Stream",
+                          own_line)
+    with capture_logs() as lines, pytest.raises(grpc.aio.AbortError):
+        await _serve(stream, context)
+    rpc = [line for line in lines if line["event"] == "rpc"]
+    assert rpc == ([] if own_line else [{"event": "rpc", "code": "UNAVAILABLE",
+                                         "duration_ms": rpc[0]["duration_ms"],
+                                         "log_level": "info"}])

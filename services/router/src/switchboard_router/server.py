@@ -12,10 +12,16 @@ from switchboard_router.config import ConfigError
 from switchboard_router.settings import RouterSettings
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+# The calls served by Gateway.serve from their first step: each, whatever its end, writes the
+# request's own line (request_log.py), so the interceptor's line per call would repeat it.
+# (/v1/messages and /v1/responses read their body before, so they keep the interceptor's.)
+MODEL_REQUESTS = ("ChatCompletions", "Completions", "Embeddings", "Moderations",
+                  "CreateChatCompletion", "StreamChatCompletion")
 
 
 def build(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    server, health_servicer = grpc_server.build([SERVICE_NAME])
+    server, health_servicer = grpc_server.build(
+        [SERVICE_NAME], own_lines=[f"/{SERVICE_NAME}/{name}" for name in MODEL_REQUESTS])
     gateway_pb2_grpc.add_GatewayServiceServicer_to_server(app.servicer, server)
     return server, health_servicer
 
