@@ -81,9 +81,15 @@ class Retrier:
         waits (backoff, or the Retry-After the provider asked for) and runs it over a new plan
         (breakers and cooldowns may have changed it)."""
         self.budget.deposit()
-        if self.policy.attempts == 0:
+        # The first pass runs bare: nearly every request ends in it, and stamina's context per
+        # request costs more than the pass's own work. Only its failure enters the retry loop.
+        try:
             return await one_pass(first)
-        last: list[ApiError] = []
+        except RETRYABLE as exc:
+            if self.policy.attempts == 0:
+                raise
+            first_error: ApiError = exc
+        last: list[ApiError] = [first_error]
 
         def worth_retrying(exc: Exception) -> bool | float:
             if not isinstance(exc, RETRYABLE):
@@ -96,7 +102,6 @@ class Retrier:
                 return False
             return wait if wait else True  # 0 or none asked: stamina's backoff
 
-        targets = first
         left = max(deadline - time.perf_counter(), _LAST_CHANCE)
         try:
             async for attempt in stamina.retry_context(
@@ -104,8 +109,9 @@ class Retrier:
                     wait_initial=self.policy.initial_seconds, wait_max=self.policy.max_seconds,
                     wait_jitter=self.policy.jitter_seconds):
                 with attempt:
-                    if attempt.num > 1:
-                        targets = await _replan(replan, last[0])
+                    if attempt.num == 1:  # the bare pass above: stamina judges its error
+                        raise first_error
+                    targets = await _replan(replan, last[0])
                     try:
                         return await one_pass(targets)
                     except ApiError as exc:
