@@ -45,8 +45,17 @@ proto: $(GEN)/.built ## generate Python code, typed stubs, Envoy's descriptor se
 run: proto ## start NATS, the five services, the dashboard and Envoy on loopback (Ctrl-C stops them)
 	$(PY) -m switchboard_stack
 
-test: proto ## run every test: unit, contract and end-to-end (real Envoy, NATS, gRPC, SQLite, PostgreSQL)
+test: proto browser ## run every test: unit, contract and end-to-end (real Envoy, NATS, gRPC, SQLite, PostgreSQL)
 	$(PY) -m pytest
+
+# Playwright drives Debian's chromium (the browser build it would download is not reachable).
+browser: ## install Debian's chromium for the dashboard's browser test where apt-get can (else that test skips, saying why)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "browser: installing Debian's chromium for the dashboard's browser test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	      >/dev/null 2>&1 || echo "browser: chromium could not be installed; the browser test skips"; \
+	  else echo "browser: no chromium, and no apt-get as root; the browser test skips"; fi
 
 lint: proto ## ruff and mypy over the code, buf lint and buf breaking over proto/, hadolint over the Containerfiles (CI runs it before the tests)
 	$(VENV)/bin/ruff check $(LINTED)
@@ -108,4 +117,4 @@ eval: eval-memory proto guardrails-data ## memory's recall@k, then guardrails de
 clean: ## remove the environment, generated code, the client's build and local data
 	rm -rf $(VENV) $(GEN) .data $(CLIENT_WHEEL_DIR) $(CLIENT)/build .mypy_cache .ruff_cache
 
-.PHONY: help venv proto run test fuzz lint check runtime-locks proto-baseline bench guardrails-data guardrails-train eval eval-memory bench-memory clean
+.PHONY: help venv proto run test browser fuzz lint check runtime-locks proto-baseline bench guardrails-data guardrails-train eval eval-memory bench-memory clean
