@@ -32,6 +32,10 @@ class StackConfig:
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
     envoy_concurrency: int = 1
     log_level: str = "INFO"
+    # A command put before a service's own (bench/instructions.py runs the router under
+    # valgrind), and how long a service may take to turn healthy (much longer under valgrind).
+    wrappers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ready_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> StackConfig:

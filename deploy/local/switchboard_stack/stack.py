@@ -73,11 +73,12 @@ class Stack:
         env = self._service_env()
         for name in SERVICES:
             self.services[name] = ManagedProcess(
-                name, [sys.executable, "-m", f"switchboard_{name}"], {**env, **self._own_env(name)},
-                self.logs / f"{name}.log", cwd=REPO)
+                name, [*self.config.wrappers.get(name, ()), sys.executable, "-m", f"switchboard_{name}"],
+                {**env, **self._own_env(name)}, self.logs / f"{name}.log", cwd=REPO)
             self.services[name].start()
         for name, proc in self.services.items():
-            took = proc.wait_ready(grpc_serving(self.config.target(name), GRPC_SERVICE_NAMES[name]), 60)
+            took = proc.wait_ready(grpc_serving(self.config.target(name), GRPC_SERVICE_NAMES[name]),
+                                   self.config.ready_seconds)
             self._say(f"{name:<10} healthy on {self.config.target(name)} ({took:.1f}s)")
         self._start_dashboard(env)
         self._start_envoy()
