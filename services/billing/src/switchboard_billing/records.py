@@ -87,11 +87,13 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
 
 
 def priced(entry: UsageEntry, book: PriceBook) -> UsageEntry:
-    """The entry with its cost: a failed call costs nothing (providers do not bill refusals);
-    an aborted or interrupted one is billed for the tokens it produced."""
+    """The entry with its cost: a call that failed before the provider worked on it costs
+    nothing (providers do not bill refusals, and the router counts it no tokens); one that failed
+    after (an answer an output guardrail blocked, a stream cut midway), an aborted or an
+    interrupted one is billed for the tokens it produced, as the provider bills them."""
     if entry.cache_hit:  # the router answered from its cache: no provider billed anything
         return entry.with_price(0, False, CACHE_PRICE_SOURCE)
-    if entry.outcome == "error":
+    if entry.outcome == "error" and not (entry.prompt_tokens or entry.completion_tokens):
         cost = NOT_BILLED
     else:
         cost = book.price(

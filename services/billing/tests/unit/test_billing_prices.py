@@ -73,14 +73,17 @@ def test_unknown_models_cost_zero_and_are_flagged():
     assert only_config.price(ModelRef(model="gpt-4o", provider="openai"), TokenCounts(5, 5), AT).price_unknown
 
 
-def test_failed_calls_are_free_and_aborted_ones_billed():
+def test_calls_refused_before_any_work_are_free_and_the_rest_billed():
     b = book({"models": {"m": {"input": 1, "output": 1}}})
     base = UsageEntry(request_id="r", occurred_at=AT, model="m", prompt_tokens=10,
                       completion_tokens=5)
     assert (priced(base, b).cost_micros_usd, priced(base, b).price_unknown) == (15, False)
-    failed = priced(UsageEntry(**{**base.as_row(), "outcome": "error"}), b)
+    refused = UsageEntry(**{**base.as_row(), "outcome": "error", "prompt_tokens": 0,
+                            "completion_tokens": 0})
+    failed = priced(refused, b)
     assert (failed.cost_micros_usd, failed.price_unknown) == (0, False)
-    for outcome in ("client_abort", "interrupted"):
+    # Failed after the provider worked (a blocked answer, a stream cut midway): its tokens.
+    for outcome in ("error", "client_abort", "interrupted"):
         assert priced(UsageEntry(**{**base.as_row(), "outcome": outcome}), b).cost_micros_usd == 15
 
 

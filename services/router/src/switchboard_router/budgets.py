@@ -268,10 +268,11 @@ class Budgets:
         return None if rates is None else rates.cost(tokens)
 
     def settle(self, ex: Exchange, tokens: Tokens) -> None:
-        """The request ended with these tokens: its reservation gives way to its real cost."""
+        """The request ended with these tokens: its reservation gives way to its real cost
+        (what billing bills: nothing for a call that failed before the provider answered)."""
         reservation: Reservation = ex.reservation
-        cost = self.cost(ex.model, ex.target, tokens, failed=ex.outcome is Outcome.ERROR,
-                         fallback=reservation.rates)
+        refused = ex.outcome is Outcome.ERROR and not ex.answered
+        cost = self.cost(ex.model, ex.target, tokens, failed=refused, fallback=reservation.rates)
         reservation.settle(cost or 0, tokens.total)
 
     async def close(self) -> None:

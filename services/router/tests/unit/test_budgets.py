@@ -96,10 +96,11 @@ def _request(max_tokens: int | None = 100, n: int = 1) -> ParsedRequest:
                          body={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
 
 
-def _ended(reservation, tokens: Tokens, outcome: Outcome = Outcome.SUCCESS) -> Exchange:
+def _ended(reservation, tokens: Tokens, outcome: Outcome = Outcome.SUCCESS,
+           answered: bool = True) -> Exchange:
     ex = Exchange(request_id="r", endpoint=Endpoint.CHAT, started=0.0, model="m", target=TARGET)
     ex.reserve(reservation)
-    ex.outcome = outcome
+    ex.outcome, ex.answered = outcome, answered
     return ex
 
 
@@ -190,13 +191,25 @@ async def test_concurrent_requests_never_reserve_more_than_the_limit():
     assert billing.granted == 10 * 1250
 
 
-async def test_a_failed_call_costs_nothing_and_frees_its_reservation():
+async def test_a_call_refused_before_an_answer_costs_nothing_and_frees_its_reservation():
+    billing = FakeBillingClient(limit=1250)
+    budgets = _budgets(billing)
+    held = await budgets.reserve(CALLER, _request(), [TARGET])
+    budgets.settle(_ended(held, Tokens(0, 0), Outcome.ERROR, answered=False), Tokens(0, 0))
+    assert held.slice.room().micros_usd == 1250
+    assert await budgets.reserve(CALLER, _request(), [TARGET]) is not None
+
+
+async def test_an_answer_that_failed_after_the_provider_worked_is_spent():
+    """An output guardrail blocked it, or its stream was cut midway: the provider billed it."""
     billing = FakeBillingClient(limit=1250)
     budgets = _budgets(billing)
     held = await budgets.reserve(CALLER, _request(), [TARGET])
     budgets.settle(_ended(held, Tokens(100, 100), Outcome.ERROR), Tokens(100, 100))
-    assert held.slice.room().micros_usd == 1250
-    assert await budgets.reserve(CALLER, _request(), [TARGET]) is not None
+    assert RATES.cost(Tokens(100, 100)) == 1250  # the whole budget
+    assert held.slice.room().micros_usd == 0
+    with pytest.raises(InsufficientQuota):
+        await budgets.reserve(CALLER, _request(), [TARGET])
 
 
 async def test_a_key_without_budget_costs_one_lookup_until_its_lease_expires():
