@@ -137,14 +137,15 @@ class Gateway:
                 if recording is not None and ex.outcome is Outcome.SUCCESS:
                     # The whole stream reached the client and ended well (a cut or blocked one
                     # raised _Midway, a client gone GeneratorExit): kept as it was sent.
-                    self._keep(plan, recording.data(), True, ex.tally.usage if ex.tally else None)
+                    self._keep(plan, recording.data(), True, ex.tally.usage if ex.tally else None,
+                               ctx.native)
             else:
                 reply = await self._retrying(request, ctx, targets,
                                              lambda ts: self._unary(request, ctx, ts, ex))
                 if self._costs is not None:
                     await self._costs.on_answer(ex, reply.usage, ctx)
                 data = reply.data if observer is None else await observer.piece(reply.data)
-                self._keep(plan, data, False, reply.usage)
+                self._keep(plan, data, False, reply.usage, ctx.native)
                 ex.first_byte = time.perf_counter()
                 yield (JSON, data) if make is None else make(_whole_object(reply, data))
                 if observer is not None:
@@ -186,9 +187,9 @@ class Gateway:
         return plan, entry
 
     def _keep(self, plan: Plan | None, data: bytes | None, stream: bool,
-              usage: Tokens | None) -> None:
+              usage: Tokens | None, native: bool) -> None:
         if self._cache is not None and plan is not None and data is not None:
-            self._cache.keep(plan, data, stream, usage)
+            self._cache.keep(plan, data, stream, usage, native)
 
     def _attempt_failed(self, exc: ApiError, target: Target, ctx: RequestContext) -> ApiError:
         """After an attempt failed before any byte: the error to report if no later deployment

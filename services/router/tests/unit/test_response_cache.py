@@ -257,3 +257,36 @@ async def test_lookups_are_counted_hit_miss_and_refresh():
     assert quiet_plan is not None
     await quiet.get(quiet_plan)
     assert _count("miss") - before["miss"] == 1
+
+
+async def test_memory_holds_at_most_max_bytes_of_answers():
+    store = MemoryStore(100, 60, max_bytes=3000)
+    for name in "abcd":
+        await store.put(name, _entry(name.encode() * 900))
+    assert store.bytes <= 3000 and len(store) == 3
+    assert await store.get("a") is None  # the least recently used went first
+    await store.put("huge", _entry(b"x" * 4000))  # more than the whole bound: not kept
+    assert await store.get("huge") is None and len(store) == 3
+
+
+def test_a_messages_body_keys_apart_from_its_chat_translation():
+    """/v1/messages may pass Anthropic's body through (its answer in Anthropic's format), and
+    fields the translation drops change the answer: never a chat request's entry."""
+    native = {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    assert cache_key(CHAT, "t1", "gpt-4o", BODY, False, native) != _key()
+    cached = native | {"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}]}
+    assert cache_key(CHAT, "t1", "gpt-4o", BODY, False, cached) != cache_key(
+        CHAT, "t1", "gpt-4o", BODY, False, native)
+
+
+async def test_an_answer_kept_in_anthropics_format_replays_as_such():
+    from switchboard_router.cache.replay import replay
+    from switchboard_router.usage import Exchange
+
+    entry = Entry(b'{"type": "message"}', False, Tokens(1, 2), native=True)
+    assert loads(entry.dumps()) == entry
+    ctx = _ctx()
+    ex = Exchange(request_id="r", endpoint=CHAT, started=0.0)
+    assert [piece async for piece in replay(entry, ex, ctx, None)] == [
+        ("application/json", b'{"type": "message"}')]
+    assert ctx.native is True and ex.cache_hit

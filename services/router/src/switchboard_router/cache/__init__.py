@@ -82,7 +82,8 @@ class ResponseCache:
                 f"{CACHE_HEADER}: on is not available for this request: answers are cached for "
                 "chat completions, completions and embeddings without a guardrail policy, "
                 "session_id or rag_collection.", param=CACHE_HEADER, code="cache_not_applicable")
-        key = cache_key(request.endpoint, tenant_id, name, request.body, request.stream)
+        key = cache_key(request.endpoint, tenant_id, name, request.body, request.stream,
+                        ctx.native_body)
         return Plan(key=key, endpoint=request.endpoint, read=wanted.read, write=wanted.write)
 
     async def get(self, plan: Plan) -> Entry | None:
@@ -92,13 +93,15 @@ class ResponseCache:
             LOOKUPS.labels(plan.endpoint.value, result).inc()
         return entry
 
-    def keep(self, plan: Plan, data: bytes, stream: bool, tokens: Tokens | None) -> None:
+    def keep(self, plan: Plan, data: bytes, stream: bool, tokens: Tokens | None,
+             native: bool = False) -> None:
         """Store a complete, successful answer, off the client's path. One whose provider did not
-        report its tokens is not kept: a hit must record the counts the answer really had."""
+        report its tokens is not kept: a hit must record the counts the answer really had.
+        `native`: the answer is in Anthropic's format (passed through), replayed as such."""
         if not plan.write or tokens is None or len(data) > self.config.max_entry_bytes:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._store.put(plan.key, Entry(data=data, stream=stream, tokens=tokens)))
+        entry = Entry(data=data, stream=stream, tokens=tokens, native=native)
+        task = asyncio.get_running_loop().create_task(self._store.put(plan.key, entry))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

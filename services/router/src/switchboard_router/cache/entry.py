@@ -16,11 +16,12 @@ class Entry:
     data: bytes
     stream: bool
     tokens: Tokens
+    native: bool = False  # Anthropic's own bytes (a /v1/messages answer passed through as it came)
 
     def dumps(self) -> bytes:
         t = self.tokens
         head = orjson.dumps({"s": self.stream, "t": [t.prompt, t.completion, t.cached,
-                                                     t.cache_write, t.reasoning]})
+                                                     t.cache_write, t.reasoning], "n": self.native})
         return head + b"\n" + self.data
 
 
@@ -31,6 +32,7 @@ def loads(raw: bytes) -> Entry | None:
         return None
     try:
         meta = orjson.loads(head)
-        return Entry(data=data, stream=bool(meta["s"]), tokens=Tokens(*map(int, meta["t"])))
+        return Entry(data=data, stream=bool(meta["s"]), tokens=Tokens(*map(int, meta["t"])),
+                     native=bool(meta.get("n", False)))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None

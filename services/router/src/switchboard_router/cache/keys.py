@@ -21,10 +21,14 @@ _LEFT_OUT = ("model", "stream")
 
 
 def cache_key(endpoint: Endpoint, tenant_id: str, model: str, body: dict[str, Any],
-              stream: bool) -> str:
+              stream: bool, messages_body: dict[str, Any] | None = None) -> str:
+    """`messages_body`: a /v1/messages request's own body, which may pass through to the provider
+    as it is (fields its chat translation lacks, such as cache_control, change the answer), and
+    whose answer may be in Anthropic's format: its own key, never a chat request's."""
     rest = {k: v for k, v in body.items() if k not in _LEFT_OUT}
-    canonical = orjson.dumps(
-        {"v": VERSION, "endpoint": endpoint.value, "tenant": tenant_id, "model": model,
-         "stream": stream, "body": rest},
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    key: dict[str, Any] = {"v": VERSION, "endpoint": endpoint.value, "tenant": tenant_id,
+                           "model": model, "stream": stream, "body": rest}
+    if messages_body is not None:
+        key["messages"] = {k: v for k, v in messages_body.items() if k not in _LEFT_OUT}
+    canonical = orjson.dumps(key, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(canonical, digest_size=32).hexdigest()

@@ -26,6 +26,7 @@ async def replay(entry: Entry, ex: Exchange, ctx: RequestContext,
     """A cached answer, as the first client got it: the same JSON, or the same SSE bytes. It
     costs nothing; the usage event records the answer's tokens with cache_hit."""
     ex.cache_hit, ex.answered, ex.usage = True, True, entry.tokens
+    ctx.native = entry.native  # the format it was kept in: /v1/messages reads it accordingly
     ctx.headers.append((COST_HEADER, usd(0)))
     ex.first_byte = time.perf_counter()
     if not entry.stream:

@@ -27,21 +27,39 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    def __init__(self, max_entries: int, ttl_seconds: float, *, timer=None) -> None:
+    """Bounded twice: by the bytes of the answers (TTLCache's size is each entry's length) and
+    by their number; the least recently used go first."""
+
+    def __init__(self, max_entries: int, ttl_seconds: float, *, max_bytes: int = 256 * 1024 * 1024,
+                 timer=None) -> None:
         kwargs = {"timer": timer} if timer is not None else {}
-        self._entries: TTLCache[str, Entry] = TTLCache(max_entries, ttl_seconds, **kwargs)
+        self._max_entries = max_entries
+        self._entries: TTLCache[str, Entry] = TTLCache(max_bytes, ttl_seconds, getsizeof=_size,
+                                                       **kwargs)
 
     async def get(self, key: str) -> Entry | None:
         return self._entries.get(key)
 
     async def put(self, key: str, entry: Entry) -> None:
+        if _size(entry) > self._entries.maxsize:
+            return
+        while len(self._entries) >= self._max_entries and key not in self._entries:
+            self._entries.popitem()
         self._entries[key] = entry
+
+    @property
+    def bytes(self) -> int:
+        return int(self._entries.currsize)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def close(self) -> None:
         self._entries.clear()
+
+
+def _size(entry: Entry) -> int:
+    return len(entry.data) + 64  # the bytes, and roughly what holding them costs besides
 
 
 class RedisStore:
@@ -98,4 +116,4 @@ def build(config: CacheConfig, *, on_error=lambda operation: None) -> Store:
         assert config.redis_url is not None, "validated by CacheConfig"
         return RedisStore(config.redis_url, config.ttl_seconds, config.redis_timeout_seconds,
                           on_error=on_error)
-    return MemoryStore(config.entries, config.ttl_seconds)
+    return MemoryStore(config.entries, config.ttl_seconds, max_bytes=config.bytes)
