@@ -306,7 +306,11 @@ class Gateway:
             stats.begin()
             ex.target, ex.attempts = target, ex.attempts + 1
             started = time.perf_counter()
-            tally, pieces = self._providers[target.deployment.provider].stream(call)
+            try:
+                tally, pieces = self._providers[target.deployment.provider].stream(call)
+            except BaseException:
+                stats.end()
+                raise
             try:
                 # The client's wait for the answer to begin, or the deployment's own first-byte
                 # timeout, whichever ends first (the attempt's other timeouts cover the rest).
@@ -337,9 +341,10 @@ class Gateway:
             request, ctx, targets, lambda ts: self._open_stream(request, ctx, ts, ex))
         ex.answered, ex.tally, ex.first_byte = True, tally, time.perf_counter()
         completed = False
-        # Puts the cost into the usage chunk, once the provider's usage is known.
-        mark = await self._costs.stream_marker(ex, ctx) if self._costs is not None else None
         try:
+            # Puts the cost into the usage chunk, once the provider's usage is known (inside the
+            # try: a client gone while the rates are fetched still closes the provider's stream).
+            mark = await self._costs.stream_marker(ex, ctx) if self._costs is not None else None
             # The hook for output guardrails and memory: every piece passes the observer, if any.
             if mark is not None and tally.usage is not None:
                 first, mark = mark(first, tally.usage), None

@@ -135,3 +135,13 @@ def test_map_error_without_a_json_body():
     err = codec.map_error(502, b"<html>Bad gateway</html>")
     assert err.http_status == 502 and "HTTP 502" in err.message
     assert codec.map_error(429, b"", "Wed, 21 Oct 2015 07:28:00 GMT").retry_after is None
+
+
+def test_a_providers_429_keeps_its_limits_but_not_the_operators_account_ids():
+    body = orjson.dumps({"error": {
+        "message": "Rate limit reached for gpt-4o in organization org-AbCdEf123456 on tokens per "
+                   "min (TPM): Limit 30000, Used 29950, Requested 120. (project proj_Zy98Xw76Vu)",
+        "code": "rate_limit_exceeded"}})
+    err = codec.map_error(429, body)
+    assert "org-AbCdEf123456" not in err.message and "proj_Zy98Xw76Vu" not in err.message
+    assert "tokens per min (TPM): Limit 30000" in err.message

@@ -10,6 +10,7 @@ https://platform.openai.com/docs/api-reference/chat/create
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ from switchboard_router.codecs.sse import DONE, SseEvent, split_events
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
 from switchboard_router.providers.base import Call, Reply
+
+# Organisation and project ids in a provider's error text (OpenAI's 429s name them).
+_ACCOUNT_IDS = re.compile(r"\b(?:org|proj)[-_][A-Za-z0-9]{6,}\b")
 
 PATHS = {
     Endpoint.CHAT: "/chat/completions",
@@ -170,7 +174,10 @@ def map_error(status: int, data: bytes, retry_after: str | None = None) -> ApiEr
     if status == 413:
         return PayloadTooLarge(message or "The request is too large for the provider.", param=param)
     if status == 429:
-        return RateLimited(message or "The provider is rate limiting requests; retry later.",
+        # OpenAI's says "... in organization org-... on tokens per min": the operator's account
+        # ids are not the caller's business.
+        return RateLimited(_ACCOUNT_IDS.sub("[hidden]", message) if message else
+                           "The provider is rate limiting requests; retry later.",
                            code=code, retry_after=retry_seconds(retry_after))
     if status >= 500:
         detail = f": {message}" if message else ""
