@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from cachetools import TTLCache
 from switchboard.billing.v1 import billing_pb2
 from switchboard_common.errors import ApiError
 
@@ -22,6 +23,7 @@ from switchboard_router.domain import Target, Tokens
 _log = structlog.get_logger("prices")
 _MILLION = 1_000_000
 PriceKey = tuple[str, str, str, str]  # model as asked, provider, deployment, upstream model
+MAX_CACHED = 100_000  # price keys held; the least recently used beyond go
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +71,26 @@ class Prices:
     def __init__(self, billing: BillingClient, ttl_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._billing = billing
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._rates: dict[PriceKey, tuple[Rates, float]] = {}  # rates, fetched at
+        # Bounded: a wildcard route (openai/*) takes any model name a client sends.
+        self._rates: TTLCache[PriceKey, Rates] = TTLCache(MAX_CACHED, ttl_seconds, timer=clock)
 
     def cached(self, key: PriceKey) -> Rates | None:
         """The rates if known and fresh; no I/O."""
-        hit = self._rates.get(key)
-        if hit is None or self._clock() - hit[1] > self._ttl:
-            return None
-        return hit[0]
+        return self._rates.get(key)
 
     async def rates(self, keys: Sequence[PriceKey]) -> list[Rates]:
         """Rates for every key, asking billing (one call) for those not known or stale.
         Raises ServiceUnavailable when billing cannot answer."""
         found = [self.cached(k) for k in keys]
         missing = [k for k, r in zip(keys, found, strict=True) if r is None]
+        fetched: dict[PriceKey, Rates] = {}
         if missing:
             replies = await self._billing.prices([
                 billing_pb2.PriceQuery(model=m, provider=p, deployment=d, upstream_model=u)
                 for m, p, d, u in missing])
-            now = self._clock()
-            for key, price in zip(missing, replies, strict=True):
-                self._rates[key] = (_rates(price), now)
-        return [r if r is not None else self._rates[k][0] for k, r in zip(keys, found, strict=True)]
+            fetched = {key: _rates(price) for key, price in zip(missing, replies, strict=True)}
+            self._rates.update(fetched)
+        return [r if r is not None else fetched[k] for k, r in zip(keys, found, strict=True)]
 
     async def rates_or_none(self, key: PriceKey) -> Rates | None:
         """For the cost shown to the caller: None (no header) when billing cannot answer."""

@@ -294,3 +294,18 @@ def test_the_cost_goes_into_the_usage_chunk_only():
     assert done == b"data: [DONE]"
     unknown = with_cost(usage, 0, False)
     assert orjson.loads(unknown[len(b"data: "):])["usage"]["price_unknown"] is True
+
+
+async def test_prices_are_cached_for_their_ttl_and_bounded_in_number(monkeypatch):
+    from switchboard_router import prices as prices_module
+
+    monkeypatch.setattr(prices_module, "MAX_CACHED", 3)
+    billing = FakeBillingClient(limit=None)
+    prices = Prices(billing, ttl_seconds=300, clock=billing.clock)  # type: ignore[arg-type]
+    keys = [(f"openai/model-{i}", "openai", "d", f"model-{i}") for i in range(10)]
+    for key in keys:  # a wildcard route: any name a client sends
+        assert await prices.rates([key]) == [RATES]
+    assert len(prices._rates) == 3 and billing.price_calls == 10
+    assert prices.cached(keys[-1]) == RATES
+    billing.clock.now += 301
+    assert prices.cached(keys[-1]) is None
