@@ -36,6 +36,7 @@ from switchboard_router.usage import Exchange, Outcome
 from switchboard_router.tokens import Tokenizer, chat_chars, in_worker, input_chars
 
 _log = structlog.get_logger("budgets")
+SWEEP_SECONDS = 60.0  # how often budget slices whose lease expired unused are forgotten
 _RETRY_SECONDS = 5.0  # a key known to have no budget asks billing again after this, if it was away
 REFUSED = Counter("switchboard_router_budget_refusals_total",
                   "Requests refused with 402 because a key's or tenant's budget was spent")
@@ -154,12 +155,15 @@ class Budgets:
         self._clock = clock
         self._wall_clock = wall_clock
         self._slices: dict[tuple[str, str], Slice] = {}
+        self._next_sweep = clock() + SWEEP_SECONDS
 
     async def reserve(self, caller: Caller, request: ParsedRequest,
                       targets: Sequence[Target]) -> Reservation | None:
         """Reserve this request's estimated cost, or raise InsufficientQuota (402); None when no
         budget applies. Raises ServiceUnavailable only when billing must be asked and cannot be."""
         scope = (caller.key_id, caller.tenant_id)
+        if self._clock() >= self._next_sweep:
+            self._sweep()
         current = self._slices.get(scope)
         if current is not None and current.unlimited and current.known:
             if self._clock() < current.expires_at:
@@ -197,6 +201,20 @@ class Budgets:
             output = (request.max_tokens or self._default_max_tokens) * max(request.n, 1)
         tokens = Tokens(prompt, output)
         return Estimate(rates.ceiling(tokens), tokens.total)
+
+    def _sweep(self) -> None:
+        """Forget the budget slices whose lease has expired with nothing in flight (billing
+        has reclaimed what they held; the key's next request leases anew). A key known to have
+        no budget stays known: while billing is away, that knowledge keeps it serving."""
+        now = self._clock()
+        self._next_sweep = now + SWEEP_SECONDS
+        for scope, current in list(self._slices.items()):
+            if (not current.unlimited and current.expires_at < now and not current.reserved_usd
+                    and not current.reserved_tokens and not current.lock.locked()):
+                del self._slices[scope]
+
+    def __len__(self) -> int:
+        return len(self._slices)
 
     def _fresh(self, current: Slice) -> bool:
         return self._clock() < current.expires_at - self._renew_before

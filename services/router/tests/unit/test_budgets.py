@@ -309,3 +309,15 @@ async def test_prices_are_cached_for_their_ttl_and_bounded_in_number(monkeypatch
     assert prices.cached(keys[-1]) == RATES
     billing.clock.now += 301
     assert prices.cached(keys[-1]) is None
+
+
+async def test_budget_slices_of_keys_gone_quiet_are_forgotten_once_their_lease_expired():
+    billing = FakeBillingClient(limit=1_000_000, ttl=30)
+    budgets = _budgets(billing)
+    for i in range(5):
+        held = await budgets.reserve(Caller(key_id=f"k{i}", tenant_id="t"), _request(), [TARGET])
+        budgets.settle(_ended(held, Tokens(100, 100)), Tokens(100, 100))
+    assert len(budgets) == 5
+    billing.clock.now += 61  # their leases (30 s) expired, and a sweep is due
+    assert await budgets.reserve(CALLER, _request(), [TARGET]) is not None
+    assert len(budgets) == 1  # only the key just seen
