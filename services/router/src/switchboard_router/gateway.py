@@ -41,7 +41,7 @@ from switchboard_router.domain import (
 )
 from switchboard_router.limits import Limiter
 from switchboard_router.pipeline import AnswerObserver, Pipeline, annotate
-from switchboard_router.preference import fill_model, prefer
+from switchboard_router.preference import check_preferred, fill_model, prefer
 from switchboard_router.retries import Retrier
 from switchboard_router.providers.base import Call, Provider, Reply, StreamTally
 from switchboard_router.routing import Routes
@@ -108,12 +108,14 @@ class Gateway:
             if ex.quota is not None:
                 ctx.headers.extend(ex.quota.headers)
             set_deadlines(ctx, request.stream, self._request_timeout)
+            if ctx.preferred_model:
+                self._check_preferred(request, ctx.preferred_model)
             plan, entry = await self._cached(ctx, request, caller)
             if entry is not None:
                 async for message in replay(entry, ex, ctx, make):
                     yield message
                 return
-            targets = prefer(await self._plan(request), request.model, ctx.preferred_model)
+            targets = await self._plan(request, ctx)
             if self._budgets is not None:  # 402 before dispatch when the budget is spent
                 ex.reserve(await self._budgets.reserve(caller, request, targets))
             self._usage.begin(ex)  # journaled from here on (with its reservation): a crash bills it
@@ -226,9 +228,19 @@ class Gateway:
             raise model_refused(request.model)  # checked here against the cached verdict
         return request, caller
 
-    async def _plan(self, request: ParsedRequest) -> Sequence[Target]:
+    def _check_preferred(self, request: ParsedRequest, preferred: str) -> None:
         try:
-            return await self._routes.choose(request.model, request.endpoint, stream=request.stream)
+            deployments = self._routes.targets(request.model, request.endpoint)
+        except ApiError:
+            return  # an unknown model: the plan says so
+        check_preferred(deployments, request.model, preferred)
+
+    async def _plan(self, request: ParsedRequest, ctx: RequestContext) -> Sequence[Target]:
+        """The strategy's order of the deployments available now, X-Preferred-Model's first."""
+        try:
+            targets = await self._routes.choose(request.model, request.endpoint,
+                                                stream=request.stream)
+            return prefer(targets, request.model, ctx.preferred_model)
         except NotFound as exc:
             if request.endpoint is Endpoint.MODERATIONS and "model" not in request.body:
                 raise NotImplementedYet(
@@ -243,7 +255,7 @@ class Gateway:
         try:
             if self._retrier is None:
                 return await one_pass(targets)
-            return await self._retrier.run(targets, lambda: self._plan(request), one_pass,
+            return await self._retrier.run(targets, lambda: self._plan(request, ctx), one_pass,
                                            ctx.first_byte_deadline)
         except ApiError as exc:
             others = self._routes.error_fallbacks(request.model, request.endpoint, exc,

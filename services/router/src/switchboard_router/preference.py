@@ -25,15 +25,22 @@ def fill_model(body: dict[str, Any], preferred: str) -> None:
         body["model"] = preferred
 
 
+def check_preferred(deployments: Sequence[Target], model: str, preferred: str) -> None:
+    """Refuse (not ignore) a header naming neither the model nor one of its deployments (any the
+    file gives it, healthy or not): checked before anything else answers, a cache hit included."""
+    if not preferred or preferred == model:
+        return
+    if not any(preferred in (t.deployment.name, t.upstream_model) for t in deployments):
+        raise InvalidRequest(
+            f"X-Preferred-Model '{preferred}' names neither the model '{model}' nor one of its "
+            "deployments (their names or provider models).",
+            param="X-Preferred-Model", code="invalid_value")
+
+
 def prefer(targets: Sequence[Target], model: str, preferred: str) -> Sequence[Target]:
-    """The deployments the header names first, in the strategy's order otherwise. A header naming
-    neither the model nor one of its deployments is refused, not ignored."""
+    """The deployments the header names first, in the strategy's order otherwise; on every pass
+    (a retry's too). One that is unavailable now (its breaker open) is simply not among them."""
     if not preferred or preferred == model:
         return targets
     chosen = [t for t in targets if preferred in (t.deployment.name, t.upstream_model)]
-    if not chosen:
-        raise InvalidRequest(
-            f"X-Preferred-Model '{preferred}' names neither the model '{model}' nor one of its "
-            "deployments available now (their names or provider models).",
-            param="X-Preferred-Model", code="invalid_value")
-    return chosen + [t for t in targets if t not in chosen]
+    return chosen + [t for t in targets if t not in chosen] if chosen else targets

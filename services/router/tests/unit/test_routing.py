@@ -296,3 +296,24 @@ def test_a_failure_rate_below_the_threshold_keeps_the_breaker_closed():
         stats.fault() if i % 2 else stats.answered(0.01)
         stats.end()
     assert stats.snapshot().circuit_state == "closed"
+
+
+def test_the_preferred_deployment_goes_first_on_every_pass_and_an_unknown_one_is_refused():
+    from switchboard_common.errors import InvalidRequest
+
+    from switchboard_router.domain import Deployment, Target
+    from switchboard_router.preference import check_preferred, prefer
+
+    deployments = [Target(Deployment(route="m", name=n, provider="p", model=None, weight=1,
+                                     timeout_seconds=1, read_timeout_seconds=1,
+                                     connect_timeout_seconds=1), f"up-{n}") for n in "abc"]
+    names = lambda targets: [t.deployment.name for t in targets]  # noqa: E731
+    assert names(prefer(deployments, "m", "b")) == ["b", "a", "c"]
+    assert names(prefer(deployments, "m", "up-c")) == ["c", "a", "b"]  # or its provider model
+    # A retry's pass without it (its breaker opened): the others, not a 400.
+    assert names(prefer(deployments[::2], "m", "b")) == ["a", "c"]
+    check_preferred(deployments, "m", "b")
+    check_preferred(deployments, "m", "m")
+    with pytest.raises(InvalidRequest) as refused:
+        check_preferred(deployments, "m", "nowhere")
+    assert refused.value.param == "X-Preferred-Model"
