@@ -76,12 +76,12 @@ class UsageJournal:
 
     def _apply(self, kind: int, payload: bytes) -> None:
         if kind == TURN:
-            turn_id, _, turn = payload.partition(b"\n")
-            self._turns[turn_id.decode()] = turn
+            head, _, turn = payload.partition(b"\n")
+            self._turns[head.decode()] = turn
             return
         if kind == TURN_STORED:
-            for turn_id in payload.decode().split("\n"):
-                self._turns.pop(turn_id, None)
+            for stored in payload.decode().split("\n"):
+                self._turns.pop(stored, None)
             return
         if kind == ACKED:
             for event_id in payload.decode().split("\n"):

@@ -268,7 +268,7 @@ class TurnRecorder:
             answer["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return answer
 
-    def _message(self, outcome: memory_pb2.TurnOutcome) -> memory_pb2.AppendTurnRequest:
+    def _message(self, outcome: memory_pb2.TurnOutcome.ValueType) -> memory_pb2.AppendTurnRequest:
         listed = ListValue()
         listed.extend(self._turn.messages)
         started = Timestamp()
