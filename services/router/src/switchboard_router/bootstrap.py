@@ -165,7 +165,9 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
     guardrails = GuardrailsClient(settings.guardrails_target, settings.guardrails_timeout_seconds)
     memory_client = MemoryClient(settings.memory_target, settings.memory_timeout_seconds)
     memory = Memory(memory_client, {name: m.context_window_tokens for m in config.models
-                                    for name in (m.name, *m.aliases) if m.context_window_tokens})
+                                    for name in (m.name, *m.aliases) if m.context_window_tokens},
+                    journal=journal, snapshot_seconds=settings.journal_progress_seconds)
+    memory.replay(journal.unstored_turns())  # session turns a crash cut, stored in the background
     cache = _response_cache(config, routes, metrics=bool(settings.metrics_port))
     responses_client = StoredResponsesClient(settings.memory_target, settings.memory_timeout_seconds)
     # Built even when responses.store is false: responses stored before stay readable and deletable.

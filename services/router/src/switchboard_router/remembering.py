@@ -4,13 +4,20 @@ budget, the collection's best chunks), and after the answer `AppendTurn` stores 
 messages and the answer the client received, once per usage event id (memory ignores a repeated
 turn id). A request that names neither never reaches this module.
 
+A streamed session answer is written to the router's journal as it goes (at its first piece, then
+at most once every `snapshot_seconds`, and as it ended) until memory has it: a router killed
+mid-stream stores the turn at its next start with the part streamed so far, outcome INTERRUPTED,
+and a turn whose append found memory unreachable is stored then too. A turn cut before its first
+piece is not stored: the client saw only an error and will send it again.
+
 A memory service that cannot be reached fails only these requests, with a 503; an append that
-fails after the answer is logged (the client has its answer) and the turn is missing.
+fails after the answer is logged (the client has its answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +25,7 @@ from typing import Any
 
 import grpc
 import orjson
+import stamina
 import structlog
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import ListValue, Struct
@@ -28,6 +36,7 @@ from switchboard_common.errors import NotSupportedYet, ServiceUnavailable
 
 from switchboard_router.codecs import sse
 from switchboard_router.domain import Caller, Endpoint, ParsedRequest, RequestContext
+from switchboard_router.journal import UsageJournal
 
 _log = structlog.get_logger("memory")
 SERVICE = memory_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name
@@ -43,13 +52,36 @@ class MemoryUnavailable(ServiceUnavailable):
     default_code = "memory_unavailable"
 
 
-class MemoryClient:
-    """The typed client of MemoryService's internal RPCs, a deadline on every call."""
+class MemoryRpc:
+    """A typed client of one of memory's services: a deadline on every call; memory unreachable
+    (down, or past the deadline) is a 503 saying what needs it, memory's own errors keep theirs."""
+
+    needed_by = "requests naming session_id or rag_collection need it. Try again later."
+
+    def __init__(self, target: str, service: str, stub: Callable[[grpc.aio.Channel], Any],
+                 timeout_seconds: float) -> None:
+        self._channel = grpc_client.channel(target, service)
+        self._stub = stub(self._channel)
+        self._timeout = timeout_seconds
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _UNREACHABLE:
+                raise MemoryUnavailable(f"The memory service is unavailable "
+                                        f"({exc.code().name.lower()}); {self.needed_by}") from None
+            raise errors.from_rpc_error(exc, service="memory") from None
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class MemoryClient(MemoryRpc):
+    """MemoryService's internal RPCs."""
 
     def __init__(self, target: str, timeout_seconds: float) -> None:
-        self._channel = grpc_client.channel(target, SERVICE)
-        self._stub = memory_pb2_grpc.MemoryServiceStub(self._channel)
-        self._timeout = timeout_seconds
+        super().__init__(target, SERVICE, memory_pb2_grpc.MemoryServiceStub, timeout_seconds)
 
     async def build_context(self, request: memory_pb2.BuildContextRequest
                             ) -> memory_pb2.BuildContextResponse:
@@ -58,19 +90,6 @@ class MemoryClient:
     async def append_turn(self, request: memory_pb2.AppendTurnRequest
                           ) -> memory_pb2.AppendTurnResponse:
         return await self._call(self._stub.AppendTurn, request)
-
-    async def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return await method(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _UNREACHABLE:
-                raise MemoryUnavailable(
-                    f"The memory service is unavailable ({exc.code().name.lower()}); requests "
-                    "naming session_id or rag_collection need it. Try again later.") from None
-            raise errors.from_rpc_error(exc, service="memory") from None
-
-    async def close(self) -> None:
-        await self._channel.close()
 
 
 @dataclass(slots=True)
@@ -83,10 +102,14 @@ class Turn:
 
 
 class Memory:
-    def __init__(self, client: MemoryClient, context_windows: dict[str, int] | None = None) -> None:
+    def __init__(self, client: MemoryClient, context_windows: dict[str, int] | None = None, *,
+                 journal: UsageJournal | None = None, snapshot_seconds: float = 1.0) -> None:
         self._client = client
         self._windows = context_windows or {}  # model name or alias -> its context window
         self._appends: set[asyncio.Task] = set()
+        self.journal = journal  # None: a crash mid-stream loses the turn (tools, unit tests)
+        self.snapshot_seconds = snapshot_seconds
+        self._replaying: asyncio.Task | None = None
 
     async def build(self, request: ParsedRequest, caller: Caller, ctx: RequestContext,
                     screen: Screen | None = None) -> tuple[ParsedRequest, Turn | None]:
@@ -126,22 +149,58 @@ class Memory:
                  turn_id: str) -> TurnRecorder:
         return TurnRecorder(self, turn, request, caller, ctx, turn_id)
 
-    async def append(self, message: memory_pb2.AppendTurnRequest) -> None:
+    async def append(self, message: memory_pb2.AppendTurnRequest, journaled: bool = False) -> bool:
+        """False when memory was unreachable: a journaled turn stays in the journal, for the next
+        start. A turn memory refused is dropped (it would be refused again)."""
         try:
             reply = await self._client.append_turn(message)
+        except MemoryUnavailable:
+            _log.warning("turn not stored: memory unreachable", kept_in_journal=journaled)
+            return False
         except errors.ApiError as exc:
             _log.warning("turn not stored", error=exc.code, session_known=bool(message.session_id))
-            return
-        if reply.already_stored:
-            _log.info("turn stored before; not again")
+        else:
+            if reply.already_stored:
+                _log.info("turn stored before; not again")
+        if journaled and self.journal is not None:
+            self.journal.turn_stored(message.turn_id)
+        return True
 
-    def append_later(self, message: memory_pb2.AppendTurnRequest) -> None:
+    def append_later(self, message: memory_pb2.AppendTurnRequest, journaled: bool = False) -> None:
         """Off the request's task: it may be cancelled (the client went away)."""
-        task = asyncio.get_running_loop().create_task(self.append(message))
+        task = asyncio.get_running_loop().create_task(self.append(message, journaled))
         self._appends.add(task)
         task.add_done_callback(self._appends.discard)
 
+    def replay(self, turns: list[tuple[str, bytes]]) -> None:
+        """At start: store the journal's unstored turns (`UsageJournal.unstored_turns`), trying
+        again while memory is unreachable; memory keeps each turn id once, so a replay that
+        runs twice (a crash during this one) stores nothing twice."""
+        if turns:
+            self._replaying = asyncio.get_running_loop().create_task(self._replay(turns))
+
+    async def _replay(self, turns: list[tuple[str, bytes]]) -> None:
+        waiting = []
+        for turn_id, payload in turns:
+            try:
+                waiting.append(memory_pb2.AppendTurnRequest.FromString(payload))
+            except Exception:  # noqa: BLE001 - a record that passed its CRC but does not parse
+                _log.warning("unreadable journaled turn dropped")
+                if self.journal is not None:
+                    self.journal.turn_stored(turn_id)
+        async for attempt in stamina.retry_context(on=MemoryUnavailable, attempts=None,
+                                                   timeout=None, wait_max=30.0):
+            with attempt:
+                waiting = [m for m in waiting if not await self.append(m, journaled=True)]
+                if waiting:
+                    raise MemoryUnavailable("memory unreachable; journaled turns wait")
+        _log.info("journaled turns stored", count=len(turns))
+
     async def drain(self) -> None:
+        """Turns being stored finish; journaled ones still waiting for memory stay for the next
+        start."""
+        if self._replaying is not None:
+            self._replaying.cancel()
         if self._appends:
             await asyncio.gather(*self._appends, return_exceptions=True)
 
@@ -158,6 +217,11 @@ class TurnRecorder:
         self._content: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
         self._whole: dict[str, Any] | None = None
+        # Streams only: a unary answer is whole at once, and stored right after it is sent.
+        self._journal = memory.journal if request.stream else None
+        self._changed = False  # the answer grew since the last snapshot
+        self._next_snapshot = 0.0  # monotonic: the first text is written at once
+        self._journaled = False  # the journal holds this turn (until memory has it)
 
     async def piece(self, data: bytes) -> bytes:
         if self._decoder is None:
@@ -170,6 +234,11 @@ class TurnRecorder:
         for event in self._decoder.feed(data):
             if event.data is not None and event.data.startswith(b"{"):
                 self._delta(orjson.loads(event.data))
+        if self._journal is not None and self._changed and time.monotonic() >= self._next_snapshot:
+            self._journal.turn(self._turn_id, self._message(
+                memory_pb2.TURN_OUTCOME_INTERRUPTED).SerializeToString())
+            self._changed, self._journaled = False, True
+            self._next_snapshot = time.monotonic() + self._memory.snapshot_seconds
         return data
 
     def _delta(self, chunk: Any) -> None:
@@ -179,6 +248,7 @@ class TurnRecorder:
         delta = choices[0].get("delta") or {}
         if isinstance(delta.get("content"), str):
             self._content.append(delta["content"])
+            self._changed = self._changed or bool(delta["content"])
         for call in delta.get("tool_calls") or ():
             slot = self._tool_calls.setdefault(int(call.get("index", 0)), {
                 "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
@@ -186,6 +256,7 @@ class TurnRecorder:
             function = call.get("function") or {}
             slot["function"]["name"] += function.get("name") or ""
             slot["function"]["arguments"] += function.get("arguments") or ""
+            self._changed = True
 
     def _answer(self) -> dict[str, Any] | None:
         if self._whole is not None:
@@ -197,7 +268,7 @@ class TurnRecorder:
             answer["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return answer
 
-    async def end(self, completed: bool) -> None:
+    def _message(self, outcome: memory_pb2.TurnOutcome.ValueType) -> memory_pb2.AppendTurnRequest:
         listed = ListValue()
         listed.extend(self._turn.messages)
         started = Timestamp()
@@ -205,17 +276,23 @@ class TurnRecorder:
         message = memory_pb2.AppendTurnRequest(
             key_id=self._caller.key_id, tenant_id=self._caller.tenant_id,
             session_id=self._turn.session_id, request_id=self._ctx.request_id, messages=listed,
-            turn_id=self._turn_id, started_at=started, model=self._model,
-            outcome=(memory_pb2.TURN_OUTCOME_COMPLETE if completed
-                     else memory_pb2.TURN_OUTCOME_CLIENT_ABORT))
+            turn_id=self._turn_id, started_at=started, model=self._model, outcome=outcome)
         answer = self._answer()
         if answer is not None:
             message.answer.CopyFrom(_struct(answer))
+        return message
+
+    async def end(self, completed: bool) -> None:
+        message = self._message(memory_pb2.TURN_OUTCOME_COMPLETE if completed
+                                else memory_pb2.TURN_OUTCOME_CLIENT_ABORT)
+        if self._journal is not None and self._journaled:
+            # As it ended, in case memory cannot take it now: the next start sends it then.
+            self._journal.turn(self._turn_id, message.SerializeToString())
         if completed:
             # Awaited: the client's next turn, sent as soon as this answer ends, must see it.
-            await self._memory.append(message)
+            await self._memory.append(message, self._journaled)
         else:
-            self._memory.append_later(message)
+            self._memory.append_later(message, self._journaled)
 
 
 def _struct(value: dict[str, Any]) -> Struct:

@@ -16,20 +16,18 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 import orjson
 import structlog
 from switchboard.memory.v1 import stored_responses_pb2 as pb
 from switchboard.memory.v1 import stored_responses_pb2_grpc as pb_grpc
-from switchboard_common import errors, grpc_client
+from switchboard_common import errors
 from switchboard_common.errors import InvalidRequest, NotFound
 
 from switchboard_router.domain import Caller
-from switchboard_router.remembering import MemoryUnavailable
+from switchboard_router.remembering import MemoryRpc
 
 _log = structlog.get_logger("stored_responses")
 SERVICE = pb.DESCRIPTOR.services_by_name["StoredResponseService"].full_name
-_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 STATUS = {"in_progress": pb.STORED_RESPONSE_STATUS_IN_PROGRESS,
           "completed": pb.STORED_RESPONSE_STATUS_COMPLETED,
           "incomplete": pb.STORED_RESPONSE_STATUS_INCOMPLETE,
@@ -52,13 +50,15 @@ def _plausible(response_id: str) -> bool:
     return 0 < len(response_id) <= MAX_ID and response_id.isprintable()
 
 
-class StoredResponsesClient:
-    """The typed client of memory's StoredResponseService, a deadline on every call."""
+class StoredResponsesClient(MemoryRpc):
+    """The typed client of memory's StoredResponseService."""
+
+    needed_by = ("stored responses need it (store, which is true unless the request says false, "
+                 "previous_response_id, GET and DELETE /v1/responses/{id}). Try again later, "
+                 "or send store: false with the whole conversation in 'input'.")
 
     def __init__(self, target: str, timeout_seconds: float) -> None:
-        self._channel = grpc_client.channel(target, SERVICE)
-        self._stub = pb_grpc.StoredResponseServiceStub(self._channel)
-        self._timeout = timeout_seconds
+        super().__init__(target, SERVICE, pb_grpc.StoredResponseServiceStub, timeout_seconds)
 
     async def set(self, request: pb.SetStoredResponseRequest) -> pb.SetStoredResponseResponse:
         return await self._call(self._stub.SetStoredResponse, request)
@@ -73,21 +73,6 @@ class StoredResponsesClient:
     async def delete(self, request: pb.DeleteStoredResponseRequest
                      ) -> pb.DeleteStoredResponseResponse:
         return await self._call(self._stub.DeleteStoredResponse, request)
-
-    async def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return await method(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _UNREACHABLE:
-                raise MemoryUnavailable(
-                    f"The memory service is unavailable ({exc.code().name.lower()}); stored "
-                    "responses need it (store, which is true unless the request says false, "
-                    "previous_response_id, GET and DELETE /v1/responses/{id}). Try again later, "
-                    "or send store: false with the whole conversation in 'input'.") from None
-            raise errors.from_rpc_error(exc, service="memory") from None
-
-    async def close(self) -> None:
-        await self._channel.close()
 
 
 class StoredResponses:

@@ -17,24 +17,11 @@ from google.api import httpbody_pb2
 from router_fakes import ANSWER, GOOD_KEY, FakeKey
 from router_harness import start_router, stop_router
 from switchboard.gateway.v1 import gateway_pb2
-from switchboard_common.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(120)
 OTHER_TENANT, SAME_TENANT = "sk-test-other-tenant", "sk-test-same-tenant"
 KEYS = {GOOD_KEY: FakeKey("key-good"), SAME_TENANT: FakeKey("key-same"),
         OTHER_TENANT: FakeKey("key-other", tenant_id="tenant-2")}
-
-
-@pytest.fixture
-def memory(tmp_path):
-    (tmp_path / "memory-data").mkdir()
-    process = ServiceProcess("memory", "switchboard.memory.v1.StoredResponseService",
-                             tmp_path / "memory-data", {"SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.2"})
-    try:
-        process.wait_serving(60)
-        yield process
-    finally:
-        process.kill()
 
 
 @pytest.fixture

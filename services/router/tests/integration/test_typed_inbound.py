@@ -14,21 +14,8 @@ from router_fakes import ANSWER
 from router_harness import start_router, stop_router
 from switchboard.events.v1 import events_pb2
 from switchboard.gateway.v1 import gateway_pb2 as pb
-from switchboard_common.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def memory(tmp_path):
-    (tmp_path / "memory-data").mkdir()
-    process = ServiceProcess("memory", "switchboard.memory.v1.StoredResponseService",
-                             tmp_path / "memory-data", {"SWITCHBOARD_SHUTDOWN_GRACE_SECONDS": "0.2"})
-    try:
-        process.wait_serving(60)
-        yield process
-    finally:
-        process.kill()
 
 
 @pytest.fixture
