@@ -186,6 +186,9 @@ class StoredCredentials:
             if spec.oauth is None:
                 by_provider[c.provider].append(StoredKey(c.credential_id, secret, c.weight or 1,
                                                          c.rpm or None))
+            elif spec.oauth.grant == "client_credentials":
+                _log.warning("stored credential for a client-credentials provider left out",
+                             credential_id=c.credential_id, provider=c.provider)
             elif (key := self._oauth_key(c, spec, secret)) is not None:
                 by_provider[c.provider].append(key)
         live = {k.ident for keys in by_provider.values() for k in keys}
@@ -209,7 +212,9 @@ class StoredCredentials:
                 c.credential_id, c.provider, spec.oauth, tokens, self, self._lease)
         else:
             holder.adopt(tokens)
-        return StoredKey(c.credential_id, f"oauth:{c.credential_id}", c.weight or 1, c.rpm or None,
+        # Its identity in the key ring: the credential and its login's hint, so a refresh keeps
+        # the key's state and a new login (a rotation) starts it afresh (an invalid key revives).
+        return StoredKey(c.credential_id, f"oauth:{c.credential_id}:{c.hint}", c.weight or 1, c.rpm or None,
                          hint=c.hint, wrap=lambda make, s: OAuthCodec(make, s, holder))
 
     # --- the vault OAuth token holders read and write (oauth.Vault) -------------------------------
@@ -308,6 +313,10 @@ class StoredCredentials:
     def _check_secret(self, provider: str, secret: str) -> tuple[str, str]:
         """The secret to seal and its hint: an API key, or for an OAuth provider a token set."""
         spec = self._specs.get(provider)
+        if spec is not None and spec.oauth is not None and spec.oauth.grant == "client_credentials":
+            raise InvalidRequest(f"Provider '{provider}' gets its OAuth token by the "
+                                 "client-credentials grant of its `oauth:` section: there is no "
+                                 "credential to store.", param="provider", code="invalid_value")
         if spec is not None and spec.oauth is not None:
             tokens = oauth.parse_secret(secret.strip())
             return tokens.to_json(), tokens.hint()
