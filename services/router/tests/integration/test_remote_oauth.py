@@ -169,3 +169,14 @@ async def test_a_second_401_on_the_refreshed_token_ends_the_credential(corp):
         assert (health.state, health.requests, health.rejected) == ("invalid", 2, 2)
     finally:
         unlisted_access_tokens(url, False)
+
+
+async def test_a_401_whose_refresh_is_refused_is_token_refresh_failed(corp):
+    provider, install, url = corp
+    unlisted_access_tokens(url, False)
+    (holder,) = install(login(url))
+    revoke_access(url)
+    revoke_all(url)  # the grant itself was revoked: the refresh the 401 forces is refused
+    with pytest.raises(TokenRefreshFailed) as caught:
+        await provider.send(_call())
+    assert "invalid_grant" in caught.value.message and holder.refreshes == 0
