@@ -20,6 +20,7 @@ from tests.fakes.process import fake_process
 
 CLIENT_ID, CLIENT_SECRET = "sb-e2e-m2m", "sb-e2e-m2m-secret-0123456789"
 TEAM_KEY, SHARED_KEY = "sk-team-a-own-key-0001", "sk-shared-not-accepted-0002"
+STORED_KEY = "sk-team-a-stored-key-0003"
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def grants_stack(tmp_path):
     with fake_process("tests.fakes.oauth_fake", tmp_path / "oauth", "--client-id", CLIENT_ID,
                       "--client-secret", CLIENT_SECRET, "--tokens-file", str(tokens_file),
                       "--expires-in", "3600") as auth_url:
-        fake = run_fake_in_thread(api_keys={TEAM_KEY}, tokens_file=tokens_file)
+        fake = run_fake_in_thread(api_keys={TEAM_KEY, STORED_KEY}, tokens_file=tokens_file)
         config = {
             "providers": {
                 "local": {"type": "local"},
@@ -110,3 +111,18 @@ def test_client_credentials_401_retry_and_a_deployments_own_keys(grants_stack):
     keys = {(k["provider"], k["state"]) for k in stats["provider_keys"]}
     assert ("shared@team-a", "ready") in keys and ("m2m", "invalid") in keys
     assert TEAM_KEY not in str(stats) and SHARED_KEY not in str(stats)
+
+    # Its stored credentials go by the same name; a client-credentials provider stores none.
+    admin = {"authorization": f"Bearer {stack.master_key}"}
+    added = httpx.post(stack.edge_url + "/api/credentials", headers=admin, timeout=10,
+                       json={"provider": "shared@team-a", "secret": STORED_KEY})
+    assert added.status_code == 200 and added.json()["provider"] == "shared@team-a"
+    assert STORED_KEY not in added.text
+    for provider in ("shared@nobody", "m2m"):
+        refused = httpx.post(stack.edge_url + "/api/credentials", headers=admin, timeout=10,
+                             json={"provider": provider, "secret": "sk-whatever-0123456789"})
+        assert_openai_error(refused, 400, param="provider")
+    assert [chat(stack, "team-model").status_code for _ in range(4)] == [200] * 4
+    stats = httpx.get(stack.edge_url + "/api/routing/stats", timeout=10, headers=admin).json()
+    team = [k for k in stats["provider_keys"] if k["provider"] == "shared@team-a"]
+    assert len(team) == 2 and all(k["requests"] >= 2 for k in team)  # round robin over both
