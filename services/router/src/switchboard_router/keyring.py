@@ -163,7 +163,8 @@ class KeyRing(Generic[C]):
                     key.invalid = True
                     break
                 retried.add(key)
-                if key.ready_at(self._clock()) > self._clock():
+                now = self._clock()
+                if key.ready_at(now) > now:
                     break  # its own rpm is used up: the next key
                 key.take()
                 yield key

@@ -16,9 +16,8 @@ when it (re)connects to NATS, and at start; the set is small (one row per key).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,7 +104,7 @@ class StoredCredentials:
         self._specs = specs
         # OAuth credentials (providers with `oauth:`): one token holder each, kept across reloads.
         self._tokens: dict[str, OAuthToken] = {}
-        self._lease: oauth.Lease = _no_lease
+        self._lease: oauth.Lease = oauth.no_lease
         self._reloading: asyncio.Task | None = None
         self._refreshing: asyncio.Task | None = None
         self._again = False
@@ -329,11 +328,6 @@ class StoredCredentials:
                 return c
         raise NotFound(f"No provider credential '{credential_id}'.", param="credential_id",
                        code="credential_not_found")
-
-
-@contextlib.asynccontextmanager
-async def _no_lease(credential_id: str) -> AsyncIterator[None]:
-    yield
 
 
 def _check_secret(secret: str) -> str:
