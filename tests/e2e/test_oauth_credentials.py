@@ -9,30 +9,22 @@ request sent with an expired or superseded token fails loudly."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
 import pytest
-import yaml
 from click.testing import CliRunner
 from google.api import httpbody_pb2
-from switchboard.gateway.v1 import gateway_pb2_grpc
 
 from switchboard_cli.main import cli
-from switchboard_stack import Stack, StackConfig
-from switchboard_stack.config import free_port
-from switchboard_stack.processes import ManagedProcess, grpc_serving
+from tests.e2e.credentials_stack import credentials_stack, router_replica
 from tests.e2e.test_http_edge import assert_openai_error, post
 from tests.fakes.openai_upstream import run_fake_in_thread
 from tests.fakes.process import fake_process
 
-GATEWAY = "switchboard.gateway.v1.GatewayService"
 CLIENT_ID, CLIENT_SECRET = "sb-e2e-client", "sb-e2e-client-secret-0123456789"
 LIFETIME = 10.0  # seconds an access token lives: refreshed 5 s before it ends (half its lifetime)
 BODY = {"model": "corp-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -57,40 +49,19 @@ def oauth_stack(tmp_path):
             "models": [{"name": "switchboard-local", "deployments": [{"provider": "local"}]},
                        {"name": "corp-model", "deployments": [{"provider": "corp", "model": "gpt-4o-mini"}]}],
         }
-        path = tmp_path / "switchboard.yaml"
-        path.write_text(yaml.safe_dump(config))
-        env = {"SWITCHBOARD_CREDENTIALS_KEY": base64.b64encode(os.urandom(32)).decode(),
-               "SWITCHBOARD_LOG_LEVEL": "INFO", "CORP_CLIENT_ID": CLIENT_ID,
-               "CORP_CLIENT_SECRET": CLIENT_SECRET}
-        s = Stack(StackConfig.ephemeral(tmp_path / "stack", env=env, own_nats=True, config_path=path))
-        s.start()
-        s.auth_url, s.config_path, s.root = auth_url, path, tmp_path / "stack"  # type: ignore[attr-defined]
+        env = {"CORP_CLIENT_ID": CLIENT_ID, "CORP_CLIENT_SECRET": CLIENT_SECRET}
         try:
-            yield s
+            with credentials_stack(tmp_path, config, env) as stack:
+                stack.auth_url = auth_url  # type: ignore[attr-defined]
+                yield stack
         finally:
-            s.stop()
             fake.stop()
 
 
 @pytest.fixture
 def second_router(oauth_stack, tmp_path):
-    """Another router replica on its own port (the edge routes to the first)."""
-    first = oauth_stack.services["router"]
-    port = free_port()
-    env = {**first.env, "SWITCHBOARD_ROUTER_GRPC_PORT": str(port),
-           "SWITCHBOARD_ROUTER_JOURNAL_DIR": str(tmp_path / "journal-2"),
-           "SWITCHBOARD_ROUTER_METRICS_PORT": "0"}
-    proc = ManagedProcess("router-2", first.argv, env, tmp_path / "stack" / "router-2.log", cwd=first.cwd)
-    proc.start()
-    try:
-        proc.wait_ready(grpc_serving(f"127.0.0.1:{port}", GATEWAY), 60)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        yield gateway_pb2_grpc.GatewayServiceStub(channel)
-        channel.close()
-    finally:
-        proc.terminate()
-        proc.wait_stopped(15)
-        shutil.rmtree(tmp_path / "journal-2", ignore_errors=True)
+    with router_replica(oauth_stack, tmp_path) as stub:
+        yield stub
 
 
 def fake(stack, method: str, path: str, **kw) -> dict:

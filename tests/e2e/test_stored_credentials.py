@@ -4,31 +4,23 @@ following each change over NATS, and the secret in no answer, log or database fi
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import shutil
 import sqlite3
 import time
 
-import grpc
 import httpx
 import pytest
-import yaml
 from click.testing import CliRunner
-from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from switchboard.gateway.v1 import gateway_pb2
 
 from switchboard_cli.main import cli
-from switchboard_stack import Stack, StackConfig
-from switchboard_stack.config import free_port
-from switchboard_stack.processes import ManagedProcess, grpc_serving
+from tests.e2e.credentials_stack import credentials_stack, router_replica
 from tests.e2e.test_http_edge import assert_openai_error, post
 from tests.e2e.test_usage_billing import create_key
 from tests.fakes.openai_upstream import run_fake_in_thread
 
 GOOD, NEXT, REVOKED = "sk-vault-good-key-000001", "sk-vault-next-key-000002", "sk-vault-revoked-000003"
 SECRETS = (GOOD, NEXT, REVOKED)
-GATEWAY = "switchboard.gateway.v1.GatewayService"
 
 
 @pytest.fixture
@@ -41,38 +33,17 @@ def vault_stack(tmp_path):
         "models": [{"name": "switchboard-local", "deployments": [{"provider": "local"}]},
                    {"name": "vault-model", "deployments": [{"provider": "vault", "model": "gpt-4o-mini"}]}],
     }
-    path = tmp_path / "switchboard.yaml"
-    path.write_text(yaml.safe_dump(config))
-    key = base64.b64encode(os.urandom(32)).decode()
-    env = {"SWITCHBOARD_CREDENTIALS_KEY": key, "SWITCHBOARD_LOG_LEVEL": "INFO"}
-    s = Stack(StackConfig.ephemeral(tmp_path / "stack", env=env, own_nats=True, config_path=path))
-    s.start()
     try:
-        yield s
+        with credentials_stack(tmp_path, config) as stack:
+            yield stack
     finally:
-        s.stop()
         fake.stop()
 
 
 @pytest.fixture
 def second_router(vault_stack, tmp_path):
-    """Another router replica on its own port (the edge routes to the first)."""
-    first = vault_stack.services["router"]
-    port = free_port()
-    env = {**first.env, "SWITCHBOARD_ROUTER_GRPC_PORT": str(port),
-           "SWITCHBOARD_ROUTER_JOURNAL_DIR": str(tmp_path / "journal-2"),
-           "SWITCHBOARD_ROUTER_METRICS_PORT": "0"}
-    proc = ManagedProcess("router-2", first.argv, env, tmp_path / "stack" / "router-2.log", cwd=first.cwd)
-    proc.start()
-    try:
-        proc.wait_ready(grpc_serving(f"127.0.0.1:{port}", GATEWAY), 60)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        yield gateway_pb2_grpc.GatewayServiceStub(channel)
-        channel.close()
-    finally:
-        proc.terminate()
-        proc.wait_stopped(15)
-        shutil.rmtree(tmp_path / "journal-2", ignore_errors=True)
+    with router_replica(vault_stack, tmp_path) as stub:
+        yield stub
 
 
 def api(stack, method: str, path: str, key: str | None = None, **kw) -> httpx.Response:

@@ -1,5 +1,5 @@
 """A fake OAuth 2.0 authorization server on loopback: RFC 8628 device flow with PKCE (RFC 7636
-S256), the refresh_token grant with rotation, RFC 7009 revocation.
+S256), the refresh_token grant with rotation, the client_credentials grant, RFC 7009 revocation.
 
     python -m tests.fakes.oauth_fake --host 127.0.0.1 --port 0 --port-file PATH \\
         --client-id ID [--client-secret S] [--tokens-file PATH] [--expires-in SECONDS]
@@ -15,14 +15,20 @@ Endpoints as real servers have them:
   `invalid_grant`. `access_denied` and `expired_token` can be scripted too.
 - `POST /token`, grant_type `refresh_token`: a new access token and a new refresh token; the old
   refresh token is revoked at once (rotation), so using it again is `400 invalid_grant`.
+- `POST /token`, grant_type `client_credentials` (RFC 6749 §4.4): a confidential client only
+  (`unauthorized_client` for a public one); an access token and no refresh token (§4.4.3).
 - `POST /revoke`: the token (refresh or access) stops working; 200 whatever it was (RFC 7009).
 The client authenticates with HTTP Basic (or client_secret in the form) when it has a secret,
 else by client_id alone (a public client). Access tokens expire after `expires_in` seconds.
 
 For tests, not OAuth's: `GET /_fake/stats` (refresh and poll counts, poll and refresh times,
 revocations), `GET /_fake/issued` (every token handed out, for scans that must not find them),
-`POST /_fake/config` (JSON: expires_in, refresh_delay_seconds, device_script, slow_down_status),
-`POST /_fake/revoke-refresh-tokens` (every refresh token revoked: a dead credential). With
+`POST /_fake/config` (JSON: expires_in, refresh_delay_seconds, device_script, slow_down_status,
+unlisted_access_tokens: issue access tokens the provider will not take, as one for another
+audience),
+`POST /_fake/revoke-refresh-tokens` (every refresh token revoked: a dead credential),
+`POST /_fake/revoke-access-tokens` (every access token ends before its expiry, as a provider's
+revocation or key rollover does: the provider then answers 401 to them). With
 `--tokens-file`, the access tokens in force (each with its expiry) are written there on every
 change, one `token expires_at` a line, for the OpenAI fake to accept exactly those.
 """
@@ -57,12 +63,14 @@ class AuthorizationServer:
         self.refresh_delay = 0.0
         self.device_script = list(DEFAULT_SCRIPT)
         self.slow_down_status = 400
+        self.unlisted_access_tokens = False
         self.devices: dict[str, dict[str, Any]] = {}
         self.access: dict[str, float] = {}  # access token -> expires_at
         self.refresh: dict[str, bool] = {}  # refresh token -> still valid
         self.stats: dict[str, Any] = {"refreshes": 0, "refresh_attempts": 0, "refused_refreshes": 0,
                                       "polls": [], "revocations": 0, "device_codes": 0,
-                                      "pkce_verified": 0, "refreshed_at": []}
+                                      "pkce_verified": 0, "refreshed_at": [],
+                                      "client_credentials_grants": 0}
         self.issued: list[str] = []  # every token handed out, for tests that scan for them
 
     def application(self) -> web.Application:
@@ -74,6 +82,7 @@ class AuthorizationServer:
         app.router.add_get("/_fake/issued", self._issued)
         app.router.add_post("/_fake/config", self._config)
         app.router.add_post("/_fake/revoke-refresh-tokens", self._revoke_all)
+        app.router.add_post("/_fake/revoke-access-tokens", self._revoke_access)
         return app
 
     # --- OAuth -----------------------------------------------------------------------------------
@@ -117,6 +126,8 @@ class AuthorizationServer:
             return self._device_poll(form)
         if grant == "refresh_token":
             return await self._refresh(form)
+        if grant == "client_credentials":
+            return await self._client_credentials(form)
         return _error(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported.")
 
     def _device_poll(self, form: dict[str, str]) -> web.Response:
@@ -153,9 +164,22 @@ class AuthorizationServer:
         self.stats["refreshed_at"].append(time.time())
         return web.json_response(self._issue(form.get("scope", "")))
 
+    async def _client_credentials(self, form: dict[str, str]) -> web.Response:
+        if self.client_secret is None:  # RFC 6749 §4.4: confidential clients only
+            return _error(400, "unauthorized_client", "A public client cannot use client_credentials.")
+        if self.refresh_delay:
+            await asyncio.sleep(self.refresh_delay)
+        self.stats["client_credentials_grants"] += 1
+        self.stats["refreshed_at"].append(time.time())
+        answer = self._issue(form.get("scope", ""))
+        self.refresh.pop(answer.pop("refresh_token"))  # §4.4.3: no refresh token
+        self.issued.pop()
+        return web.json_response(answer)
+
     def _issue(self, scope: str) -> dict[str, Any]:
         access, refresh = "at-" + secrets.token_urlsafe(24), "rt-" + secrets.token_urlsafe(24)
-        self.access[access] = time.time() + self.expires_in
+        if not self.unlisted_access_tokens:
+            self.access[access] = time.time() + self.expires_in
         self.refresh[refresh] = True
         self.issued += [access, refresh]
         self._write_tokens()
@@ -198,10 +222,17 @@ class AuthorizationServer:
         self.refresh_delay = float(body.get("refresh_delay_seconds", self.refresh_delay))
         self.device_script = list(body.get("device_script", self.device_script))
         self.slow_down_status = int(body.get("slow_down_status", self.slow_down_status))
+        self.unlisted_access_tokens = bool(body.get("unlisted_access_tokens", self.unlisted_access_tokens))
         return web.json_response({"ok": True})
 
     async def _revoke_all(self, request: web.Request) -> web.Response:
         self.refresh = dict.fromkeys(self.refresh, False)
+        return web.json_response({"ok": True})
+
+
+    async def _revoke_access(self, request: web.Request) -> web.Response:
+        self.access.clear()
+        self._write_tokens()
         return web.json_response({"ok": True})
 
 

@@ -60,3 +60,25 @@ def test_the_openai_fake_takes_only_tokens_in_force(server):
         assert status("sk-own") == 200 and status("sk-other") == 401 and status("at-unknown") == 401
         time.sleep(1.1)
         assert status(tokens["access_token"]) == 401  # expired
+
+
+def test_client_credentials_issue_no_refresh_token_and_revoked_access_tokens_are_refused(server):
+    url, tokens_file = server
+    httpx.post(f"{url}/_fake/config", json={"expires_in": 60}).raise_for_status()
+    grant = {"grant_type": "client_credentials", "scope": "model.completion"}
+    assert httpx.post(f"{url}/token", auth=("fake-client", "wrong"), data=grant).status_code == 401
+    tokens = httpx.post(f"{url}/token", auth=CLIENT, data=grant).json()
+    assert tokens["token_type"] == "Bearer" and "refresh_token" not in tokens  # RFC 6749 §4.4.3
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    with run_fake_in_thread(api_keys=[], tokens_file=tokens_file) as fake:
+        def status() -> int:
+            return httpx.post(f"{fake.base_url}/chat/completions", json=body,
+                              headers={"authorization": f"Bearer {tokens['access_token']}"}).status_code
+        assert status() == 200
+        httpx.post(f"{url}/_fake/revoke-access-tokens").raise_for_status()
+        assert status() == 401  # ended before its expiry, as a provider's rollover does
+        httpx.post(f"{url}/_fake/config", json={"unlisted_access_tokens": True}).raise_for_status()
+        tokens = httpx.post(f"{url}/token", auth=CLIENT, data=grant).json()
+        assert status() == 401  # issued, but not one the provider takes
+    httpx.post(f"{url}/_fake/config", json={"unlisted_access_tokens": False, "expires_in": 1}).raise_for_status()
+    assert httpx.get(f"{url}/_fake/stats").json()["client_credentials_grants"] == 2

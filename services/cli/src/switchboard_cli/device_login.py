@@ -77,16 +77,14 @@ def read_client(path: Path, provider: str, env: Mapping[str, str]) -> OAuthClien
         raise LoginFailed(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise LoginFailed(f"{path} is not valid YAML: {exc}") from None
-    providers = raw.get("providers") if isinstance(raw, dict) else None
-    if not isinstance(providers, dict) or provider not in providers:
-        known = ", ".join(sorted(providers)) if isinstance(providers, dict) else "none"
-        raise LoginFailed(f"{path} has no provider '{provider}' (providers: {known})")
-    section = (providers[provider] or {}).get("oauth")
-    at = f"providers.{provider}.oauth"
+    section, at = _section(raw, provider, path)
     if not isinstance(section, dict):
         raise LoginFailed(f"provider '{provider}' has no `oauth:` section in {path}: a device login "
                           "needs the provider's OAuth client (see the README, OAuth credentials)")
     o = {k: _expand(v, env, f"{at}.{k}") for k, v in section.items()}
+    if o.get("grant") == "client_credentials":
+        raise LoginFailed(f"provider '{provider}' gets its OAuth token by the client-credentials "
+                          "grant: the router fetches it itself, no login is needed")
     for required in ("client_id", "token_url", "device_authorization_url"):
         if not o.get(required):
             raise LoginFailed(f"{at}.{required} is required for a device login")
@@ -95,6 +93,23 @@ def read_client(path: Path, provider: str, env: Mapping[str, str]) -> OAuthClien
                        token_url=o["token_url"], device_authorization_url=o["device_authorization_url"],
                        scopes=tuple(_expand(s, env, f"{at}.scopes") for s in scopes),
                        pkce=bool(o.get("pkce", False)))
+
+
+def _section(raw: Any, provider: str, path: Path) -> tuple[Any, str]:
+    """The `oauth:` section of a provider, or of a deployment with credentials of its own
+    (`<provider>@<deployment name>`, as the router names it), and where it is in the file."""
+    providers = raw.get("providers") if isinstance(raw, dict) else None
+    base, _, deployment = provider.partition("@")
+    if not isinstance(providers, dict) or base not in providers:
+        known = ", ".join(sorted(providers)) if isinstance(providers, dict) else "none"
+        raise LoginFailed(f"{path} has no provider '{base}' (providers: {known})")
+    if not deployment:
+        return (providers[base] or {}).get("oauth"), f"providers.{base}.oauth"
+    for i, model in enumerate(raw.get("models") or []):
+        for j, dep in enumerate((model or {}).get("deployments") or []):
+            if isinstance(dep, dict) and dep.get("provider") == base and dep.get("name") == deployment:
+                return dep.get("oauth"), f"models[{i}].deployments[{j}].oauth"
+    raise LoginFailed(f"{path} has no deployment named '{deployment}' of provider '{base}'")
 
 
 def _http(client: OAuthClient) -> Any:

@@ -130,3 +130,29 @@ def test_a_verifier_that_does_not_match_the_challenge_is_refused(server, config_
         device = device_login.start(client, http, challenge)
         with pytest.raises(device_login.LoginFailed, match="invalid_grant"):
             device_login.poll(client, http, device, other, scale=0.001)
+
+
+def test_a_deployments_own_oauth_client_is_read_by_its_router_name(tmp_path):
+    path = tmp_path / "switchboard.yaml"
+    oauth = {"client_id": "${TEAM_CLIENT_ID}", "token_url": "https://login.team/token",
+             "device_authorization_url": "https://login.team/device"}
+    path.write_text(yaml.safe_dump({
+        "providers": {"corp": {"type": "openai", "base_url": "http://corp/v1", "api_key": "sk-x"}},
+        "models": [{"name": "m", "deployments": [{"provider": "corp"},
+                                                 {"provider": "corp", "name": "team", "oauth": oauth}]}]}))
+    client = device_login.read_client(path, "corp@team", {"TEAM_CLIENT_ID": "team-cid"})
+    assert (client.provider, client.client_id, client.token_url) == ("corp@team", "team-cid",
+                                                                     "https://login.team/token")
+    with pytest.raises(device_login.LoginFailed, match=r"models\[0\]\.deployments\[1\]\.oauth\.client_id"):
+        device_login.read_client(path, "corp@team", {})
+    with pytest.raises(device_login.LoginFailed, match="no deployment named 'other'"):
+        device_login.read_client(path, "corp@other", {})
+
+
+def test_a_client_credentials_provider_needs_no_login(tmp_path):
+    path = tmp_path / "switchboard.yaml"
+    path.write_text(yaml.safe_dump({"providers": {"corp": {"type": "openai", "base_url": "http://corp/v1", "oauth": {
+        "grant": "client_credentials", "client_id": "cid", "client_secret": "cs",
+        "token_url": "https://login.corp/token"}}}}))
+    with pytest.raises(device_login.LoginFailed, match="client-credentials grant"):
+        device_login.read_client(path, "corp", {})

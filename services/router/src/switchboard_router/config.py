@@ -90,13 +90,15 @@ def parse(raw: Any, env: Mapping[str, str], *, source: str = "switchboard.yaml")
     _check_models(file, specs, problems)
     if problems:
         raise ConfigError(source, problems)
+    models = _own_credentials(file, raw, specs, env, problems)
+    if problems:
+        raise ConfigError(source, problems)
     for i, policy_id in enumerate(file.guardrails.default_policy_ids):
         if not _POLICY_ID.fullmatch(policy_id):
             problems.append((f"guardrails.default_policy_ids[{i}]",
                              f"{policy_id!r} is not a policy id (such as 'pol_...')"))
     if problems:
         raise ConfigError(source, problems)
-    models = list(file.models)
     _add_presets(specs, models, env)
     return Config(providers={n: s for n, s in specs.items() if s is not None}, models=models,
                   routing=file.routing, moderation_model=file.moderation_model,
@@ -133,8 +135,8 @@ def _add_presets(specs: dict[str, ProviderSpec | None], models: list[ModelConfig
 
 
 def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
-              problems: list[tuple[str, str]]) -> ProviderSpec | None:
-    at = f"providers.{name}"
+              problems: list[tuple[str, str]], at: str = "") -> ProviderSpec | None:
+    at = at or f"providers.{name}"
     vendor = VENDORS.get(p.vendor) if p.vendor else None
     if p.vendor and vendor is None:
         problems.append((f"{at}.vendor", f"unknown vendor {p.vendor!r} (known: {', '.join(sorted(VENDORS))})"))
@@ -182,7 +184,7 @@ def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
         return None
     before = len(problems)
     keys = _api_keys(at, p, raw, problems)
-    oauth = config_oauth.spec(at, p.oauth, kind, p, problems)
+    oauth = config_oauth.spec(at, p.oauth, kind, p, adapter.takes_oauth, problems)
     if len(problems) > before:
         return None
     if oauth is not None:
@@ -215,6 +217,46 @@ def _provider(name: str, p: ProviderConfig, raw: Any, env: Mapping[str, str],
         project=p.project or (env.get(vendor.project_env) or None if vendor and vendor.project_env else None),
         location=p.location or (env.get(vendor.location_env) or None if vendor and vendor.location_env else None),
         api_keys=keys, key_selection=p.key_selection or "round_robin", oauth=oauth)
+
+
+CREDENTIALS = ("api_key", "api_keys", "key_selection", "oauth")
+
+
+def _own_credentials(file: FileConfig, raw: Any, specs: dict[str, ProviderSpec | None],
+                     env: Mapping[str, str], problems: list[tuple[str, str]]) -> list[ModelConfig]:
+    """The models, each deployment with credentials of its own served by a provider of its own:
+    its provider's entry with those credentials instead of the provider's, named
+    `<provider>@<deployment name>` (its key ring, /api/credentials and stats go by that name;
+    usage and prices by the deployment's name, as for any deployment). Checked as a provider's
+    credentials are, with errors naming the deployment's fields."""
+    models: list[ModelConfig] = []
+    taken: dict[str, str] = {}
+    for i, model in enumerate(file.models):
+        deployments = []
+        for j, dep in enumerate(model.deployments):
+            if all(getattr(dep, f) is None for f in CREDENTIALS) or specs.get(dep.provider) is None:
+                deployments.append(dep)
+                continue
+            at = f"models[{i}].deployments[{j}]"
+            if dep.name is None:
+                problems.append((f"{at}.name", "required for a deployment with credentials of its "
+                                               "own (they are known as '<provider>@<name>')"))
+                continue
+            name = f"{dep.provider}@{dep.name}"
+            if name in taken:
+                problems.append((f"{at}.name", f"{name!r} already has credentials of its own at "
+                                               f"{taken[name]}: name this deployment otherwise"))
+                continue
+            taken[name] = at
+            raw_dep = raw["models"][i]["deployments"][j]
+            own_raw = {k: v for k, v in (raw["providers"][dep.provider] or {}).items()
+                       if k not in CREDENTIALS} | {k: raw_dep[k] for k in CREDENTIALS if k in raw_dep}
+            own = file.providers[dep.provider].model_copy(
+                update={f: getattr(dep, f) for f in CREDENTIALS})
+            specs[name] = _provider(name, own, own_raw, env, problems, at=at)
+            deployments.append(dep.model_copy(update={"provider": name}))
+        models.append(model.model_copy(update={"deployments": deployments}))
+    return models
 
 
 def _vendor_key(vendor: Vendor, env: Mapping[str, str]) -> str:

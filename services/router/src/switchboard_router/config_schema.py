@@ -31,11 +31,29 @@ class ApiKeyConfig(_Strict):
     rpm: int | None = Field(None, ge=1)  # this key's own requests per minute
 
 
-class ProviderConfig(_Strict):
+class _Credentials(_Strict):
+    """What a provider (or one deployment) authenticates with: one key, several, or OAuth."""
+
+    api_key: str | None = None
+    # Several keys, rotated and failed over within the provider (keyring.py); instead of api_key.
+    # `[]`: no key in the file, all from /api/credentials (stored_credentials.py).
+    api_keys: list[ApiKeyConfig] | None = Field(None, max_length=64)
+    key_selection: Literal["round_robin", "least_recently_throttled"] | None = None
+    oauth: config_oauth.OAuthConfig | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _plain_keys(cls, value: Any) -> Any:
+        """`- ${KEY}` is short for `- {key: ${KEY}}`."""
+        if isinstance(value, list):
+            return [{"key": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class ProviderConfig(_Credentials):
     type: str | None = None  # the adapter: a key of providers.ADAPTERS; implied by `vendor`
     vendor: str | None = None  # a key of catalog.VENDORS: fills base_url, api_key, quirks
     base_url: str | None = None
-    api_key: str | None = None
     api_key_required: bool | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     stream_usage: bool | None = None
@@ -54,22 +72,13 @@ class ProviderConfig(_Strict):
     # Google Cloud project and location.
     project: str | None = Field(None, min_length=1)
     location: str | None = Field(None, pattern=r"^[a-z0-9-]{1,63}$")
-    # Several keys, rotated and failed over within the provider (keyring.py); instead of api_key.
-    # `[]`: no key in the file, all from /api/credentials (stored_credentials.py).
-    api_keys: list[ApiKeyConfig] | None = Field(None, max_length=64)
-    key_selection: Literal["round_robin", "least_recently_throttled"] | None = None
-    oauth: config_oauth.OAuthConfig | None = None
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _plain_keys(cls, value: Any) -> Any:
-        """`- ${KEY}` is short for `- {key: ${KEY}}`."""
-        if isinstance(value, list):
-            return [{"key": v} if isinstance(v, str) else v for v in value]
-        return value
 
 
-class DeploymentConfig(_Strict):
+class DeploymentConfig(_Credentials):
+    """A provider's model in a model group. Its credentials (`_Credentials`), when it has any,
+    replace its provider's (then `name` is required): the deployment is served by a provider of
+    its own, `<provider>@<name>` (config.py)."""
+
     provider: str
     model: str | None = None  # the provider's name for it; default: the name the client asked for
     name: str | None = None  # shown in routing stats and usage; default "<provider>/<model>"

@@ -101,8 +101,13 @@ class ProviderSpec:
     api_keys: tuple[KeySpec, ...] | None = None
     key_selection: str = "round_robin"
     # `oauth`: its keys are OAuth token sets stored through /api/credentials (a device-code
-    # login), their access tokens refreshed by the router (oauth.py); api_keys is then ().
+    # login), or one token the router gets by the client-credentials grant; their access tokens
+    # refreshed by the router (oauth.py); api_keys is then ().
     oauth: OAuthSpec | None = None
+    # What api_key holds, for the codec to send it as that kind is sent: "api_key" (in the
+    # format's key header, or as auth_header says), or "oauth" (an access token: always
+    # `Authorization: Bearer`, whatever header the format's keys go in).
+    credential: str = "api_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,9 @@ class OAuthSpec:
     client_id: str
     client_secret: str | None = field(repr=False)  # Sensitive
     token_url: str
+    # "device_code": token sets a user's login stored (refresh_token grant); "client_credentials"
+    # (RFC 6749 §4.4): the router gets its own token with the client's id and secret, no login.
+    grant: str = "device_code"
     scopes: tuple[str, ...] = ()
     device_authorization_url: str | None = None  # RFC 8628, for `switchboard credentials login`
     revocation_url: str | None = None  # RFC 7009: a removed credential is revoked there too

@@ -3,7 +3,10 @@ and what a refusal from the provider does to that key.
 
 Within one request the provider is tried with each usable key at most once: a 429 cools the key
 for its Retry-After (or `DEFAULT_COOLDOWN_SECONDS`), a 401/403 marks it invalid until the key is
-replaced, and the request moves to the next key with no error the client can see. When no key is
+replaced, and the request moves to the next key with no error the client can see. An OAuth key's
+401 is different: its access token may have been revoked or rolled over before its expiry, so the
+token is refreshed (single-flight, oauth.py) and the call retried once with the same key; a second
+401 on the refreshed token marks the key invalid and the request moves on. When no key is
 usable the answer is at once a 503 `all_keys_exhausted` naming the provider, never a key. Rotation
 across deployments is routing's business (gateway.py); this is rotation within one provider.
 
@@ -26,11 +29,13 @@ from typing import Any, Generic, TypeVar
 from switchboard_common.errors import UpstreamError
 
 from switchboard_router.domain import ProviderSpec
+from switchboard_router.oauth import OAuthCodec, OAuthToken
 
 DEFAULT_COOLDOWN_SECONDS = 30.0  # a 429 without Retry-After
 MAX_COOLDOWN_SECONDS = 86_400.0  # a Retry-After beyond a day is read as a day
 THROTTLED = frozenset({429})
 REJECTED = frozenset({401, 403})
+UNAUTHORIZED = 401  # to an OAuth key: its token is refreshed and the call retried once
 STRATEGIES = ("round_robin", "least_recently_throttled")
 
 C = TypeVar("C")  # what a key is used through: the provider's codec built with that key
@@ -74,7 +79,7 @@ class Key(Generic[C]):
 
     __slots__ = ("ident", "secret", "hint", "codec", "weight", "rpm", "invalid", "cooling_until",
                  "last_throttled", "current", "requests", "throttled", "rejected", "_tokens",
-                 "_filled_at")
+                 "_filled_at", "retries_due")
 
     def __init__(self, secret: str, codec: C, *, weight: int = 1, rpm: int | None = None,
                  now: float = 0.0, ident: str = "", shown: str = "") -> None:
@@ -91,6 +96,13 @@ class Key(Generic[C]):
         self.requests = self.throttled = self.rejected = 0
         self._tokens = float(rpm or 0)
         self._filled_at = now
+        # 401s to its OAuth token, each owing its call one retry with a refreshed token.
+        self.retries_due = 0
+
+    @property
+    def refreshable(self) -> bool:
+        """An OAuth key: a 401 can be cured by refreshing its token."""
+        return callable(getattr(self.codec, "token_rejected", None))
 
     def ready_at(self, now: float) -> float:
         """When it can be used: `now` or earlier when usable, inf when invalid."""
@@ -133,6 +145,7 @@ class KeyRing(Generic[C]):
         caller reports each refusal with `refused` before asking for the next. Raises
         AllKeysExhausted when none is left."""
         tried: set[Key[C]] = set()
+        retried: set[Key[C]] = set()
         while True:
             key = self._pick(tried)
             if key is None:
@@ -140,6 +153,21 @@ class KeyRing(Generic[C]):
             tried.add(key)
             key.take()
             yield key
+            # Resumed: `key` was refused. A 401 to its OAuth token is owed one retry with a
+            # refreshed token (`refused` marked the token); a 401 on that retry ends the key.
+            # (`refused` and this resumption run with no await between, so the retry owed is
+            # this call's own.)
+            while key.retries_due and not key.invalid:
+                key.retries_due -= 1
+                if key in retried:
+                    key.invalid = True
+                    break
+                retried.add(key)
+                now = self._clock()
+                if key.ready_at(now) > now:
+                    break  # its own rpm is used up: the next key
+                key.take()
+                yield key
 
     def refused(self, key: Key[C], status: int, retry_after: str | None) -> bool:
         """The provider answered `status` to `key`: True when that is about the key (try the next
@@ -149,6 +177,11 @@ class KeyRing(Generic[C]):
             key.throttled += 1
             key.last_throttled = now
             key.cooling_until = now + _cooldown(retry_after)
+            return True
+        if status == UNAUTHORIZED and key.refreshable and not key.invalid:
+            key.rejected += 1
+            key.codec.token_rejected()  # type: ignore[attr-defined]
+            key.retries_due += 1
             return True
         if status in REJECTED:
             key.rejected += 1
@@ -240,7 +273,9 @@ def build(spec: ProviderSpec, codec: Callable[[ProviderSpec], C], stored: Sequen
     its auth header as it does for a single key). A key that `previous` holds with the same id
     and secret keeps its state (a cooling or invalid key stays so); a rotated one starts afresh.
     None for a provider with one key of its own and none stored: it stays as it was."""
-    if spec.api_keys is not None:
+    if spec.oauth is not None and spec.oauth.grant == "client_credentials":
+        own = [_client_credentials_key(spec)]
+    elif spec.api_keys is not None:
         own = [StoredKey(f"config-{i}", k.secret, k.weight, k.rpm) for i, k in enumerate(spec.api_keys)]
     elif stored and spec.api_key:
         own = [StoredKey("config-0", spec.api_key)]
@@ -259,6 +294,17 @@ def build(spec: ProviderSpec, codec: Callable[[ProviderSpec], C], stored: Sequen
                       now=time.monotonic(), ident=entry.ident, shown=entry.hint)
         keys.append(key)
     return KeyRing(spec.name, keys, strategy=spec.key_selection)
+
+
+def _client_credentials_key(spec: ProviderSpec) -> StoredKey:
+    """The one key of a provider whose OAuth token the router gets by the client-credentials
+    grant (no login, nothing stored): its token holder is made once, with its codec, and kept
+    across rebuilds as any key is."""
+    assert spec.oauth is not None
+    oauth = spec.oauth
+    return StoredKey("oauth-client-credentials", "oauth:client_credentials",
+                     hint="oauth:client_credentials", wrap=lambda make, s: OAuthCodec(
+                         make, s, OAuthToken.client_credentials(s.name, oauth)))
 
 
 def _cooldown(retry_after: str | None) -> float:

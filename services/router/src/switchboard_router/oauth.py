@@ -1,8 +1,11 @@
 """OAuth credentials of a provider (`oauth:` in switchboard.yaml): the token sets a device-code
-login stored through /api/credentials, their access tokens refreshed before they expire.
+login stored through /api/credentials, their access tokens refreshed before they expire; or, with
+`grant: client_credentials` (RFC 6749 §4.4), one token the router gets itself at first use and
+again before it expires, with no login and nothing stored.
 
 Authlib's AsyncOAuth2Client speaks to the token endpoint (client authentication, the
-refresh_token grant, error answers as OAuthError). Around it, what Authlib's own lock cannot do:
+refresh_token and client_credentials grants, error answers as OAuthError). Around it, what
+Authlib's own lock cannot do:
 - single-flight within a replica: one asyncio.Lock per credential, so twenty requests on an
   expired token wait for one refresh;
 - single-flight across replicas: a lease every replica sees (oauth_lock.py), and inside it the
@@ -11,14 +14,22 @@ refresh_token grant, error answers as OAuthError). Around it, what Authlib's own
   the new access token is used, so no replica is left holding a revoked refresh token.
 A failed refresh is a 503 `token_refresh_failed` with the provider's reason (`invalid_grant`),
 never a token; it is remembered for FAILURE_SECONDS, so a dead credential is not hammered.
+A provider's 401 to an access token marks that token rejected (`reject`): the next request
+refreshes it at once, single-flight as above, however long before its expiry (keyring.py retries
+the call once with the new token).
+
+A client-credentials token is single-flight within a replica only: each replica holds its own
+token (the grant hands out as many as asked, with no refresh token to rotate or lose), so sharing
+one would add a store round trip for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -136,8 +147,29 @@ def _client(spec: OAuthSpec) -> Any:
                              if spec.client_secret else "none")
 
 
+class MemoryVault:
+    """Where a client-credentials token is kept: this replica's memory (nothing is stored)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, TokenSet] = {}
+
+    async def load(self, credential_id: str) -> TokenSet | None:
+        return self._tokens.get(credential_id)
+
+    async def save(self, credential_id: str, tokens: TokenSet) -> None:
+        self._tokens[credential_id] = tokens
+
+
+@contextlib.asynccontextmanager
+async def no_lease(credential_id: str) -> AsyncIterator[None]:
+    yield
+
+
+NO_TOKEN = TokenSet(access_token="", refresh_token=None, expires_at=0.0, obtained_at=0.0)
+
+
 class OAuthToken:
-    """One stored OAuth credential's tokens, as one replica holds them."""
+    """One OAuth credential's tokens, as one replica holds them."""
 
     def __init__(self, credential_id: str, provider: str, spec: OAuthSpec, tokens: TokenSet,
                  vault: Vault, lease: Lease, clock: Callable[[], float] = time.time) -> None:
@@ -151,7 +183,25 @@ class OAuthToken:
         self._lock = asyncio.Lock()
         self._failure: TokenRefreshFailed | None = None
         self._failed_until = 0.0
+        self._rejected = ""  # an access token the provider answered 401 to: refreshed first
         self.refreshes = 0  # refreshes this replica made (for tests and logs)
+
+    @classmethod
+    def client_credentials(cls, provider: str, spec: OAuthSpec,
+                           clock: Callable[[], float] = time.time) -> OAuthToken:
+        """A provider's own token by the client-credentials grant: none until first used."""
+        return cls(f"{provider}:client_credentials", provider, spec, NO_TOKEN, MemoryVault(),
+                   no_lease, clock)
+
+    def reject(self, access: str) -> None:
+        """The provider answered 401 to `access`: unless it was refreshed meanwhile, the next
+        access_token() refreshes it, however fresh it looked."""
+        if access and access == self._tokens.access_token:
+            self._rejected = access
+
+    def _usable(self) -> bool:
+        return self._tokens.access_token != self._rejected and \
+            self._tokens.fresh(self._clock(), self._spec.refresh_before_seconds)
 
     def adopt(self, tokens: TokenSet) -> None:
         """A set read from the store (a reload): taken when it is newer than the one held."""
@@ -160,13 +210,12 @@ class OAuthToken:
             self._failure = None
 
     async def access_token(self) -> str:
-        now = self._clock()
-        if self._tokens.fresh(now, self._spec.refresh_before_seconds):
+        if self._usable():
             return self._tokens.access_token
-        if self._failure is not None and now < self._failed_until:
+        if self._failure is not None and self._clock() < self._failed_until:
             raise self._failure
         async with self._lock:
-            if not self._tokens.fresh(self._clock(), self._spec.refresh_before_seconds):
+            if not self._usable():
                 await self._refresh_shared()
         return self._tokens.access_token
 
@@ -175,7 +224,7 @@ class OAuthToken:
             stored = await self._vault.load(self.credential_id)
             if stored is not None:
                 self.adopt(stored)  # another replica may have refreshed it while we waited
-            if self._tokens.fresh(self._clock(), self._spec.refresh_before_seconds):
+            if self._usable():
                 return
             try:
                 fresh = await self._refresh(self._tokens)
@@ -200,18 +249,23 @@ class OAuthToken:
         if stored is None or stored.refresh_token == self._tokens.refresh_token:
             return False
         self.adopt(stored)
-        return self._tokens.fresh(self._clock(), self._spec.refresh_before_seconds)
+        return self._usable()
 
     async def _refresh(self, tokens: TokenSet) -> TokenSet:
         from authlib.integrations.base_client import OAuthError
         from httpx2 import HTTPError
 
-        if not tokens.refresh_token:
+        client_credentials = self._spec.grant == "client_credentials"
+        if not client_credentials and not tokens.refresh_token:
             raise self._failed("the credential has no refresh token")
         try:
             async with _client(self._spec) as client:
-                answer = await client.refresh_token(self._spec.token_url,
-                                                    refresh_token=tokens.refresh_token)
+                if client_credentials:
+                    answer = await client.fetch_token(self._spec.token_url,
+                                                      grant_type="client_credentials")
+                else:
+                    answer = await client.refresh_token(self._spec.token_url,
+                                                        refresh_token=tokens.refresh_token)
             return TokenSet.from_answer(dict(answer), self._clock(), tokens)
         except OAuthError as exc:
             raise self._failed(str(exc.error), exc.description, tokens) from None
@@ -229,6 +283,11 @@ class OAuthToken:
         text = text[:_REASON_CHARS]
         _log.warning("oauth token refresh failed", credential_id=self.credential_id,
                      provider=self.provider, reason=text)
+        if self._spec.grant == "client_credentials":
+            return TokenRefreshFailed(
+                f"The gateway could not get an OAuth token for provider '{self.provider}' by the "
+                f"client-credentials grant: {text}. Check its oauth client_id, client_secret "
+                "and scopes.")
         return TokenRefreshFailed(
             f"The gateway could not refresh the OAuth token of provider '{self.provider}' "
             f"(credential {self.credential_id}): {text}. Log in again with `switchboard "
@@ -248,7 +307,14 @@ class OAuthCodec:
     async def authorize(self) -> None:
         access = await self.token.access_token()
         if access != self._built_for:
-            self._inner, self._built_for = self._make(replace(self._spec, api_key=access)), access
+            # Sent as an OAuth token is (Bearer), whatever header the format's keys go in.
+            self._inner = self._make(replace(self._spec, api_key=access, credential="oauth"))
+            self._built_for = access
+
+    def token_rejected(self) -> None:
+        """The provider answered 401 to the token this codec sent (keyring.py then retries the
+        call once, and this makes that retry carry a refreshed token)."""
+        self.token.reject(self._built_for)
 
     def request(self, call: Any) -> Any:
         return self._inner.request(call)

@@ -16,9 +16,8 @@ when it (re)connects to NATS, and at start; the set is small (one row per key).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,7 +104,7 @@ class StoredCredentials:
         self._specs = specs
         # OAuth credentials (providers with `oauth:`): one token holder each, kept across reloads.
         self._tokens: dict[str, OAuthToken] = {}
-        self._lease: oauth.Lease = _no_lease
+        self._lease: oauth.Lease = oauth.no_lease
         self._reloading: asyncio.Task | None = None
         self._refreshing: asyncio.Task | None = None
         self._again = False
@@ -186,6 +185,9 @@ class StoredCredentials:
             if spec.oauth is None:
                 by_provider[c.provider].append(StoredKey(c.credential_id, secret, c.weight or 1,
                                                          c.rpm or None))
+            elif spec.oauth.grant == "client_credentials":
+                _log.warning("stored credential for a client-credentials provider left out",
+                             credential_id=c.credential_id, provider=c.provider)
             elif (key := self._oauth_key(c, spec, secret)) is not None:
                 by_provider[c.provider].append(key)
         live = {k.ident for keys in by_provider.values() for k in keys}
@@ -209,7 +211,9 @@ class StoredCredentials:
                 c.credential_id, c.provider, spec.oauth, tokens, self, self._lease)
         else:
             holder.adopt(tokens)
-        return StoredKey(c.credential_id, f"oauth:{c.credential_id}", c.weight or 1, c.rpm or None,
+        # Its identity in the key ring: the credential and its login's hint, so a refresh keeps
+        # the key's state and a new login (a rotation) starts it afresh (an invalid key revives).
+        return StoredKey(c.credential_id, f"oauth:{c.credential_id}:{c.hint}", c.weight or 1, c.rpm or None,
                          hint=c.hint, wrap=lambda make, s: OAuthCodec(make, s, holder))
 
     # --- the vault OAuth token holders read and write (oauth.Vault) -------------------------------
@@ -308,6 +312,10 @@ class StoredCredentials:
     def _check_secret(self, provider: str, secret: str) -> tuple[str, str]:
         """The secret to seal and its hint: an API key, or for an OAuth provider a token set."""
         spec = self._specs.get(provider)
+        if spec is not None and spec.oauth is not None and spec.oauth.grant == "client_credentials":
+            raise InvalidRequest(f"Provider '{provider}' gets its OAuth token by the "
+                                 "client-credentials grant of its `oauth:` section: there is no "
+                                 "credential to store.", param="provider", code="invalid_value")
         if spec is not None and spec.oauth is not None:
             tokens = oauth.parse_secret(secret.strip())
             return tokens.to_json(), tokens.hint()
@@ -320,11 +328,6 @@ class StoredCredentials:
                 return c
         raise NotFound(f"No provider credential '{credential_id}'.", param="credential_id",
                        code="credential_not_found")
-
-
-@contextlib.asynccontextmanager
-async def _no_lease(credential_id: str) -> AsyncIterator[None]:
-    yield
 
 
 def _check_secret(secret: str) -> str:

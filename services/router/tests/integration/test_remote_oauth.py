@@ -13,7 +13,7 @@ import pytest
 
 from switchboard_router import config, providers
 from switchboard_router.domain import Deployment, Endpoint
-from switchboard_router.keyring import StoredKey
+from switchboard_router.keyring import AllKeysExhausted, StoredKey
 from switchboard_router.oauth import OAuthCodec, OAuthToken, TokenRefreshFailed, TokenSet
 from switchboard_router.oauth_lock import RefreshLease
 from switchboard_router.providers.base import Call
@@ -130,3 +130,53 @@ async def test_a_refused_refresh_gives_way_to_the_next_credential_then_is_the_an
     with pytest.raises(TokenRefreshFailed) as caught:
         await provider.send(_call())
     assert caught.value.code == "token_refresh_failed" and "invalid_grant" in caught.value.message
+
+
+def revoke_access(url: str) -> None:
+    httpx.post(f"{url}/_fake/revoke-access-tokens").raise_for_status()
+
+
+def unlisted_access_tokens(url: str, unlisted: bool) -> None:
+    """Whether the token endpoint issues tokens the provider will not take (another audience)."""
+    httpx.post(f"{url}/_fake/config", json={"unlisted_access_tokens": unlisted}).raise_for_status()
+
+
+async def test_a_401_refreshes_the_token_and_retries_the_call_once(corp):
+    provider, install, url = corp
+    unlisted_access_tokens(url, False)
+    (holder,) = install(login(url))
+    assert (await provider.send(_call())).data and holder.refreshes == 0
+    revoke_access(url)  # the provider ends the token long before its expiry: it answers 401
+    assert (await provider.send(_call())).data  # refreshed and retried: the client sees nothing
+    assert holder.refreshes == 1
+    revoke_access(url)
+    relay, pieces = provider.stream(_call(stream=True))  # a stream's 401 likewise
+    assert b"[DONE]" in b"".join([piece async for piece in pieces]) and holder.refreshes == 2
+    assert [k.state for k in provider.keyring.health()] == ["ready"]
+
+
+async def test_a_second_401_on_the_refreshed_token_ends_the_credential(corp):
+    provider, install, url = corp
+    (holder,) = install(login(url))
+    try:
+        unlisted_access_tokens(url, True)
+        revoke_access(url)
+        with pytest.raises(AllKeysExhausted) as caught:
+            await provider.send(_call())
+        assert caught.value.code == "all_keys_exhausted" and "'corp'" in caught.value.message
+        assert holder.refreshes == 1  # one refresh, one retry, then no more
+        (health,) = provider.keyring.health()
+        assert (health.state, health.requests, health.rejected) == ("invalid", 2, 2)
+    finally:
+        unlisted_access_tokens(url, False)
+
+
+async def test_a_401_whose_refresh_is_refused_is_token_refresh_failed(corp):
+    provider, install, url = corp
+    unlisted_access_tokens(url, False)
+    (holder,) = install(login(url))
+    revoke_access(url)
+    revoke_all(url)  # the grant itself was revoked: the refresh the 401 forces is refused
+    with pytest.raises(TokenRefreshFailed) as caught:
+        await provider.send(_call())
+    assert "invalid_grant" in caught.value.message and holder.refreshes == 0

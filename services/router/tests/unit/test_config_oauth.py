@@ -54,8 +54,29 @@ def test_oauth_only_where_it_can_be_sent_and_not_beside_keys():
     env = {"CORP_CLIENT_ID": "cid"}
     assert dict(_problems(_raw(OAUTH, api_key="sk-1"), env)) == {
         "providers.corp.oauth": "give either api_key/api_keys or oauth, not both"}
-    assert dict(_problems(_raw(OAUTH, auth_header="api-key"), env)) == {
-        "providers.corp.oauth": "only for a provider of type openai that sends its key as a Bearer token"}
+    # A format whose keys go in another header still takes OAuth (sent as Bearer by its codec).
+    assert config.parse(_raw(OAUTH, auth_header="api-key"), env).providers["corp"].oauth is not None
     raw = _raw(OAUTH)
-    raw["providers"]["corp"]["type"] = "anthropic"
+    raw["providers"]["corp"]["type"] = "bedrock"
+    raw["providers"]["corp"]["region"] = "us-east-1"
     assert "providers.corp.oauth" in dict(_problems(raw, env))
+
+
+CLIENT_CREDENTIALS = {"grant": "client_credentials", "client_id": "${CORP_CLIENT_ID}",
+                      "client_secret": "${CORP_CLIENT_SECRET}", "token_url": "https://auth.corp/token",
+                      "scopes": ["model.completion"]}
+
+
+def test_the_client_credentials_grant_needs_a_secret_and_no_login_fields():
+    env = {"CORP_CLIENT_ID": "cid", "CORP_CLIENT_SECRET": "cs"}
+    spec = config.parse(_raw(CLIENT_CREDENTIALS), env).providers["corp"]
+    assert spec.oauth is not None and spec.oauth.grant == "client_credentials"
+    assert spec.enabled and spec.api_keys == ()
+    assert dict(_problems(_raw({**CLIENT_CREDENTIALS, "client_secret": "${CORP_CLIENT_SECRET:-}"}),
+                          {"CORP_CLIENT_ID": "cid"})) == {
+        "providers.corp.oauth.client_secret": "required for grant client_credentials (RFC 6749 §4.4: "
+                                              "a confidential client)"}
+    for field, value in (("device_authorization_url", "https://auth.corp/device"), ("pkce", True)):
+        problems = dict(_problems(_raw({**CLIENT_CREDENTIALS, field: value}), env))
+        assert list(problems) == [f"providers.corp.oauth.{field}"]
+    assert "providers.corp.oauth.grant" in dict(_problems(_raw({**OAUTH, "grant": "password"}), env))

@@ -105,7 +105,8 @@ def codec(spec: ProviderSpec) -> AnthropicCodec:
                "anthropic-version": spec.api_version or DEFAULT_VERSION}
     headers.update(spec.headers)
     if spec.api_key:
-        if spec.auth_header == "authorization":
+        # An OAuth access token is a Bearer token; keys go in x-api-key unless told otherwise.
+        if spec.credential == "oauth" or spec.auth_header == "authorization":
             headers["Authorization"] = f"Bearer {spec.api_key}"
         else:
             headers["x-api-key"] = spec.api_key

@@ -63,7 +63,8 @@ def codec(spec: ProviderSpec) -> AzureCodec:
     headers = dict(spec.headers)
     if spec.api_key:
         # Classic keys go in api-key; the v1 API and Entra ID tokens use Bearer.
-        header = spec.auth_header or ("authorization" if api_version == V1 else "api-key")
+        header = "authorization" if spec.credential == "oauth" else \
+            spec.auth_header or ("authorization" if api_version == V1 else "api-key")
         if header != "authorization":
             headers[header] = spec.api_key
     base = spec.base_url.rstrip("/").removesuffix("/openai/v1").removesuffix("/openai")

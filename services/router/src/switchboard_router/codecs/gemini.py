@@ -97,7 +97,9 @@ def codec(spec: ProviderSpec) -> GeminiCodec:
         raise ValueError(f"provider {spec.name!r}: Gemini api_version must be one of {VERSIONS}")
     headers = {"Content-Type": "application/json", "User-Agent": "switchboard-router"}
     headers.update(spec.headers)
-    if spec.api_key:
+    if spec.credential == "oauth":  # https://ai.google.dev/gemini-api/docs/oauth
+        headers["Authorization"] = f"Bearer {spec.api_key}"
+    elif spec.api_key:
         headers["x-goog-api-key"] = spec.api_key
     return GeminiCodec(spec.base_url, headers, version)
 

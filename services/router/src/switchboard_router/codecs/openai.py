@@ -307,6 +307,7 @@ def _json(data: bytes) -> Any:
 
 def codec(spec: ProviderSpec) -> OpenAICodec:
     headers = dict(spec.headers)
-    if spec.auth_header and spec.auth_header != "authorization" and spec.api_key:
+    if spec.auth_header and spec.auth_header != "authorization" and spec.api_key and \
+            spec.credential != "oauth":  # an OAuth access token is always a Bearer token
         headers[spec.auth_header] = spec.api_key
     return OpenAICodec(wire(spec.base_url, spec.api_key, headers, spec.stream_usage))

@@ -52,16 +52,21 @@ class Adapter:
     ambient_credentials: tuple[tuple[str, ...], ...] = ()
     api_versions: tuple[str, ...] = ()  # the values its api_version may take (empty: any)
     reads_project: bool = False  # Vertex AI's project and location
+    # Its codec sends an OAuth access token as `Authorization: Bearer` (ProviderSpec.credential
+    # "oauth"), so `oauth:` may be configured for it.
+    takes_oauth: bool = False
 
 
 ADAPTERS: dict[str, Adapter] = {
-    "openai": Adapter(build=_remote("openai"), remote=True, needs_key=True),
-    "azure": Adapter(build=_remote("azure"), remote=True, needs_key=True, reads_api_version=True),
+    "openai": Adapter(build=_remote("openai"), remote=True, needs_key=True, takes_oauth=True),
+    # Entra ID tokens (Bearer) beside api-key keys.
+    "azure": Adapter(build=_remote("azure"), remote=True, needs_key=True, reads_api_version=True,
+                     takes_oauth=True),
     "anthropic": Adapter(build=_remote("anthropic"), remote=True, needs_key=True,
-                         owned_by="anthropic", reads_api_version=True),
+                         owned_by="anthropic", reads_api_version=True, takes_oauth=True),
     "local": Adapter(build=_local, remote=False, needs_key=False, owned_by="switchboard"),
     "gemini": Adapter(build=_remote("gemini"), remote=True, needs_key=True, owned_by="google",
-                      reads_api_version=True, api_versions=("v1beta", "v1")),
+                      reads_api_version=True, api_versions=("v1beta", "v1"), takes_oauth=True),
     "vertex": Adapter(build=_remote("vertex"), remote=True, needs_key=True, owned_by="google",
                       reads_api_version=True, api_versions=("v1", "v1beta1"), reads_project=True),
     # The api_key, when set, is a Bedrock API key (Bearer); otherwise SigV4 with botocore's chain.
