@@ -35,28 +35,36 @@ def page(response_id: str, items: list[Any], *, after: str | None, limit: int | 
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"Invalid 'limit': {limit}; it must be between 1 and {MAX_LIMIT}.",
                              param="limit", code="invalid_value")
-    listed = [listed_item(response_id, i, item) for i, item in enumerate(items)]
+    places = list(range(len(items)))
     if order != "asc":
-        listed.reverse()
+        places.reverse()
     start = 0
-    if after is not None:
-        ids = [item["id"] for item in listed]
+    if after is not None:  # only ids are worked out for the items before the page
+        ids = [item_id(response_id, i, items[i]) for i in places]
         if after not in ids:
             raise InvalidRequest(f"No input item with id '{after}' in response '{response_id}'.",
                                  param="after", code="invalid_value")
         start = ids.index(after) + 1
-    data = listed[start:start + limit]
+    data = [listed_item(response_id, i, items[i]) for i in places[start:start + limit]]
     return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None,
-            "has_more": start + limit < len(listed)}
+            "has_more": start + limit < len(places)}
+
+
+def item_id(response_id: str, index: int, item: Any) -> str:
+    """The item's own id, else one made of the response id and its place (the same every time)."""
+    own = item.get("id") if isinstance(item, dict) else None
+    if isinstance(own, str) and own:
+        return own
+    kind = item.get("type", "message") if isinstance(item, dict) else "message"
+    return f"{_PREFIX.get(kind, 'item')}_{response_id.removeprefix('resp_')}_{index}"
 
 
 def listed_item(response_id: str, index: int, item: Any) -> dict[str, Any]:
     """One stored input item in the list's shape (stored items were validated when stored)."""
     out = dict(item) if isinstance(item, dict) else {"type": "message", "role": "user", "content": item}
     kind = out.setdefault("type", "message")
-    if not isinstance(out.get("id"), str) or not out["id"]:
-        out["id"] = f"{_PREFIX.get(kind, 'item')}_{response_id.removeprefix('resp_')}_{index}"
+    out["id"] = item_id(response_id, index, item)
     out.setdefault("status", "completed")
     if kind == "message" and isinstance(out.get("content"), str):
         part = "output_text" if out.get("role") == "assistant" else "input_text"
