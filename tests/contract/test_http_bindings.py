@@ -32,6 +32,8 @@ OPENAI_ROUTES = {
     ("POST", "/v1/responses"): f"{GW}.Responses",
     ("GET", "/v1/responses/{response_id}"): f"{GW}.GetResponse",
     ("DELETE", "/v1/responses/{response_id}"): f"{GW}.DeleteResponse",
+    ("POST", "/v1/responses/{response_id}/cancel"): f"{GW}.CancelResponse",
+    ("GET", "/v1/responses/{response_id}/input_items"): f"{GW}.ListResponseInputItems",
 }
 ADMIN_ROUTES = {
     ("POST", "/api/keys"): f"{AUTH}.CreateKeyJson",
@@ -91,7 +93,8 @@ INTERNAL_ONLY = {
     f"{GUARDRAILS}.CheckInput", f"{GUARDRAILS}.CheckOutput", f"{GUARDRAILS}.CheckOutputStream",
     f"{MEMORY}.BuildContext",
     f"{MEMORY}.AppendTurn",
-    # Stored responses: the router serves GET/DELETE /v1/responses/{id} and calls these.
+    # Stored responses: the router serves /v1/responses/{id} (and its input_items, cancel) and
+    # calls these.
     f"{STORED}.SetStoredResponse", f"{STORED}.GetStoredResponse",
     f"{STORED}.GetStoredResponseChain", f"{STORED}.DeleteStoredResponse",
     f"{AUTH}.SetSealedCredential", f"{AUTH}.ListSealedCredentials", f"{AUTH}.DeleteSealedCredential",
@@ -99,7 +102,7 @@ INTERNAL_ONLY = {
 # Public to native gRPC clients (through the edge's listener, key in metadata), not bound to REST.
 GRPC_ONLY = {f"{GW}.CreateChatCompletion", f"{GW}.StreamChatCompletion", f"{GW}.CreateMessage",
              f"{GW}.StreamMessage", f"{GW}.CountMessageTokensTyped", f"{GW}.CreateResponse",
-             f"{GW}.StreamResponse"}
+             f"{GW}.StreamResponse", f"{GW}.GetResponseTyped", f"{GW}.DeleteResponseTyped"}
 # The typed admin RPCs with a body: gRPC clients call them on the service's own port; REST reaches
 # each through its `<Rpc>Json` twin, which reads the body strictly (the transcoder would drop
 # unknown fields silently) and then calls the typed RPC.

@@ -37,7 +37,9 @@ TWIN_REQUESTS = {"CreateChatCompletion": "ChatCompletionRequest",
                  "StreamChatCompletion": "ChatCompletionRequest",
                  "CreateMessage": "MessageRequest", "StreamMessage": "MessageRequest",
                  "CountMessageTokensTyped": "MessageRequest",
-                 "CreateResponse": "ResponseRequest", "StreamResponse": "ResponseRequest"}
+                 "CreateResponse": "ResponseRequest", "StreamResponse": "ResponseRequest",
+                 "GetResponseTyped": "GetResponseRequest",
+                 "DeleteResponseTyped": "DeleteResponseRequest"}
 TYPED_TWINS = set(TWIN_REQUESTS)
 GATEWAY = "switchboard.gateway.v1.GatewayService"
 # ... and an admin route with a body is served by `<Rpc>Json`, the JSON twin of a typed `<Rpc>`:

@@ -2,13 +2,15 @@
 against the Anthropic fake, which checks every body against the SDK's own types. What only the
 native path carries reaches it (cache_control, signed thinking), its answer comes back as it
 sent it (usage with cache tokens, billed once at the catalog's cache rates), count_tokens is its
-own count, its overloaded 529 stays a 529, and output guardrails still read its text."""
+own count (Claude on Vertex's too, whose chat completions are translated to Anthropic's format),
+its overloaded 529 stays a 529, and output guardrails still read its text."""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
 import anthropic
+import openai
 import orjson
 import pytest
 from genai_prices import Usage, calc_price
@@ -19,6 +21,7 @@ from tests.e2e.test_usage_billing import create_key, wait_for_records
 pytestmark = pytest.mark.timeout(120)
 MODEL = "anthropic/claude-sonnet-4-5"
 BEDROCK = "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0"  # InvokeModel, natively too
+VERTEX = "vertex/claude-sonnet-4-5@20250929"  # rawPredict on Anthropic's Vertex paths, natively too
 SYSTEM = [{"type": "text", "text": "You are Claude Code, a careful engineer.",
            "cache_control": {"type": "ephemeral"}}]
 READ = {"name": "Read", "description": "Reads a file", "cache_control": {"type": "ephemeral"},
@@ -87,7 +90,7 @@ def test_cache_control_reaches_anthropic_and_cache_tokens_are_billed_once_at_cac
     assert Decimal(read.headers["x-switchboard-cost-usd"]) * 1_000_000 == first["cost_micros_usd"]
 
 
-@pytest.mark.parametrize("model", [MODEL, BEDROCK])
+@pytest.mark.parametrize("model", [MODEL, BEDROCK, VERTEX])
 def test_thinking_streams_with_its_signature_and_goes_back_in_the_next_turn(stack, model):
     client = _client(stack, default_headers={
         "anthropic-beta": "interleaved-thinking-2025-05-14,claude-code-20250219"})
@@ -143,6 +146,33 @@ def test_count_tokens_is_anthropics_own_count_for_anthropic_and_an_estimate_else
     with pytest.raises(anthropic.BadRequestError) as info:
         client.messages.count_tokens(model=MODEL, messages=[{"role": "assistant", "content": "x"}])
     assert info.value.response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_claude_on_vertex_counts_with_vertexs_endpoint_and_serves_chat_completions(stack):
+    client = _client(stack)
+    messages = [{"role": "user", "content": "how many tokens is this"}]
+    raw = client.messages.with_raw_response.count_tokens(model=VERTEX, system=SYSTEM, tools=[READ],
+                                                         messages=messages)
+    assert raw.headers["x-switchboard-token-count"] == "provider"
+    tool_pieces = -(-len(orjson.dumps(READ)) // 8)
+    assert raw.parse().input_tokens == _words(SYSTEM[0]["text"], "how many tokens is this") + tool_pieces
+    # cache_control reaches Vertex as it came: the fake reads half the prompt from the cache
+    cached = client.messages.create(model=VERTEX, max_tokens=100, system=SYSTEM, messages=messages)
+    assert cached.usage.cache_read_input_tokens > 0 and cached.model == VERTEX
+
+    chat = openai.OpenAI(base_url=stack.base_url, api_key=stack.master_key, max_retries=0)
+    answer = chat.chat.completions.create(model=VERTEX, messages=[
+        {"role": "system", "content": "Be terse."}, {"role": "user", "content": "hello there"}])
+    assert answer.choices[0].message.content == "Echo: hello there"
+    assert answer.usage.completion_tokens == _words("Echo: hello there")
+    streamed = chat.chat.completions.create(model=VERTEX, stream=True, stream_options={
+        "include_usage": True}, messages=[{"role": "user", "content": "stream this"}])
+    chunks = list(streamed)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: stream this"
+    assert chunks[-1].usage.prompt_tokens == _words("stream this")
+    with pytest.raises(anthropic.OverloadedError):
+        client.messages.create(model=VERTEX, max_tokens=50, messages=[
+            {"role": "user", "content": "busy? [fake:error-529]"}])
 
 
 def test_an_overloaded_anthropic_is_a_529_overloaded_error(stack):

@@ -1,7 +1,8 @@
 """Stored responses through the real edge, router and memory, with the official `openai` SDK:
 responses.create(store=True), a follow-up by previous_response_id whose request to the provider
 fake carries the earlier turn (the fake echoes every message it was sent), a tool call answered
-by previous_response_id, responses.retrieve and responses.delete, tenants kept apart, retention
+by previous_response_id, responses.retrieve and responses.delete, input_items paged and cancel
+answered as OpenAI answers a synchronous response, tenants kept apart, retention
 deleting expired responses, and memory down failing only the requests that need it."""
 
 from __future__ import annotations
@@ -115,6 +116,30 @@ def test_store_false_is_not_kept_and_unserved_get_options_are_refused(stack):
     resp = httpx.put(f"{stack.base_url}/responses/{kept.id}", timeout=10,
                      headers={"authorization": f"Bearer {key}"})
     assert resp.status_code == 405 and set(resp.headers["allow"].split(", ")) == {"DELETE", "GET"}
+
+
+def test_input_items_page_with_the_sdk_and_cancel_answers_as_openai(stack):
+    _, key = tenant_key(stack)
+    client = _client(stack, key)
+    made = client.responses.create(model="gpt-4o-mini", input=[
+        {"role": "user", "content": f"word {n}"} for n in range(5)])
+    newest = client.responses.input_items.list(made.id, limit=2)  # desc: OpenAI's default
+    assert [i.content[0].text for i in newest.data] == ["word 4", "word 3"] and newest.has_more
+    # The SDK's cursor pages through `after` to the end, each item once.
+    every = [i.content[0].text for i in client.responses.input_items.list(made.id, limit=2, order="asc")]
+    assert every == [f"word {n}" for n in range(5)]
+    with pytest.raises(openai.BadRequestError) as info:  # include[]=... as the SDK sends it
+        client.responses.input_items.list(made.id, include=["message.input_image.image_url"])
+    assert info.value.body["param"] == "include"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list("resp_never_made")
+
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.cancel(made.id)
+    assert info.value.body["message"].startswith("Cannot cancel a synchronous response.")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_never_made")
+    assert client.responses.retrieve(made.id).status == "completed"
 
 
 @pytest.fixture(scope="module")

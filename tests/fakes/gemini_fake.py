@@ -15,6 +15,7 @@ function responses answering the previous turn's calls one for one (by name, and
 call had one), the thoughtSignature this fake put on a call sent back verbatim on that call and
 on no other part, JSON schemas only with responseMimeType application/json, unique function names.
 A request that breaks one gets Google's 400 INVALID_ARGUMENT, so a translation bug fails loudly.
+Vertex's Anthropic models (`publishers/anthropic/models/...:rawPredict`) are vertex_anthropic.py's.
 Vertex paths are checked with the same v1beta protos (Vertex's own are not published on PyPI
 apart from the whole aiplatform SDK); they share the generateContent body.
 
@@ -54,6 +55,7 @@ from google.auth import exceptions as google_exceptions
 from google.auth import jwt as google_jwt
 from google.protobuf import json_format
 
+from tests.fakes import vertex_anthropic
 from tests.fakes.fake_server import FakeServer, json_or_none, serve_main
 
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
@@ -338,6 +340,7 @@ class GeminiFake(FakeServer):
         app.router.add_post("/{version}/models/{call}", self._gemini)
         app.router.add_post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{call}",
                             self._vertex)
+        app.router.add_post(vertex_anthropic.PATH, self._vertex_anthropic)
         return app
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -368,6 +371,9 @@ class GeminiFake(FakeServer):
         if version not in ("v1", "v1beta1"):
             return web.Response(status=404, text="Not Found")
         return await self._generate(request, version, vertex=True)
+
+    async def _vertex_anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await vertex_anthropic.serve(self, request)
 
     async def _generate(self, request: web.Request, version: str, vertex: bool) -> web.StreamResponse:
         raw = await request.read()

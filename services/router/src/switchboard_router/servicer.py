@@ -24,6 +24,7 @@ from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
+from switchboard_router.inbound.input_items import bracketed_query
 from switchboard_router.inbound.native import split_betas
 from switchboard_router.inbound.serve import COUNT_SOURCE_HEADER, Inbound, anthropic_shaped
 from switchboard_router.keyring import KeyRing
@@ -105,6 +106,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         await self._admission.admit(ctx.key, "")
         refuse_query_override(context, "response_id")
         data = await self._served().delete_response(ctx, request.response_id)
+        await _headers(context, ctx)
+        return HttpBody(content_type=JSON, data=data)
+
+    async def CancelResponse(self, request: gateway_pb2.CancelResponseRequest, context) -> HttpBody:
+        ctx = request_context(context)
+        await self._admission.admit(ctx.key, "")
+        refuse_query_override(context, "response_id")
+        data = await self._served().cancel_response(ctx, request.response_id)
+        await _headers(context, ctx)
+        return HttpBody(content_type=JSON, data=data)
+
+    async def ListResponseInputItems(self, request: gateway_pb2.ListResponseInputItemsRequest,
+                                     context) -> HttpBody:
+        ctx = request_context(context)
+        await self._admission.admit(ctx.key, "")
+        refuse_query_override(context, "response_id")
+        data = await self._served().list_input_items(
+            ctx, request.response_id, after=request.after if request.HasField("after") else None,
+            limit=request.limit if request.HasField("limit") else None,
+            order=request.order if request.HasField("order") else None,
+            include=[*request.include, *bracketed_query(context.invocation_metadata(), "include")])
         await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
@@ -256,6 +278,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         async for event in _streamed(context, ctx, typed_inbound.answers(
                 pieces, gateway_pb2.ResponseStreamEvent)):
             yield event
+
+    # The twins of GetResponse and DeleteResponse: the routes themselves, their JSON typed.
+
+    async def GetResponseTyped(self, request: gateway_pb2.GetResponseRequest,
+                               context) -> gateway_pb2.Response:
+        answer = await self.GetResponse(request, context)
+        return typed.to_message(orjson.loads(answer.data), gateway_pb2.Response)
+
+    async def DeleteResponseTyped(self, request: gateway_pb2.DeleteResponseRequest,
+                                  context) -> gateway_pb2.DeletedResponse:
+        answer = await self.DeleteResponse(request, context)
+        return typed.to_message(orjson.loads(answer.data), gateway_pb2.DeletedResponse)
 
 
 async def _unary(context, ctx: RequestContext, answers: AsyncGenerator[T, None]) -> T:

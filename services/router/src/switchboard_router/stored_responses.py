@@ -1,7 +1,7 @@
 """Stored responses of OpenAI's Responses API, kept by memory's StoredResponseService: the chain a
 `previous_response_id` continues, a response stored in progress before the provider is called
-and again as it ended, and GET/DELETE /v1/responses/{id}. Only requests that store or continue a
-response (and those two routes) reach this module.
+and again as it ended, GET/DELETE /v1/responses/{id}, its input_items and cancel. Only requests
+that store or continue a response (and those routes) reach this module.
 
 A response belongs to the tenant of the key that made it: every key of the tenant reads,
 continues and deletes it (OpenAI scopes responses to the project); another tenant's key is told
@@ -103,6 +103,15 @@ class StoredResponses:
         found = await self._client.get(pb.GetStoredResponseRequest(
             tenant_id=caller.tenant_id, response_id=response_id))
         return found.response_json
+
+    async def input_items(self, caller: Caller, response_id: str) -> list[Any]:
+        """The response's own input items (not the chain's), as the request sent them."""
+        if not _plausible(response_id):
+            raise not_found(response_id)
+        found = await self._client.get(pb.GetStoredResponseRequest(
+            tenant_id=caller.tenant_id, response_id=response_id))
+        items = orjson.loads(found.input_items_json or b"[]")
+        return items if isinstance(items, list) else []
 
     async def delete(self, caller: Caller, response_id: str) -> None:
         if not _plausible(response_id):

@@ -2,7 +2,9 @@
 response stored by default and continued by previous_response_id (the provider is sent the earlier
 turn, tool calls and outputs included), read and deleted, kept per tenant, a cut stream kept as
 the client received it, a refused request leaving nothing behind, and memory down failing only
-the requests that need it."""
+the requests that need it. Also the typed twins of GET and DELETE (they run the routes), cancel
+answered as OpenAI answers a response not created in the background (this gateway creates
+none), and input_items in OpenAI's paged list shape, which the `openai` SDK's types read."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import grpc
 import orjson
 import pytest
 from google.api import httpbody_pb2
+from openai.types.responses import ResponseItemList
 from router_fakes import ANSWER, GOOD_KEY, FakeKey
 from router_harness import start_router, stop_router
 from switchboard.gateway.v1 import gateway_pb2
@@ -208,3 +211,102 @@ async def test_with_storing_off_nothing_new_is_stored_and_what_was_stays_reachab
         assert (await delete(off, earlier["id"]))["deleted"] is True
     finally:
         await stop_router(off)
+
+
+INPUT = [{"role": "user", "content": "one"},
+         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "two"}]},
+         {"role": "user", "content": [{"type": "input_text", "text": "three"}]},
+         {"type": "message", "role": "user", "content": "four", "id": "msg_client_own"}]
+
+
+async def items(router, response_id: str, key: str = GOOD_KEY, **query) -> dict:
+    reply = await router.stub.ListResponseInputItems(gateway_pb2.ListResponseInputItemsRequest(
+        response_id=response_id, **query), metadata=router.md(key))
+    return orjson.loads(reply.data)
+
+
+async def test_the_typed_twins_of_get_and_delete_answer_what_the_routes_answer(router):
+    first = await answer(router, input="remember me")
+    typed = await router.stub.GetResponseTyped(gateway_pb2.GetResponseRequest(response_id=first["id"]),
+                                               metadata=router.md(SAME_TENANT))
+    rest = orjson.loads((await router.stub.GetResponse(gateway_pb2.GetResponseRequest(
+        response_id=first["id"]), metadata=router.md())).data)
+    assert rest == first
+    assert (typed.id, typed.status, typed.model, typed.store) == (first["id"], "completed", "ok-model", True)
+    assert typed.output[0].content[0].text == ANSWER
+    assert typed.usage.total_tokens == first["usage"]["total_tokens"] > 0
+    # The route's own checks: replay parameters refused, another tenant's key finds nothing.
+    md = await refused(router.stub.GetResponseTyped(gateway_pb2.GetResponseRequest(
+        response_id=first["id"], stream=True), metadata=router.md()))
+    assert (md["x-http-status"], md["x-error-param"]) == ("400", "stream")
+    for call in (router.stub.GetResponseTyped(gateway_pb2.GetResponseRequest(response_id=first["id"]),
+                                              metadata=router.md(OTHER_TENANT)),
+                 router.stub.DeleteResponseTyped(gateway_pb2.DeleteResponseRequest(response_id=first["id"]),
+                                                 metadata=router.md(OTHER_TENANT))):
+        assert (await refused(call))["x-http-status"] == "404"
+
+    deleted = await router.stub.DeleteResponseTyped(gateway_pb2.DeleteResponseRequest(response_id=first["id"]),
+                                                    metadata=router.md())
+    assert (deleted.id, deleted.object, deleted.deleted) == (first["id"], "response", True)
+    md = await refused(router.stub.GetResponseTyped(gateway_pb2.GetResponseRequest(response_id=first["id"]),
+                                                    metadata=router.md()))
+    assert (md["x-http-status"], md["message"]) == ("404", f"Response with id '{first['id']}' not found.")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await router.stub.DeleteResponseTyped(gateway_pb2.DeleteResponseRequest(response_id=first["id"]),
+                                              metadata=router.md())
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_cancel_is_openais_400_for_a_synchronous_response_and_404_for_an_unknown_one(router):
+    done = await answer(router, input="finished already")
+    md = await refused(router.stub.CancelResponse(gateway_pb2.CancelResponseRequest(response_id=done["id"]),
+                                                  metadata=router.md()))
+    assert (md["x-http-status"], md["x-error-type"]) == ("400", "invalid_request_error")
+    assert md["message"].startswith("Cannot cancel a synchronous response.")
+    assert "'background'" in md["message"]
+    for response_id, key in (("resp_never_made", GOOD_KEY), (done["id"], OTHER_TENANT)):
+        md = await refused(router.stub.CancelResponse(gateway_pb2.CancelResponseRequest(response_id=response_id),
+                                                      metadata=router.md(key)))
+        assert md["x-http-status"] == "404"
+    # background itself stays refused by name, so no response here is ever cancellable
+    md = await refused(router.stub.Responses(httpbody_pb2.HttpBody(data=orjson.dumps({
+        "model": "ok-model", "input": "later", "background": True})), metadata=router.md()))
+    assert (md["x-http-status"], md["x-error-param"]) == ("400", "background")
+    assert (await router.stub.GetResponse(gateway_pb2.GetResponseRequest(response_id=done["id"]),
+                                          metadata=router.md())).data  # cancel changed nothing
+
+
+async def test_input_items_are_the_responses_own_paged_newest_first_as_openai_lists_them(router):
+    first = await answer(router, input=INPUT)
+    second = await answer(router, input="five", previous_response_id=first["id"])
+    whole = await items(router, first["id"])
+    listed = ResponseItemList.model_validate(whole)  # the openai SDK's own type
+    assert [i.type for i in listed.data] == ["message"] * 4
+    texts = [item["content"][0]["text"] for item in whole["data"]]
+    assert texts == ["four", "three", "two", "one"]  # desc: newest first, OpenAI's default
+    assert whole["data"][0]["id"] == "msg_client_own"  # the item's own id kept
+    assert whole["data"][2]["role"] == "assistant" and whole["data"][2]["content"][0]["annotations"] == []
+    assert (whole["first_id"], whole["last_id"], whole["has_more"]) == (
+        whole["data"][0]["id"], whole["data"][-1]["id"], False)
+    assert len({item["id"] for item in whole["data"]}) == 4
+
+    page1 = await items(router, first["id"], limit=2, order="asc")
+    assert [i["content"][0]["text"] for i in page1["data"]] == ["one", "two"] and page1["has_more"]
+    page2 = await items(router, first["id"], limit=2, order="asc", after=page1["last_id"])
+    assert [i["content"][0]["text"] for i in page2["data"]] == ["three", "four"]
+    assert page2["has_more"] is False
+    assert (await items(router, first["id"], limit=2, order="asc"))["data"] == page1["data"]  # stable ids
+    # Only the response's own input, not the chain it continues; any key of the tenant reads it.
+    own = await items(router, second["id"], key=SAME_TENANT)
+    assert [i["content"][0]["text"] for i in own["data"]] == ["five"]
+
+    for query, param in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"order": "newest"}, "order"),
+                         ({"after": "msg_unknown"}, "after"), ({"include": ["message.input_image.image_url"]},
+                                                              "include")):
+        md = await refused(router.stub.ListResponseInputItems(gateway_pb2.ListResponseInputItemsRequest(
+            response_id=first["id"], **query), metadata=router.md()))
+        assert (md["x-http-status"], md["x-error-param"]) == ("400", param), query
+    for response_id, key in (("resp_never_made", GOOD_KEY), (first["id"], OTHER_TENANT)):
+        md = await refused(router.stub.ListResponseInputItems(gateway_pb2.ListResponseInputItemsRequest(
+            response_id=response_id), metadata=router.md(key)))
+        assert md["x-http-status"] == "404"

@@ -1,7 +1,14 @@
 """The Vertex AI codec: a throwaway service account's JWT grant at the fake's token endpoint
 (google-auth signs, the fake checks the RS256 signature), the token cached until near expiry and
 fetched once for concurrent requests, off the event loop (the fake answering on this same loop
-shows the loop was free), and Gemini's body on Vertex's paths."""
+shows the loop was free), and Gemini's body on Vertex's paths.
+
+Claude on Vertex: a Claude model's calls go to Anthropic's publisher paths (rawPredict /
+streamRawPredict, the model in the path, anthropic_version in the body), /v1/messages bodies as
+they came and chat completions translated, and count_tokens to Vertex's count-tokens endpoint.
+Each request the codec builds is posted to the fake Vertex, which checks it against Anthropic's
+own types (and takes what the `anthropic` SDK's own AnthropicVertex client sends), and its
+answers are read back through the codec."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import asyncio
 import datetime
 import json
 
+import httpx
 import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,10 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from switchboard_common import errors
 
 from switchboard_router.codecs import vertex
+from switchboard_router.codecs.base import ProviderOverloaded
 from switchboard_router.config import ConfigError
 from switchboard_router.domain import Deployment, Endpoint, ProviderSpec
+from switchboard_router.inbound import native
 from switchboard_router.providers.base import Call
-from tests.fakes import gemini_fake
+from tests.fakes import gemini_fake, vertex_anthropic
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -103,3 +113,164 @@ def test_regional_hosts_project_and_unusable_key_files(tmp_path):
             vertex.codec(_spec(bad, vertex.DEFAULT_BASE_URL))
         (where, message), = info.value.problems
         assert where == "providers.vertex.api_key" and bad in message
+
+
+# --- Claude on Vertex ------------------------------------------------------------------------
+
+MODEL = "claude-sonnet-4-5@20250929"
+CACHED_SYSTEM = [{"type": "text", "text": "You are careful.", "cache_control": {"type": "ephemeral"}}]
+
+
+@pytest.fixture
+async def codec(fake, tmp_path):
+    made = vertex.codec(_spec(_key_file(tmp_path, fake.base_url + "/token"), fake.base_url,
+                              location="us-east5"))
+    await made.authorize()
+    return made
+
+
+def _native_call(body: dict, **kw) -> Call:
+    read = native.read(body)
+    return Call(endpoint=Endpoint.CHAT, body=read.chat, model="vertex/claude", upstream_model=MODEL,
+                deployment=DEP, request_id="r1", native=read.body, **kw)
+
+
+def _chat_call(stream: bool = False) -> Call:
+    return Call(endpoint=Endpoint.CHAT, body={"model": "vertex/claude", "stream": stream, "messages": [
+        {"role": "system", "content": "Be terse."}, {"role": "user", "content": "hi there"}]},
+        model="vertex/claude", upstream_model=MODEL, deployment=DEP, request_id="r1",
+        include_usage=True)
+
+
+async def _post(request) -> httpx.Response:
+    url, headers, body = request
+    async with httpx.AsyncClient() as client:
+        return await client.post(url, headers=headers, content=body)
+
+
+async def test_a_messages_body_goes_through_as_it_came_with_the_model_in_the_path(fake, codec):
+    call = _native_call({"model": "vertex/claude", "max_tokens": 64, "system": CACHED_SYSTEM,
+                         "metadata": {"user_id": "u-1"},
+                         "messages": [{"role": "user", "content": "hello vertex"}]},
+                        betas=("prompt-caching-2024-07-31",))
+    request = codec.request(call)
+    assert request.url == (f"{fake.base_url}/v1/projects/proj-from-key/locations/us-east5/publishers/"
+                           f"anthropic/models/{MODEL}:rawPredict")
+    sent = orjson.loads(request.body)
+    assert sent["anthropic_version"] == "vertex-2023-10-16" and "model" not in sent
+    assert sent["system"] == CACHED_SYSTEM and sent["metadata"] == {"user_id": "u-1"}  # untouched
+    assert request.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert request.headers["Authorization"].startswith("Bearer ya29.fake-")
+    answer = await _post(request)
+    assert answer.status_code == 200, answer.text
+    reply = codec.response(call, answer.content)
+    message = orjson.loads(reply.data)
+    assert message["model"] == "vertex/claude" and message["content"][0]["text"] == "Echo: hello vertex"
+    # the fake reads half the prompt from the cache when it sees cache_control
+    assert reply.usage is not None and reply.usage.cached > 0
+    assert reply.usage.prompt == message["usage"]["input_tokens"] + message["usage"]["cache_read_input_tokens"]
+
+
+async def test_a_messages_stream_is_anthropics_own_sse_from_stream_raw_predict(fake, codec):
+    call = _native_call({"model": "vertex/claude", "max_tokens": 64, "stream": True,
+                         "messages": [{"role": "user", "content": "stream me please"}]})
+    request = codec.request(call)
+    assert request.url.endswith(f"/publishers/anthropic/models/{MODEL}:streamRawPredict")
+    answer = await _post(request)
+    assert answer.status_code == 200, answer.text
+    relay = codec.relay(call, lambda text: len(text.split()))
+    out = relay.feed(answer.content) + relay.finish()
+    assert out.startswith(b"event: message_start\n") and b"event: message_stop" in out
+    assert b'"model":"vertex/claude"' in out  # message_start names the client's model
+    assert relay.usage is not None and relay.usage.completion == 4  # "Echo: stream me please"
+    assert relay.error is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_chat_completions_to_claude_on_vertex_are_translated_to_anthropic(fake, codec, stream):
+    call = _chat_call(stream)
+    request = codec.request(call)
+    sent = orjson.loads(request.body)
+    assert "model" not in sent and sent["anthropic_version"] == "vertex-2023-10-16"
+    assert sent["system"] == "Be terse." and sent["max_tokens"] == 64000  # claude-sonnet-4's limit
+    answer = await _post(request)
+    assert answer.status_code == 200, answer.text
+    if not stream:
+        completion = orjson.loads(codec.response(call, answer.content).data)
+        assert completion["object"] == "chat.completion"
+        assert completion["choices"][0]["message"]["content"] == "Echo: hi there"
+        assert completion["choices"][0]["finish_reason"] == "stop"
+        return
+    relay = codec.relay(call, lambda text: len(text.split()))
+    out = relay.feed(answer.content) + relay.finish()
+    chunks = [orjson.loads(line[6:]) for line in out.split(b"\n\n") if line.startswith(b"data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "Echo: hi there"
+    assert out.rstrip().endswith(b"data: [DONE]") and relay.usage is not None
+
+
+async def test_count_tokens_is_vertexs_own_count_with_the_model_in_the_body(fake, codec):
+    body = {"model": "vertex/claude", "system": CACHED_SYSTEM,
+            "messages": [{"role": "user", "content": "count these four words"}]}
+    request = codec.count_request(native.read(body, counting=True).body, MODEL, ())
+    assert request.url.endswith("/publishers/anthropic/models/count-tokens:rawPredict")
+    assert orjson.loads(request.body)["model"] == MODEL
+    answer = await _post(request)
+    assert answer.status_code == 200, answer.text
+    assert orjson.loads(answer.content) == {"input_tokens": 3 + 4}
+
+
+async def test_the_fake_refuses_what_vertex_refuses_and_the_codec_maps_both_error_shapes(fake, codec):
+    call = _native_call({"model": "vertex/claude", "max_tokens": 64,
+                         "messages": [{"role": "user", "content": "hi"}]})
+    url, headers, body = codec.request(call)
+    for wrong in ({**orjson.loads(body), "model": MODEL},  # the model is the path's
+                  {k: v for k, v in orjson.loads(body).items() if k != "anthropic_version"},
+                  {**orjson.loads(body), "stream": True},  # a stream asked of :rawPredict
+                  {**orjson.loads(body), "temperature_typo": 1}):  # Anthropic's types, extras refused
+        answer = await _post((url, headers, orjson.dumps(wrong)))
+        assert answer.status_code == 400 and answer.json()["type"] == "error", wrong
+        assert isinstance(codec.error(400, answer.content, None), errors.InvalidRequest)
+    answer = await _post((url, {**headers, "Authorization": "Bearer not-issued"}, body))
+    assert answer.status_code == 401 and answer.json()[0]["error"]["status"] == "UNAUTHENTICATED"
+    assert codec.error(401, answer.content, None).code == "provider_auth_error"
+    busy = _native_call({"model": "vertex/claude", "max_tokens": 64,
+                         "messages": [{"role": "user", "content": "busy [fake:error-529]"}]})
+    answer = await _post(codec.request(busy))
+    assert answer.status_code == 529
+    assert isinstance(codec.error(529, answer.content, answer.headers.get("retry-after")), ProviderOverloaded)
+    assert fake.requests[-1].path.endswith(":rawPredict")
+
+
+def test_only_claude_models_take_messages_bodies(tmp_path):
+    made = vertex.codec(_spec(_key_file(tmp_path, "http://127.0.0.1:9/token"), vertex.DEFAULT_BASE_URL))
+    assert made.speaks_messages(MODEL) and made.speaks_messages("claude-opus-4-1@20250805")
+    assert not made.speaks_messages("gemini-2.5-flash")
+    assert made.anthropic_prefix.endswith("/locations/global/publishers/anthropic/models/")
+    assert vertex_anthropic.VERSION == "vertex-2023-10-16"
+
+
+async def test_the_fake_takes_what_the_anthropic_sdks_own_vertex_client_sends(fake, codec):
+    """The fake checked against the official client (anthropic.AsyncAnthropicVertex), so that
+    its rules are Vertex's wire and not this codec's idea of it."""
+    import anthropic
+
+    client = anthropic.AsyncAnthropicVertex(region="us-east5", project_id="sdk-project",
+                                            access_token=codec.token.token,
+                                            base_url=f"{fake.base_url}/v1", max_retries=0)
+    made = await client.messages.create(model=MODEL, max_tokens=50, system=CACHED_SYSTEM,
+                                        messages=[{"role": "user", "content": "from the sdk"}])
+    assert made.content[0].text == "Echo: from the sdk" and made.usage.cache_read_input_tokens > 0
+    assert fake.requests[-1].path == (f"/v1/projects/sdk-project/locations/us-east5/publishers/"
+                                      f"anthropic/models/{MODEL}:rawPredict")
+    async with client.messages.stream(model=MODEL, max_tokens=50, messages=[
+            {"role": "user", "content": "streamed from the sdk"}]) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].text == "Echo: streamed from the sdk"
+    counted = await client.messages.count_tokens(model=MODEL, messages=[
+        {"role": "user", "content": "three words here"}])
+    assert counted.input_tokens == 3
+    with pytest.raises(anthropic.BadRequestError):
+        await client.messages.create(model=MODEL, max_tokens=50, messages=[
+            {"role": "assistant", "content": "assistant first is refused"}])
+    await client.close()

@@ -6,6 +6,9 @@ account's OAuth token as Bearer.
 (`https://{location}-aiplatform.googleapis.com`, or `https://aiplatform.googleapis.com` for
 `global`). https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest
 
+Anthropic's Claude models on Vertex (model names claude-...) go to their own publisher's paths
+in Anthropic's format (codecs/anthropic_vertex.py), natively for /v1/messages.
+
 Credentials: the service-account key file GOOGLE_APPLICATION_CREDENTIALS names, read at start
 by google-auth, which signs the JWT-bearer grant and posts it to the key's `token_uri` (a test
 points that at its own token endpoint). The token is fetched off the event loop (google-auth's
@@ -22,8 +25,8 @@ import orjson
 
 from switchboard_common.errors import ApiError, UpstreamError
 
-from switchboard_router.codecs import gemini, gemini_request
-from switchboard_router.codecs.base import HttpRequest
+from switchboard_router.codecs import anthropic_vertex, gemini, gemini_request
+from switchboard_router.codecs.base import HttpRequest, StreamRelay
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
 
@@ -69,8 +72,9 @@ class VertexCodec:
 
     def __init__(self, base_url: str, headers: dict[str, str], project: str, location: str,
                  token: ServiceAccountToken, version: str = DEFAULT_VERSION) -> None:
-        self.prefix = (f"{base_url.rstrip('/')}/{version}/projects/{project}/locations/{location}"
-                       "/publishers/google/models/")
+        models = f"{base_url.rstrip('/')}/{version}/projects/{project}/locations/{location}/publishers/"
+        self.prefix = models + "google/models/"
+        self.anthropic_prefix = models + "anthropic/models/"
         self.headers = headers
         self.token = token
         # Vertex takes everything Gemini's v1beta takes (system instructions, tools, schemas).
@@ -79,24 +83,43 @@ class VertexCodec:
     async def authorize(self) -> None:
         await self.token.refresh_if_needed()
 
-    def request(self, call: Call) -> HttpRequest:
+    def speaks_messages(self, upstream_model: str) -> bool:
+        """Anthropic's models on Vertex take /v1/messages bodies as they are (anthropic_vertex)."""
+        return anthropic_vertex.is_anthropic(upstream_model)
+
+    def _authorized(self) -> dict[str, str]:
         token = self.token.token
         if token is None:
             raise UpstreamError("The Vertex AI access token expired before the request was sent.",
                                 code="provider_auth_error")
+        return {**self.headers, "Authorization": f"Bearer {token}"}
+
+    def request(self, call: Call) -> HttpRequest:
+        if anthropic_vertex.is_anthropic(call.upstream_model):
+            return anthropic_vertex.request(self.anthropic_prefix, self._authorized(), call)
         method = ":streamGenerateContent?alt=sse" if call.body.get("stream") else ":generateContent"
         body = orjson.dumps(gemini_request.translate_request(call))
-        return HttpRequest(self.prefix + call.upstream_model + method,
-                           {**self.headers, "Authorization": f"Bearer {token}"}, body)
+        return HttpRequest(self.prefix + call.upstream_model + method, self._authorized(), body)
+
+    def count_request(self, body: dict[str, Any], upstream_model: str,
+                      betas: tuple[str, ...]) -> HttpRequest:
+        """count_tokens for an Anthropic model (asked only when speaks_messages says so)."""
+        return anthropic_vertex.count_request(self.anthropic_prefix, self._authorized(), body,
+                                              upstream_model, betas)
 
     def response(self, call: Call, body: bytes) -> Reply:
+        if anthropic_vertex.is_anthropic(call.upstream_model):
+            return anthropic_vertex.response(call, body)
         return self._gemini.response(call, body)
 
-    def relay(self, call: Call, count: Callable[[str], int]) -> gemini.GeminiRelay:
+    def relay(self, call: Call, count: Callable[[str], int]) -> StreamRelay:
+        if anthropic_vertex.is_anthropic(call.upstream_model):
+            return anthropic_vertex.relay(call, count)
         return self._gemini.relay(call, count)
 
     def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
-        return gemini.map_error(status, body, retry_after)
+        # Vertex's own refusals are Google's; a Claude model's are Anthropic's (anthropic_vertex)
+        return anthropic_vertex.map_error(status, body, retry_after)
 
 
 def base_url_for(base_url: str, location: str) -> str:

@@ -12,7 +12,7 @@ import orjson
 from switchboard_common.errors import UpstreamError
 
 from switchboard_router.codecs.sse import SseDecoder, encode
-from switchboard_router.inbound import call_ids
+from switchboard_router.inbound import call_ids, chat_usage
 from switchboard_router.inbound.messages import error_type
 
 # OpenAI's finish_reason as Anthropic's stop_reason. "stop" covers both end_turn and a stop
@@ -31,13 +31,10 @@ def message_id(chat_id: Any) -> str:
 def usage(openai_usage: Any) -> dict[str, int]:
     """OpenAI's prompt_tokens includes cached tokens; Anthropic's input_tokens excludes both cache
     reads and writes (a disjoint partition, research §1.5.2)."""
-    u = openai_usage if isinstance(openai_usage, dict) else {}
-    details = u.get("prompt_tokens_details") or {}
-    read = details.get("cached_tokens") or 0
-    written = details.get("cache_creation_tokens") or 0
-    return {"input_tokens": max(0, (u.get("prompt_tokens") or 0) - read - written),
-            "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
-            "output_tokens": u.get("completion_tokens") or 0}
+    u = chat_usage.read(openai_usage)
+    return {"input_tokens": max(0, u.prompt - u.cache_read - u.cache_write),
+            "cache_creation_input_tokens": u.cache_write, "cache_read_input_tokens": u.cache_read,
+            "output_tokens": u.completion}
 
 
 def _arguments(text: Any) -> Any:

@@ -18,8 +18,11 @@ from switchboard_common.errors import InvalidRequest
 from switchboard_router.inbound import call_ids
 
 _REFUSED = {
-    "conversation": "conversations are not kept by this gateway yet; send the whole conversation "
-                    "in 'input'",
+    # Decided: refused, not accepted. A conversation id names an object of OpenAI's
+    # Conversations API, which this gateway does not serve, so none could be found or added to.
+    "conversation": "OpenAI's Conversations API is not served by this gateway, so no "
+                    "conversation can be continued; continue a stored response with "
+                    "'previous_response_id', or send the whole conversation in 'input'",
     "prompt": "stored prompts are not supported through this gateway",
     "top_logprobs": "logprobs are not translated to the Responses API yet",
     "max_tool_calls": "max_tool_calls is not enforced by this gateway",

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from switchboard_router.codecs.sse import SseDecoder, encode
-from switchboard_router.inbound import call_ids
+from switchboard_router.inbound import call_ids, chat_usage
 
 # What each status-less finish means for the response's status.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -41,16 +41,14 @@ def shell(body: dict[str, Any], *, store: bool = False) -> dict[str, Any]:
 
 
 def usage(openai_usage: Any) -> dict[str, Any]:
-    u = openai_usage if isinstance(openai_usage, dict) else {}
-    prompt = (u.get("prompt_tokens_details") or {})
-    completion = (u.get("completion_tokens_details") or {})
-    inputs, outputs = u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0
-    return {"input_tokens": inputs,
-            "input_tokens_details": {"cached_tokens": prompt.get("cached_tokens") or 0,
-                                     "cache_write_tokens": prompt.get("cache_creation_tokens") or 0},
-            "output_tokens": outputs,
-            "output_tokens_details": {"reasoning_tokens": completion.get("reasoning_tokens") or 0},
-            "total_tokens": inputs + outputs}
+    """Responses' usage: input_tokens as OpenAI's prompt_tokens (caches included), with the detail
+    fields the SDK's types require."""
+    u = chat_usage.read(openai_usage)
+    return {"input_tokens": u.prompt,
+            "input_tokens_details": {"cached_tokens": u.cache_read, "cache_write_tokens": u.cache_write},
+            "output_tokens": u.completion,
+            "output_tokens_details": {"reasoning_tokens": u.reasoning},
+            "total_tokens": u.prompt + u.completion}
 
 
 def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 from switchboard_common.admission import Admission, model_refused
-from switchboard_common.errors import ApiError
+from switchboard_common.errors import ApiError, InvalidRequest
 from switchboard_common.models import model_allowed
 
 from switchboard_router.codecs.base import ProviderOverloaded
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, SSE, Gateway, speaks_messages
-from switchboard_router.inbound import messages_answer, native, responses
+from switchboard_router.inbound import input_items, messages_answer, native, responses
 from switchboard_router.inbound.responses_answer import ResponsesStream, from_chat, shell
 from switchboard_router.providers.base import Call, Provider
 from switchboard_router.routing import Routes
@@ -177,6 +177,29 @@ class Inbound:
             raise not_found(response_id)
         await self._stored.delete(caller, response_id)
         return orjson.dumps({"id": response_id, "object": "response", "deleted": True})
+
+
+    async def cancel_response(self, ctx: RequestContext, response_id: str) -> bytes:
+        """POST /v1/responses/{response_id}/cancel: OpenAI cancels only responses created with
+        background: true; this gateway refuses background, so every stored response is a
+        synchronous one, answered as OpenAI answers it (a 400), and an unknown one is a 404."""
+        caller = await self._admission.admit(ctx.key, "")
+        if self._stored is None:
+            raise not_found(response_id)
+        await self._stored.get(caller, response_id)
+        raise InvalidRequest("Cannot cancel a synchronous response. Only responses created with "
+                             "'background': true can be cancelled, and this gateway does not "
+                             "create background responses.", param="response_id")
+
+    async def list_input_items(self, ctx: RequestContext, response_id: str, *, after: str | None,
+                          limit: int | None, order: str | None, include: list[str]) -> bytes:
+        """GET /v1/responses/{response_id}/input_items: one page of its own input items."""
+        caller = await self._admission.admit(ctx.key, "")
+        if self._stored is None:
+            raise not_found(response_id)
+        items = await self._stored.input_items(caller, response_id)
+        return orjson.dumps(input_items.page(response_id, items, after=after, limit=limit,
+                                             order=order, include=include))
 
 
 def _cut(record: Record, stream: ResponsesStream | None) -> None:
