@@ -89,9 +89,12 @@ VENDORS: dict[str, Vendor] = dict([
     _v("gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY", type="gemini",
        alt_key_envs=("GOOGLE_API_KEY",),
        models=("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")),
-    # https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest ; the "key" is the
-    # service-account key file's path. api_version v1 (default) or v1beta1.
+    # https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest ; the "key" is a
+    # google-auth credentials file's path, or an access token (GOOGLE_OAUTH_ACCESS_TOKEN, read
+    # first, as Google's Terraform provider reads it): codecs/google_credentials.py.
+    # api_version v1 (default) or v1beta1.
     _v("vertex", "https://aiplatform.googleapis.com", "GOOGLE_APPLICATION_CREDENTIALS", type="vertex",
+       alt_key_envs=("GOOGLE_OAUTH_ACCESS_TOKEN",),
        project_env="GOOGLE_CLOUD_PROJECT", location_env="GOOGLE_CLOUD_LOCATION",
        models=("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")),
 ])

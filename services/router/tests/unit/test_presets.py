@@ -174,6 +174,9 @@ def test_gemini_is_enabled_by_either_key_variable_and_vertex_by_its_key_file():
                                  "GOOGLE_CLOUD_LOCATION": "europe-west4"}).providers["vertex"]
     assert (vertex.api_key, vertex.project, vertex.location, vertex.enabled) == (
         "/keys/sa.json", "p1", "europe-west4", True)
+    token = config.parse(BARE, {"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.t", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+                                "GOOGLE_CLOUD_PROJECT": "p1"}).providers["vertex"]
+    assert (token.api_key, token.enabled) == ("ya29.t", True)  # a plain access token, read first
 
 
 def test_gemini_and_vertex_settings_are_checked():
