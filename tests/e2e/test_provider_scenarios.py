@@ -307,6 +307,30 @@ def test_gemini_and_vertex_embeddings(stack):
         client.embeddings.create(model="gemini/gemini-embedding-001+error-429", input="x")
 
 
+def test_bedrock_documents_reasoning_and_its_own_token_count(stack):
+    import anthropic
+
+    client = _client(stack)
+    model = "bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0"
+    pdf = base64.b64encode(b"%PDF-1.4 a fake pdf").decode()
+    reply = client.chat.completions.create(model=model, reasoning_effort="low", messages=[
+        {"role": "user", "content": [
+            {"type": "text", "text": "summarise"},
+            {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{pdf}", "filename": "report.pdf"}}]}])
+    message = reply.choices[0].message
+    assert message.content == "Echo: summarise [1 document(s)]"
+    assert message.model_extra["reasoning_content"] == "Thinking about it."
+    chunks = list(client.chat.completions.create(model=model, reasoning_effort="low", stream=True,
+                                                 messages=[{"role": "user", "content": "think"}]))
+    thought = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
+    assert thought == "Thinking about it."
+    counter = anthropic.Anthropic(base_url=stack.edge_url, api_key=stack.master_key, max_retries=0)
+    raw = counter.messages.with_raw_response.count_tokens(
+        model=model, system="Be terse.", messages=[{"role": "user", "content": "count these four words"}])
+    assert raw.headers["x-switchboard-token-count"] == "provider"  # Bedrock's CountTokens
+    assert raw.parse().input_tokens == _words("Be terse.", "count these four words")
+
+
 def test_azure_content_filter_is_a_finish_reason(stack):
     client = _client(stack)
     reply = client.chat.completions.create(model="azure/gpt-4o-mini", messages=[

@@ -331,3 +331,81 @@ def test_embeddings_on_titan_and_cohere_through_invoke_model():
         with pytest.raises(errors.InvalidRequest) as info:
             codec.request(call)
         assert info.value.param == param
+
+
+PDF = base64.b64encode(b"%PDF-1.4 fake pdf").decode()
+
+
+def test_file_parts_are_document_blocks_named_as_bedrock_allows():
+    sent = _sent({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Summarise these."},
+        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "Q3 report_v2.pdf"}},
+        {"type": "file", "file": {"file_data": "data:text/plain;base64," + base64.b64encode(b"notes").decode()}}]}]})
+    blocks = sent["messages"][0]["content"]
+    assert blocks[1] == {"document": {"format": "pdf", "name": "Q3 report v2", "source": {"bytes": PDF}}}
+    assert blocks[2]["document"]["format"] == "txt" and blocks[2]["document"]["name"] == "document 2"
+    content, _ = wire.answer(orjson.loads(orjson.dumps(sent)), lambda: "t", fake._MARKER)
+    assert content[-1]["text"] == "Echo: Summarise these. [2 document(s)]"
+    pdf = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "a.pdf"}}
+    for content, param in (
+            ([pdf], "messages[0].content"),  # no text beside the document
+            ([{"type": "text", "text": "x"}, pdf, pdf], "messages[0].content"),  # two of one name
+            ([{"type": "file", "file": {"file_id": "file-abc"}}], "messages[0].content[0].file.file_id"),
+            ([{"type": "file", "file": {"file_data": "data:image/svg+xml;base64,PHN2Zz4="}}],
+             "messages[0].content[0].file.file_data"),
+            ([{"type": "file", "file": {"file_data": "data:application/pdf;base64,@@"}}],
+             "messages[0].content[0].file.file_data")):
+        with pytest.raises(errors.InvalidRequest) as info:
+            bedrock.translate_request(_call({"messages": [{"role": "user", "content": content}]}))
+        assert info.value.param == param
+    with pytest.raises(wire.Refusal):  # the fake holds Bedrock's name rule too
+        wire.validate("Converse", MODEL, {"messages": [{"role": "user", "content": [
+            {"text": "x"}, {"document": {"format": "pdf", "name": "a  b.pdf", "source": {"bytes": PDF}}}]}]})
+
+
+def test_reasoning_effort_is_claudes_thinking_and_its_reasoning_comes_back():
+    sent = _sent({"reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]})
+    assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    assert sent["inferenceConfig"]["maxTokens"] > 1024
+    content, stop = wire.answer(orjson.loads(orjson.dumps(sent)), lambda: "t", fake._MARKER)
+    use = wire.usage(sent, content, orjson.dumps)
+    codec = bedrock.codec(_spec(api_key="k"))
+    call = _call({"reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]})
+    reply = codec.response(call, orjson.dumps({"output": {"message": {"role": "assistant", "content": content}},
+                                               "stopReason": stop, "usage": use}))
+    message = ChatCompletion.model_validate_json(reply.data).choices[0].message
+    assert message.reasoning_content == wire.THOUGHT and message.content == "Echo: think"
+    chunks = _chunks(BedrockRelay(MODEL, None, True, len), wire.stream_events(content, stop, use, orjson.dumps))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == wire.THOUGHT
+    assert "".join(d.content or "" for d in deltas) == "Echo: think"
+    assert _sent({"reasoning_effort": "none", "messages": [{"role": "user", "content": "x"}]}).get(
+        "additionalModelRequestFields") is None
+    for body, model in (({"reasoning_effort": "high", "max_tokens": 2000}, MODEL),
+                        ({"reasoning_effort": "low"}, "amazon.nova-lite-v1:0"),
+                        ({"reasoning_effort": "low", "tools": [WEATHER], "tool_choice": "required"}, MODEL),
+                        ({"reasoning_effort": "low", "response_format": {"type": "json_object"}}, MODEL)):
+        call = _call({**body, "messages": [{"role": "user", "content": "x"}]})
+        call.upstream_model = model
+        with pytest.raises(errors.InvalidRequest) as info:
+            bedrock.translate_request(call)
+        assert info.value.param in ("reasoning_effort", "max_completion_tokens"), body
+
+
+def test_count_tokens_is_bedrocks_count_tokens_on_the_invoke_model_body():
+    codec = _signed_codec()
+    asyncio.run(codec.authorize())
+    body = {"messages": [{"role": "user", "content": "count these four words"}], "system": "Be terse.",
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    url, headers, data = codec.count_request(body, MODEL, ("token-counting-2024-11-01",))
+    assert url.endswith("/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/count-tokens")
+    assert wire.verify_sigv4(url, headers, data, {fake.ACCESS_KEY: fake.SECRET_KEY}, "us-east-1") is None
+    from tests.fakes import bedrock_anthropic
+
+    sent = orjson.loads(data)
+    invoke = orjson.loads(base64.b64decode(sent["input"]["invokeModel"]["body"]))
+    assert invoke["anthropic_beta"] == ["token-counting-2024-11-01"] and invoke["max_tokens"] > 2048
+    count = bedrock_anthropic.count(MODEL, sent)  # the fake's check: botocore's shape, Anthropic's rules
+    assert codec.count_answer(orjson.dumps({"inputTokens": count})) == orjson.dumps({"input_tokens": count})
+    with pytest.raises(errors.UpstreamError):
+        codec.count_answer(b'{"tokens": 3}')
