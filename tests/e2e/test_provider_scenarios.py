@@ -322,7 +322,8 @@ def test_bedrock_documents_reasoning_and_its_own_token_count(stack):
     assert message.model_extra["reasoning_content"] == "Thinking about it."
     chunks = list(client.chat.completions.create(model=model, reasoning_effort="low", stream=True,
                                                  messages=[{"role": "user", "content": "think"}]))
-    thought = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
+    thought = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                      for c in chunks if c.choices)
     assert thought == "Thinking about it."
     counter = anthropic.Anthropic(base_url=stack.edge_url, api_key=stack.master_key, max_retries=0)
     raw = counter.messages.with_raw_response.count_tokens(
