@@ -73,6 +73,8 @@ def test_models_list_names_each_enabled_provider(stack):
     ids = {m.id for m in _client(stack).models.list()}
     assert {"gpt-4o-mini", "anthropic/claude-sonnet-4-5", "anthropic/claude-haiku-4-5"} <= ids
     assert {"gemini/gemini-2.5-flash", "vertex/gemini-2.5-pro"} <= ids
+    # Azure's deployments are the customer's own: listed as AZURE_OPENAI_DEPLOYMENTS names them
+    assert {i for i in ids if i.startswith("azure/")} == {"azure/gpt-4o-mini"}
 
 
 def test_plain_chat(stack, provider):

@@ -27,6 +27,9 @@ class Vendor:
     api_version_env: str | None = None  # the variable the provider's own SDK reads it from
     models: tuple[str, ...] = ()  # listed by /v1/models as "<vendor>/<model>" when enabled
     alt_key_envs: tuple[str, ...] = ()  # other variables its SDK reads the key from, before key_env
+    # A variable naming the models to list (comma-separated): Azure's deployments, which are the
+    # customer's own, so none is listed unless named.
+    models_env: str | None = None
     project_env: str | None = None  # Vertex AI's project and location, as google-genai reads them
     location_env: str | None = None
 
@@ -74,9 +77,11 @@ VENDORS: dict[str, Vendor] = dict([
        auth_header="x-api-key", api_version="2023-06-01",
        models=("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-3-5-haiku-latest")),
     # https://learn.microsoft.com/azure/ai-services/openai/reference ; the openai SDK's variables.
-    # api_version "v1" selects the v1 API path (/openai/v1/..., no api-version).
+    # api_version "v1" selects the v1 API path (/openai/v1/..., no api-version). /v1/models lists
+    # the deployments AZURE_OPENAI_DEPLOYMENTS names as azure/<deployment>.
     _v("azure", "", "AZURE_OPENAI_API_KEY", type="azure", base_url_env="AZURE_OPENAI_ENDPOINT",
-       auth_header="api-key", api_version="2024-10-21", api_version_env="OPENAI_API_VERSION"),
+       auth_header="api-key", api_version="2024-10-21", api_version_env="OPENAI_API_VERSION",
+       models_env="AZURE_OPENAI_DEPLOYMENTS"),
     # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html ; enabled
     # by a Bedrock API key or by AWS credentials (adapter's ambient_credentials); {region} from
     # `region` / AWS_REGION / AWS_DEFAULT_REGION.
