@@ -59,9 +59,9 @@ def _size(model: str, dimensions: Any) -> int:
 def _text(content: Any, at: str) -> str:
     parts = (content or {}).get("parts") or []
     texts = [p.get("text") for p in parts if isinstance(p, dict)]
-    if not parts or not all(isinstance(t, str) and t for t in texts):
+    if not parts or len(texts) != len(parts) or not all(isinstance(t, str) and t for t in texts):
         raise Refusal(400, f"* {at}.content.parts: must be non-empty text parts.")
-    return "".join(texts)
+    return "".join(str(t) for t in texts)
 
 
 def gemini_answer(model: str, method: str, version: str, body: Any) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def load(value: str) -> tuple[Any, str, str | None]:
         if kind == "external_account":
             return _external_account(info), kind, info.get("quota_project_id")
     except (ValueError, KeyError, TypeError) as exc:
-        raise Unusable(f"{value!r} is not usable {KINDS[kind]} credentials: {_reason(exc)}") from None
+        raise Unusable(f"{value!r} is not usable {KINDS[str(kind)]} credentials: {_reason(exc)}") from None
     raise Unusable(f"{value!r} is not a credentials file google-auth reads here (type service_account, "
                    "authorized_user or external_account), nor an access token (ya29.…)")
 
