@@ -333,36 +333,6 @@ def test_embeddings_on_titan_and_cohere_through_invoke_model():
         assert info.value.param == param
 
 
-PDF = base64.b64encode(b"%PDF-1.4 fake pdf").decode()
-
-
-def test_file_parts_are_document_blocks_named_as_bedrock_allows():
-    sent = _sent({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "Summarise these."},
-        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "Q3 report_v2.pdf"}},
-        {"type": "file", "file": {"file_data": "data:text/plain;base64," + base64.b64encode(b"notes").decode()}}]}]})
-    blocks = sent["messages"][0]["content"]
-    assert blocks[1] == {"document": {"format": "pdf", "name": "Q3 report v2", "source": {"bytes": PDF}}}
-    assert blocks[2]["document"]["format"] == "txt" and blocks[2]["document"]["name"] == "document 2"
-    content, _ = wire.answer(orjson.loads(orjson.dumps(sent)), lambda: "t", fake._MARKER)
-    assert content[-1]["text"] == "Echo: Summarise these. [2 document(s)]"
-    pdf = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "a.pdf"}}
-    for content, param in (
-            ([pdf], "messages[0].content"),  # no text beside the document
-            ([{"type": "text", "text": "x"}, pdf, pdf], "messages[0].content"),  # two of one name
-            ([{"type": "file", "file": {"file_id": "file-abc"}}], "messages[0].content[0].file.file_id"),
-            ([{"type": "file", "file": {"file_data": "data:image/svg+xml;base64,PHN2Zz4="}}],
-             "messages[0].content[0].file.file_data"),
-            ([{"type": "file", "file": {"file_data": "data:application/pdf;base64,@@"}}],
-             "messages[0].content[0].file.file_data")):
-        with pytest.raises(errors.InvalidRequest) as info:
-            bedrock.translate_request(_call({"messages": [{"role": "user", "content": content}]}))
-        assert info.value.param == param
-    with pytest.raises(wire.Refusal):  # the fake holds Bedrock's name rule too
-        wire.validate("Converse", MODEL, {"messages": [{"role": "user", "content": [
-            {"text": "x"}, {"document": {"format": "pdf", "name": "a  b.pdf", "source": {"bytes": PDF}}}]}]})
-
-
 def test_reasoning_effort_is_claudes_thinking_and_its_reasoning_comes_back():
     sent = _sent({"reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]})
     assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
