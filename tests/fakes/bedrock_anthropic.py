@@ -55,6 +55,9 @@ def count(model_id: str, body: Any) -> int:
     """CountTokens: its input by botocore's validator, the InvokeModel body inside it decoded and
     checked as InvokeModel checks it, counted as the Anthropic fake counts; raises Refusal."""
     wire.validate_input("CountTokens", model_id, body)
+    if model_id.split(".", 1)[0] in ("us", "eu", "apac", "global"):
+        raise Refusal("ValidationException", "The provided model identifier is invalid: CountTokens takes a "
+                                             "foundation model id, not an inference profile.")
     if not is_anthropic(model_id) or "converse" in body["input"]:
         raise Refusal("ValidationException", "This fake counts InvokeModel bodies of Anthropic models only.")
     try:

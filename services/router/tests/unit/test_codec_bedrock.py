@@ -379,3 +379,5 @@ def test_count_tokens_is_bedrocks_count_tokens_on_the_invoke_model_body():
     assert codec.count_answer(orjson.dumps({"inputTokens": count})) == orjson.dumps({"input_tokens": count})
     with pytest.raises(errors.UpstreamError):
         codec.count_answer(b'{"tokens": 3}')
+    url, _, _ = codec.count_request(body, "us." + MODEL, ())  # a cross-region profile's foundation model
+    assert "/model/anthropic.claude-3-5-haiku" in url

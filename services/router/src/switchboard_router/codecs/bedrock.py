@@ -79,7 +79,8 @@ class BedrockCodec:
                       betas: tuple[str, ...]) -> HttpRequest:
         """Bedrock's CountTokens for /v1/messages/count_tokens on its Anthropic models."""
         data = native.count_body(body, upstream_model, betas)
-        url = f"{self.base_url}/model/{quote(upstream_model, safe='')}/count-tokens"
+        model = native.foundation_model(upstream_model)  # CountTokens takes no inference profile
+        url = f"{self.base_url}/model/{quote(model, safe='')}/count-tokens"
         return HttpRequest(url, self.auth.headers(url, self.headers, data), data)
 
     def count_answer(self, data: bytes) -> bytes:

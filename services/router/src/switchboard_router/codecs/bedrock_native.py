@@ -39,6 +39,17 @@ def body(call: Call) -> bytes:
     return orjson.dumps(out)
 
 
+# Cross-region inference profiles prefix the foundation model's id with their geography.
+PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
+
+
+def foundation_model(model_id: str) -> str:
+    """The foundation model of an id that may be a cross-region inference profile's
+    (us.anthropic.claude-... -> anthropic.claude-...)."""
+    prefix, dot, rest = model_id.partition(".")
+    return rest if dot and prefix in PROFILE_PREFIXES else model_id
+
+
 def count_body(body: dict[str, Any], upstream_model: str, betas: tuple[str, ...]) -> bytes:
     """CountTokens' input for a count_tokens body: the InvokeModel body the model would be sent,
     as a blob (base64 in Converse's JSON). InvokeModel needs max_tokens, which counting ignores:
