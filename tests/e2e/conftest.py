@@ -86,6 +86,7 @@ def fake_providers(tmp_path_factory):
         "client_id": "1", "token_uri": gemini_url + "/token"}))
     yield {"ANTHROPIC_API_KEY": anthropic_key, "ANTHROPIC_BASE_URL": next(anthropic),
            "AZURE_OPENAI_API_KEY": azure_key, "AZURE_OPENAI_ENDPOINT": next(azure),
+           "AZURE_OPENAI_DEPLOYMENTS": "gpt-4o-mini",
            "GEMINI_API_KEY": gemini_key, "GEMINI_BASE_URL": gemini_url,
            "GOOGLE_APPLICATION_CREDENTIALS": str(key_file), "GOOGLE_CLOUD_LOCATION": "us-central1",
            "VERTEX_BASE_URL": gemini_url,

@@ -51,6 +51,24 @@ def validate(model_id: str, body: Any) -> dict[str, Any]:
     return message
 
 
+def count(model_id: str, body: Any) -> int:
+    """CountTokens: its input by botocore's validator, the InvokeModel body inside it decoded and
+    checked as InvokeModel checks it, counted as the Anthropic fake counts; raises Refusal."""
+    wire.validate_input("CountTokens", model_id, body)
+    if model_id.split(".", 1)[0] in ("us", "eu", "apac", "global"):
+        raise Refusal("ValidationException", "The provided model identifier is invalid: CountTokens takes a "
+                                             "foundation model id, not an inference profile.")
+    if not is_anthropic(model_id) or "converse" in body["input"]:
+        raise Refusal("ValidationException", "This fake counts InvokeModel bodies of Anthropic models only.")
+    try:
+        invoke = orjson.loads(base64.b64decode(body["input"]["invokeModel"]["body"], validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise Refusal("ValidationException", "input.invokeModel.body: not base64 of a JSON body") from None
+    message = validate(model_id, invoke)
+    return anthropic_fake.prompt_tokens(message) + sum(
+        len(anthropic_fake._arg_pieces(t)) for t in message.get("tools") or ())
+
+
 def message(body: dict[str, Any], ids: Iterable[str], message_id: str) -> dict[str, Any]:
     content, stop = anthropic_fake.answer(body, ids)
     return {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],

@@ -10,6 +10,8 @@ against the bedrock-runtime service model (unknown members refused), then Bedroc
 (bedrock_wire.py). A refused request gets Bedrock's error: its status, `x-amzn-ErrorType` and
 `{"message": ...}`.
 
+CountTokens (`/model/{id}/count-tokens`) counts an InvokeModel body for anthropic.* models, the
+blob decoded and checked as InvokeModel's would be, as the Anthropic fake counts (words).
 InvokeModel serves embeddings for amazon.titan-embed-text-v1/-v2 and cohere.embed-* (their body
 schemas from Bedrock's model-parameter pages, unknown keys refused): deterministic vectors of the
 model's size, Titan's token count as words; and, with InvokeModelWithResponseStream, Anthropic's
@@ -48,7 +50,7 @@ REGION = "us-east-1"
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
 _BY_STATUS = {status: name for name, status in wire.ERRORS.items() if name != "ModelNotReadyException"}
 _OPERATIONS = {"converse": "Converse", "converse-stream": "ConverseStream", "invoke": "InvokeModel",
-               "invoke-with-response-stream": "InvokeModelWithResponseStream"}
+               "invoke-with-response-stream": "InvokeModelWithResponseStream", "count-tokens": "CountTokens"}
 
 
 class Recorded(NamedTuple):
@@ -86,6 +88,9 @@ class BedrockFake(FakeServer):
                 raise Refusal("UnknownOperationException", "Unknown operation", 404)
             behavior = self._behavior(model_id, body)
             model_id = model_id.partition("+")[0]
+            if action == "count-tokens":
+                return web.json_response({"inputTokens": anthropic.count(model_id, body)},
+                                         headers={"x-amzn-RequestId": self._id("req-")})
             if action.startswith("invoke") and anthropic.is_anthropic(model_id):
                 return await self._anthropic(request, model_id, action, body, behavior)
             if action == "invoke":

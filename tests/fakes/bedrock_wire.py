@@ -22,6 +22,8 @@ from botocore.validate import ParamValidator
 SERVICE = ServiceModel(Loader().load_service_model("bedrock-runtime", "service-2"),
                        service_name="bedrock-runtime")
 _WORD = re.compile(r"\s*\S+")
+_DOCUMENT_NAME = re.compile(r"(?:[A-Za-z0-9()\[\]-]| (?! ))+")
+THOUGHT = "Thinking about it."
 _SAMPLE = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}, "null": None}
 # Converse's exceptions and their HTTP statuses, from the service model itself.
 ERRORS = {name: SERVICE.shape_for(name).metadata["error"]["httpStatusCode"]
@@ -42,13 +44,50 @@ class Refusal(Exception):
 def validate(operation: str, model_id: str, body: Any) -> None:
     """botocore's ParamValidator on the operation's input shape (unknown members refused), then
     Bedrock's semantic rules; raises Refusal(ValidationException)."""
+    validate_input(operation, model_id, body)
+    _check_semantics(body)
+    _check_thinking(model_id, body)
+
+
+def validate_input(operation: str, model_id: str, body: Any) -> None:
+    """botocore's ParamValidator on the operation's input shape; raises Refusal."""
     if not isinstance(body, dict):
         raise Refusal("ValidationException", "The request body is not a JSON object.")
     report = ParamValidator().validate({**body, "modelId": model_id},
                                        SERVICE.operation_model(operation).input_shape)
     if report.has_errors():
         raise Refusal("ValidationException", report.generate_report())
-    _check_semantics(body)
+
+
+def _check_thinking(model_id: str, body: dict[str, Any]) -> None:
+    """Claude's extended thinking through additionalModelRequestFields, as Anthropic's API checks it."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if thinking is None:
+        return
+    if ".anthropic." not in f".{model_id}" or not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        raise Refusal("ValidationException", "additionalModelRequestFields.thinking: an enabled thinking "
+                                             "config for Anthropic models only")
+    budget, limit = thinking.get("budget_tokens"), (body.get("inferenceConfig") or {}).get("maxTokens")
+    if not isinstance(budget, int) or budget < 1024 or not isinstance(limit, int) or budget >= limit:
+        raise Refusal("ValidationException", "thinking.budget_tokens: at least 1024 and less than max_tokens")
+    if set((body.get("toolConfig") or {}).get("toolChoice") or {}) & {"any", "tool"}:
+        raise Refusal("ValidationException", "Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def _check_documents(i: int, content: list[dict[str, Any]]) -> None:
+    """Bedrock's DocumentBlock rules: a fitting, unique name, valid bytes, a text block beside."""
+    names = [b["document"]["name"] for b in content if "document" in b]
+    for block in content:
+        if "document" in block:
+            _check_base64(block["document"]["source"].get("bytes"), f"messages.{i}.document")
+    if not names:
+        return
+    if not all(_DOCUMENT_NAME.fullmatch(n) for n in names) or len(set(names)) != len(names):
+        raise Refusal("ValidationException", f"messages.{i}: document names may hold only letters, digits, "
+                                             "single spaces, hyphens, parentheses and square brackets, "
+                                             "and must differ.")
+    if not any("text" in b for b in content):
+        raise Refusal("ValidationException", f"messages.{i}: a message with documents needs a text block.")
 
 
 def _check_semantics(body: dict[str, Any]) -> None:
@@ -74,6 +113,8 @@ def _check_semantics(body: dict[str, Any]) -> None:
                 _check_base64(block["image"]["source"].get("bytes"), f"messages.{i}.image")
             if "toolUse" in block or "toolResult" in block:
                 uses_tools = True
+        _check_documents(i, m["content"])
+        for block in m["content"]:
             if "toolUse" in block and block["toolUse"]["name"] not in tool_names:
                 raise Refusal("ValidationException", f"messages.{i}: toolUse {block['toolUse']['name']!r} "
                                                      "names a tool that toolConfig does not define.")
@@ -221,6 +262,10 @@ def answer(body: dict[str, Any], new_id: Any, marker: re.Pattern[str]) -> tuple[
     results = [t for b in last if "toolResult" in b for t in _texts(b["toolResult"]["content"])]
     text = " ".join(b["text"] for b in last if "text" in b)
     images = sum(1 for b in last if "image" in b)
+    documents = sum(1 for b in last if "document" in b)
+    thought: list[dict[str, Any]] = []
+    if (body.get("additionalModelRequestFields") or {}).get("thinking"):
+        thought = [{"reasoningContent": {"reasoningText": {"text": THOUGHT, "signature": "c2lnLWZha2U="}}}]
     config = body.get("toolConfig") or {}
     tools = [t["toolSpec"] for t in config.get("tools") or () if "toolSpec" in t]
     choice = config.get("toolChoice") or {}
@@ -231,10 +276,11 @@ def answer(body: dict[str, Any], new_id: Any, marker: re.Pattern[str]) -> tuple[
     else:
         chosen = []
     if chosen:
-        return [{"toolUse": {"toolUseId": new_id(), "name": t["name"],
-                             "input": sample(t["inputSchema"]["json"])}} for t in chosen], "tool_use"
+        return thought + [{"toolUse": {"toolUseId": new_id(), "name": t["name"],
+                                       "input": sample(t["inputSchema"]["json"])}} for t in chosen], "tool_use"
     reply = ("Echo: " + " | ".join(results)) if results else \
-        "Echo: " + marker.sub("", text).strip() + (f" [{images} image(s)]" if images else "")
+        "Echo: " + marker.sub("", text).strip() + (f" [{images} image(s)]" if images else "") + \
+        (f" [{documents} document(s)]" if documents else "")
     pieces = words(reply)
     stop = "end_turn"
     limit = (body.get("inferenceConfig") or {}).get("maxTokens")
@@ -245,7 +291,7 @@ def answer(body: dict[str, Any], new_id: Any, marker: re.Pattern[str]) -> tuple[
         if s in joined:
             pieces, stop = [joined[:joined.index(s)]], "stop_sequence"
             break
-    return [{"text": "".join(pieces)}], stop
+    return [*thought, {"text": "".join(pieces)}], stop
 
 
 def arg_pieces(value: Any, dumps: Any) -> list[str]:
@@ -258,7 +304,8 @@ def usage(body: dict[str, Any], content: list[dict[str, Any]], dumps: Any) -> di
     per streamed piece; Converse's inputTokens leave the cache's tokens out."""
     total = prompt_words(body)
     cached = total // 2 if b"cachePoint" in dumps(body) else 0
-    output = sum(len(words(b["text"])) for b in content if "text" in b) + sum(
+    output = sum(len(words(b["text"])) for b in content if "text" in b) + \
+        sum(len(words(THOUGHT)) for b in content if "reasoningContent" in b) + sum(
         len(arg_pieces(b["toolUse"]["input"], dumps)) for b in content if "toolUse" in b)
     return {"inputTokens": total - cached, "outputTokens": output, "totalTokens": total + output,
             "cacheReadInputTokens": cached, "cacheWriteInputTokens": 0}
@@ -300,6 +347,12 @@ def stream_events(content: list[dict[str, Any]], stop: str, use: dict[str, int],
         if "text" in block:
             out += [event("contentBlockDelta", dumps({"contentBlockIndex": index, "delta": {"text": piece}}))
                     for piece in words(block["text"])]
+        elif "reasoningContent" in block:
+            reasoning = block["reasoningContent"]["reasoningText"]
+            out += [event("contentBlockDelta", dumps({"contentBlockIndex": index, "delta": {
+                "reasoningContent": {"text": piece}}})) for piece in words(reasoning["text"])]
+            out.append(event("contentBlockDelta", dumps({"contentBlockIndex": index, "delta": {
+                "reasoningContent": {"signature": reasoning["signature"]}}})))
         else:
             tool = block["toolUse"]
             out.append(event("contentBlockStart", dumps({"contentBlockIndex": index, "start": {

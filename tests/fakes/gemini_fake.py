@@ -5,19 +5,14 @@
 
 Paths: `/{v1beta|v1}/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` with the
 key in `x-goog-api-key`; Vertex's `/{v1|v1beta1}/projects/{p}/locations/{l}/publishers/google/
-models/{model}:...` with a Bearer token this fake issued at `POST /token` (the service-account
-JWT-bearer grant: the assertion's RS256 signature is checked with the public key it was given).
+models/{model}:...` with a Bearer token this fake issued at `POST /token` or `POST /sts`
+(google_tokens.py: service-account, authorized-user and workload-identity grants).
 
-Every request body is parsed into the official GenerateContentRequest proto of its API version
-(google-ai-generativelanguage, generated from googleapis; unknown fields refused), then checked
-against the rules the proto does not encode: roles `user`/`model` only, no empty content or text,
-function responses answering the previous turn's calls one for one (by name, and by id when the
-call had one), the thoughtSignature this fake put on a call sent back verbatim on that call and
-on no other part, JSON schemas only with responseMimeType application/json, unique function names.
-A request that breaks one gets Google's 400 INVALID_ARGUMENT, so a translation bug fails loudly.
+Every request body is parsed into the official proto of its API version and checked against the
+rules the proto does not encode (gemini_rules.py); Vertex paths use the v1beta protos (they share
+the generateContent body). Embeddings: embedContent, batchEmbedContents and Vertex's predict
+(gemini_embeddings.py). A request that breaks a rule gets Google's 400 INVALID_ARGUMENT.
 Vertex's Anthropic models (`publishers/anthropic/models/...:rawPredict`) are vertex_anthropic.py's.
-Vertex paths are checked with the same v1beta protos (Vertex's own are not published on PyPI
-apart from the whole aiplatform SDK); they share the generateContent body.
 
 Answers: "Echo: <last user text>" (+ " [N image(s)]" for inlineData/fileData images); with tools
 and "call_tools" in the last user text, one functionCall per function (parallel calls, no ids,
@@ -37,161 +32,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import re
-import secrets
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs
 
 import orjson
 from aiohttp import web
-from google.ai import generativelanguage_v1, generativelanguage_v1beta
-from google.auth import exceptions as google_exceptions
-from google.auth import jwt as google_jwt
-from google.protobuf import json_format
 
+from tests.fakes import gemini_embeddings as embeddings
 from tests.fakes import vertex_anthropic
+from tests.fakes.google_tokens import GoogleTokens
 from tests.fakes.fake_server import FakeServer, json_or_none, serve_main
+from tests.fakes.gemini_rules import MESSAGES, STATUSES, Refusal, _field, error_body, quota_details, signature, validate
 
 _MARKER = re.compile(r"\[fake:([^\]]+)\]")
 _WORD = re.compile(r"\s*\S+")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 _SAMPLE = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}, "null": None}
-# HTTP status -> google.rpc status name (https://ai.google.dev/gemini-api/docs/troubleshooting)
-STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-MESSAGES = {429: "You exceeded your current quota, please check your plan and billing details.",
-            500: "An internal error has occurred.", 503: "The model is overloaded. Please try again later."}
-REQUESTS: dict[str, Any] = {"v1beta": generativelanguage_v1beta.GenerateContentRequest,
-                            "v1": generativelanguage_v1.GenerateContentRequest}
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-_SIGNING_KEY = secrets.token_bytes(16)  # this process's thoughtSignatures
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, message: str, details: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.details = status, message, details or []
 
 
 class Recorded(NamedTuple):
     path: str
     headers: dict[str, str]
     json: Any
-
-
-def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None,
-               array: bool = False) -> bytes:
-    error: dict[str, Any] = {"code": status, "message": message, "status": STATUSES.get(status, "UNKNOWN")}
-    if details:
-        error["details"] = details
-    return orjson.dumps([{"error": error}] if array else {"error": error})
-
-
-def quota_details() -> list[dict[str, Any]]:
-    """What Gemini's 429 carries (google-gemini/gemini-cli#8437): the quota hit and when to retry."""
-    return [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "10"}]},
-            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
-                "description": "Learn more about Gemini API quotas",
-                "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]
-
-
-def signature(name: str) -> str:
-    """An opaque thoughtSignature, verifiable by this fake (Gemini's are opaque bytes too)."""
-    mac = hmac.new(_SIGNING_KEY, name.encode(), hashlib.sha256).digest()[:12]
-    return base64.b64encode(b"sig:" + mac).decode()
-
-
-def _same_bytes(sent: str, expected: str) -> bool:
-    """A bytes field as proto JSON reads it: standard or URL-safe base64, padded or not (the
-    google-genai SDK sends back URL-safe what it was given standard)."""
-    def raw(text: str) -> bytes:
-        text = text.replace("-", "+").replace("_", "/")
-        return base64.b64decode(text + "=" * (-len(text) % 4))
-    try:
-        return raw(sent) == raw(expected)
-    except ValueError:
-        return False
-
-
-# --- validation -----------------------------------------------------------------------------
-
-def validate(body: Any, version: str = "v1beta") -> None:
-    """The proto of `version` (unknown fields refused), then the semantic rules; raises Refusal."""
-    if not isinstance(body, dict):
-        raise Refusal(400, "Invalid JSON payload received.")
-    try:
-        json_format.ParseDict(body, REQUESTS[version].pb()(), ignore_unknown_fields=False)
-    except json_format.ParseError as exc:
-        raise Refusal(400, f"Invalid JSON payload received. {exc}") from None
-    _check_semantics(body)
-
-
-def _field(obj: dict[str, Any], camel: str) -> Any:
-    """A field by its JSON name or its proto name (proto3 JSON accepts both)."""
-    if camel in obj:
-        return obj[camel]
-    return obj.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
-
-
-def _check_semantics(body: dict[str, Any]) -> None:
-    contents = body.get("contents") or []
-    if not contents:
-        raise Refusal(400, "* GenerateContentRequest.contents: contents is not specified")
-    declared: set[str] = set()
-    for tool in body.get("tools") or ():
-        for fn in _field(tool, "functionDeclarations") or ():
-            name = fn.get("name") or ""
-            if not _NAME.fullmatch(name) or name in declared:
-                raise Refusal(400, f"* GenerateContentRequest.tools[0].function_declarations: invalid or "
-                                   f"repeated function name {name!r}")
-            declared.add(name)
-            if "parameters" in fn and _field(fn, "parametersJsonSchema") is not None:
-                raise Refusal(400, "parameters and parameters_json_schema are mutually exclusive")
-    config = _field(body, "generationConfig") or {}
-    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
-    if schema is not None and _field(config, "responseMimeType") != "application/json":
-        raise Refusal(400, "* GenerateContentRequest.generation_config.response_mime_type: "
-                           "response_schema requires response_mime_type application/json")
-    calls: list[dict[str, Any]] = []  # the previous model turn's function calls
-    for i, content in enumerate(contents):
-        role = content.get("role")
-        if role not in ("user", "model"):
-            raise Refusal(400, f"Please use a valid role: user, model. (contents[{i}].role={role!r})")
-        parts = content.get("parts") or []
-        if not parts:
-            raise Refusal(400, f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.")
-        for j, part in enumerate(parts):
-            if "text" in part and not part["text"]:
-                raise Refusal(400, f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof "
-                                   "field 'data' must have one initialized field")
-            sig = _field(part, "thoughtSignature")
-            fc = _field(part, "functionCall")
-            if sig is not None and (fc is None or not _same_bytes(sig, signature(fc.get("name") or ""))):
-                raise Refusal(400, f"contents[{i}].parts[{j}]: Corrupted thought signature.")
-        responses = [_field(p, "functionResponse") for p in parts if _field(p, "functionResponse")]
-        answered = role == "user" and [r.get("name") for r in responses] == [c.get("name") for c in calls] \
-            and all(not c.get("id") or r.get("id") == c.get("id") for c, r in zip(calls, responses, strict=True))
-        if (responses or calls) and not answered:
-            raise Refusal(400, "Please ensure that the number of function response parts is equal to "
-                               f"the number of function call parts of the function call turn (contents[{i}]).")
-        calls = [fc for p in parts if (fc := _field(p, "functionCall"))] if role == "model" else []
-        if role == "model" and calls:
-            first = next(p for p in parts if _field(p, "functionCall"))
-            if not _field(first, "thoughtSignature"):
-                raise Refusal(400, f"Function call is missing a thought_signature in functionCall parts. "
-                                   f"(contents[{i}])")
-    if calls:
-        raise Refusal(400, "The last turn's function calls have no function responses.")
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -329,51 +192,54 @@ class GeminiFake(FakeServer):
     def __init__(self, api_keys: Iterable[str] | None = None, vertex_public_key: bytes | None = None) -> None:
         super().__init__()
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
-        self.vertex_public_key = vertex_public_key
+        self.google_tokens = GoogleTokens(vertex_public_key)  # Vertex's credentials
         self.requests: list[Recorded] = []
-        self.tokens_issued = 0
-        self._tokens: dict[str, float] = {}  # access token -> expiry
+
+    @property
+    def tokens_issued(self) -> int:
+        return self.google_tokens.issued
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
-        app.router.add_post("/token", self._token)
+        self.google_tokens.add_routes(app)
         app.router.add_post("/{version}/models/{call}", self._gemini)
         app.router.add_post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{call}",
                             self._vertex)
         app.router.add_post(vertex_anthropic.PATH, self._vertex_anthropic)
         return app
 
-    async def _token(self, request: web.Request) -> web.Response:
-        """The OAuth 2.0 JWT-bearer grant (RFC 7523) as Google's token endpoint answers it."""
-        form = parse_qs((await request.read()).decode())
-        assertion = (form.get("assertion") or [""])[0]
-        if (form.get("grant_type") or [""])[0] != JWT_BEARER or self.vertex_public_key is None:
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
-        try:  # the RS256 signature, checked with the service account's public key
-            claims = google_jwt.decode(assertion, certs=self.vertex_public_key, verify=True)
-        except (ValueError, google_exceptions.GoogleAuthError) as exc:
-            return web.json_response({"error": "invalid_grant", "error_description": str(exc)}, status=400)
-        if "cloud-platform" not in str(claims.get("scope")) or claims.get("exp", 0) < time.time():
-            return web.json_response({"error": "invalid_scope"}, status=400)
-        token = "ya29.fake-" + secrets.token_urlsafe(16)
-        self._tokens[token] = time.time() + 3599
-        self.tokens_issued += 1
-        return web.json_response({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
-
     async def _gemini(self, request: web.Request) -> web.StreamResponse:
         version = request.match_info["version"]
         if version not in ("v1", "v1beta"):
             return web.Response(status=404, text="Not Found")
+        if request.match_info["call"].partition(":")[2] in embeddings.GEMINI_METHODS:
+            return await self._embed(request, version, vertex=False)
         return await self._generate(request, version, vertex=False)
 
     async def _vertex(self, request: web.Request) -> web.StreamResponse:
         version = request.match_info["version"]
         if version not in ("v1", "v1beta1"):
             return web.Response(status=404, text="Not Found")
+        if request.match_info["call"].endswith(":predict"):
+            return await self._embed(request, version, vertex=True)
         return await self._generate(request, version, vertex=True)
 
     async def _vertex_anthropic(self, request: web.Request) -> web.StreamResponse:
         return await vertex_anthropic.serve(self, request)
+
+    async def _embed(self, request: web.Request, version: str, vertex: bool) -> web.Response:
+        body = json_or_none(await request.read())
+        self.requests.append(Recorded(request.path_qs, dict(request.headers), body))
+        model, _, method = request.match_info["call"].partition(":")
+        try:
+            self._authenticate(request, vertex)
+            model, _ = self._behavior(model, None)  # failures as a +suffix on the model
+            answer = embeddings.vertex_answer(model, body) if vertex else \
+                embeddings.gemini_answer(model, method, version, body)
+        except Refusal as r:
+            return web.Response(status=r.status, body=error_body(r.status, r.message, r.details, array=vertex),
+                                content_type="application/json")
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     async def _generate(self, request: web.Request, version: str, vertex: bool) -> web.StreamResponse:
         raw = await request.read()
@@ -445,7 +311,7 @@ class GeminiFake(FakeServer):
     def _authenticate(self, request: web.Request, vertex: bool) -> None:
         if vertex:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or self._tokens.get(token.strip(), 0) < time.time():
+            if scheme.lower() != "bearer" or not self.google_tokens.valid(token.strip()):
                 raise Refusal(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
                                    "token, login cookie or other valid authentication credential.")
             return

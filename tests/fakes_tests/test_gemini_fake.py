@@ -149,3 +149,35 @@ async def test_vertex_mode_gets_a_token_by_the_service_account_grant(fake):
         scopes=["https://www.googleapis.com/auth/cloud-platform"])
     with pytest.raises(google_exceptions.RefreshError):  # signed by another key: no token
         await asyncio.to_thread(forged.refresh, google_requests.Request())
+
+
+async def test_google_genai_embeds_through_the_fake_in_both_modes(fake):
+    """google-genai's embed_content sends batchEmbedContents (Gemini API) and predict (Vertex AI):
+    both pass the fake's checks, and its answers parse with the protos and google-genai."""
+    gemini = await _client(fake).aio.models.embed_content(
+        model="gemini-embedding-001", contents=["one two", "three"],
+        config=types.EmbedContentConfig(output_dimensionality=64))
+    assert [len(e.values) for e in gemini.embeddings] == [64, 64]
+    assert fake.requests[-1].path.endswith("/models/gemini-embedding-001:batchEmbedContents")
+    assert gemini.embeddings[1].values == pytest.approx(gemini_fake.embeddings.vector("three", 64))
+    one = gemini_fake.embeddings.gemini_answer("text-embedding-004", "embedContent", "v1beta",
+                                               {"content": {"parts": [{"text": "hi"}]}})
+    # google-genai always batches on the Gemini API: embedContent's answer is checked by the proto
+    json_format.ParseDict(one, gl.EmbedContentResponse.pb()(), ignore_unknown_fields=False)
+    with pytest.raises(errors.ClientError) as info:  # longer than the model's full size
+        await _client(fake).aio.models.embed_content(model="text-embedding-004", contents="x",
+                                                     config=types.EmbedContentConfig(output_dimensionality=4096))
+    assert info.value.code == 400
+    fake.google_tokens.users["cid"] = ("secret", "1//refresh")
+    from google.oauth2 import credentials as user_credentials
+
+    creds = user_credentials.Credentials(token=None, refresh_token="1//refresh", client_id="cid",
+                                         client_secret="secret", token_uri=fake.base_url + "/token")
+    await asyncio.to_thread(creds.refresh, google_requests.Request())  # the authorized-user grant
+    vertex = genai.Client(vertexai=True, project="p1", location="us-central1", credentials=creds,
+                          http_options=types.HttpOptions(base_url=fake.base_url))
+    reply = await vertex.aio.models.embed_content(model="text-embedding-005", contents=["a b c"])
+    assert len(reply.embeddings[0].values) == 768 and reply.embeddings[0].statistics.token_count == 3
+    assert fake.requests[-1].path.endswith("/publishers/google/models/text-embedding-005:predict")
+    with pytest.raises(errors.ClientError):  # Vertex's gemini-embedding takes one text per call
+        await vertex.aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])

@@ -27,6 +27,9 @@ class Vendor:
     api_version_env: str | None = None  # the variable the provider's own SDK reads it from
     models: tuple[str, ...] = ()  # listed by /v1/models as "<vendor>/<model>" when enabled
     alt_key_envs: tuple[str, ...] = ()  # other variables its SDK reads the key from, before key_env
+    # A variable naming the models to list (comma-separated): Azure's deployments, which are the
+    # customer's own, so none is listed unless named.
+    models_env: str | None = None
     project_env: str | None = None  # Vertex AI's project and location, as google-genai reads them
     location_env: str | None = None
 
@@ -74,9 +77,11 @@ VENDORS: dict[str, Vendor] = dict([
        auth_header="x-api-key", api_version="2023-06-01",
        models=("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-3-5-haiku-latest")),
     # https://learn.microsoft.com/azure/ai-services/openai/reference ; the openai SDK's variables.
-    # api_version "v1" selects the v1 API path (/openai/v1/..., no api-version).
+    # api_version "v1" selects the v1 API path (/openai/v1/..., no api-version). /v1/models lists
+    # the deployments AZURE_OPENAI_DEPLOYMENTS names as azure/<deployment>.
     _v("azure", "", "AZURE_OPENAI_API_KEY", type="azure", base_url_env="AZURE_OPENAI_ENDPOINT",
-       auth_header="api-key", api_version="2024-10-21", api_version_env="OPENAI_API_VERSION"),
+       auth_header="api-key", api_version="2024-10-21", api_version_env="OPENAI_API_VERSION",
+       models_env="AZURE_OPENAI_DEPLOYMENTS"),
     # https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html ; enabled
     # by a Bedrock API key or by AWS credentials (adapter's ambient_credentials); {region} from
     # `region` / AWS_REGION / AWS_DEFAULT_REGION.
@@ -89,9 +94,12 @@ VENDORS: dict[str, Vendor] = dict([
     _v("gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY", type="gemini",
        alt_key_envs=("GOOGLE_API_KEY",),
        models=("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")),
-    # https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest ; the "key" is the
-    # service-account key file's path. api_version v1 (default) or v1beta1.
+    # https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest ; the "key" is a
+    # google-auth credentials file's path, or an access token (GOOGLE_OAUTH_ACCESS_TOKEN, read
+    # first, as Google's Terraform provider reads it): codecs/google_credentials.py.
+    # api_version v1 (default) or v1beta1.
     _v("vertex", "https://aiplatform.googleapis.com", "GOOGLE_APPLICATION_CREDENTIALS", type="vertex",
+       alt_key_envs=("GOOGLE_OAUTH_ACCESS_TOKEN",),
        project_env="GOOGLE_CLOUD_PROJECT", location_env="GOOGLE_CLOUD_LOCATION",
        models=("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite")),
 ])

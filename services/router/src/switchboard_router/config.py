@@ -126,7 +126,8 @@ def _add_presets(specs: dict[str, ProviderSpec | None], models: list[ModelConfig
         if spec is None or problems:
             continue
         specs[name] = spec
-        for model in (*vendor.models, "*"):
+        named = env.get(vendor.models_env, "") if vendor.models_env else ""
+        for model in (*vendor.models, *(m.strip() for m in named.split(",") if m.strip()), "*"):
             route = f"{name}/{model}"
             if route not in taken:
                 models.append(ModelConfig(name=route, deployments=[DeploymentConfig(

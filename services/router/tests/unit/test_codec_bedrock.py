@@ -331,3 +331,53 @@ def test_embeddings_on_titan_and_cohere_through_invoke_model():
         with pytest.raises(errors.InvalidRequest) as info:
             codec.request(call)
         assert info.value.param == param
+
+
+def test_reasoning_effort_is_claudes_thinking_and_its_reasoning_comes_back():
+    sent = _sent({"reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]})
+    assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    assert sent["inferenceConfig"]["maxTokens"] > 1024
+    content, stop = wire.answer(orjson.loads(orjson.dumps(sent)), lambda: "t", fake._MARKER)
+    use = wire.usage(sent, content, orjson.dumps)
+    codec = bedrock.codec(_spec(api_key="k"))
+    call = _call({"reasoning_effort": "low", "messages": [{"role": "user", "content": "think"}]})
+    reply = codec.response(call, orjson.dumps({"output": {"message": {"role": "assistant", "content": content}},
+                                               "stopReason": stop, "usage": use}))
+    message = ChatCompletion.model_validate_json(reply.data).choices[0].message
+    assert message.reasoning_content == wire.THOUGHT and message.content == "Echo: think"
+    chunks = _chunks(BedrockRelay(MODEL, None, True, len), wire.stream_events(content, stop, use, orjson.dumps))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == wire.THOUGHT
+    assert "".join(d.content or "" for d in deltas) == "Echo: think"
+    assert _sent({"reasoning_effort": "none", "messages": [{"role": "user", "content": "x"}]}).get(
+        "additionalModelRequestFields") is None
+    for body, model in (({"reasoning_effort": "high", "max_tokens": 2000}, MODEL),
+                        ({"reasoning_effort": "low"}, "amazon.nova-lite-v1:0"),
+                        ({"reasoning_effort": "low", "tools": [WEATHER], "tool_choice": "required"}, MODEL),
+                        ({"reasoning_effort": "low", "response_format": {"type": "json_object"}}, MODEL)):
+        call = _call({**body, "messages": [{"role": "user", "content": "x"}]})
+        call.upstream_model = model
+        with pytest.raises(errors.InvalidRequest) as info:
+            bedrock.translate_request(call)
+        assert info.value.param in ("reasoning_effort", "max_completion_tokens"), body
+
+
+def test_count_tokens_is_bedrocks_count_tokens_on_the_invoke_model_body():
+    codec = _signed_codec()
+    asyncio.run(codec.authorize())
+    body = {"messages": [{"role": "user", "content": "count these four words"}], "system": "Be terse.",
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    url, headers, data = codec.count_request(body, MODEL, ("token-counting-2024-11-01",))
+    assert url.endswith("/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/count-tokens")
+    assert wire.verify_sigv4(url, headers, data, {fake.ACCESS_KEY: fake.SECRET_KEY}, "us-east-1") is None
+    from tests.fakes import bedrock_anthropic
+
+    sent = orjson.loads(data)
+    invoke = orjson.loads(base64.b64decode(sent["input"]["invokeModel"]["body"]))
+    assert invoke["anthropic_beta"] == ["token-counting-2024-11-01"] and invoke["max_tokens"] > 2048
+    count = bedrock_anthropic.count(MODEL, sent)  # the fake's check: botocore's shape, Anthropic's rules
+    assert codec.count_answer(orjson.dumps({"inputTokens": count})) == orjson.dumps({"input_tokens": count})
+    with pytest.raises(errors.UpstreamError):
+        codec.count_answer(b'{"tokens": 3}')
+    url, _, _ = codec.count_request(body, "us." + MODEL, ())  # a cross-region profile's foundation model
+    assert "/model/anthropic.claude-3-5-haiku" in url

@@ -331,3 +331,44 @@ def test_an_invalid_key_is_the_gateways_problem_not_the_clients():
                                                                 "reason": "API_KEY_INVALID"}])
     err = codec.map_error(400, body)
     assert err.http_status == 502 and "AIza" not in err.message
+
+
+def _embed_call(model: str = "gemini-embedding-001", **body) -> Call:
+    return Call(endpoint=Endpoint.EMBEDDINGS, body={"model": f"gemini/{model}", **body}, model=f"gemini/{model}",
+                upstream_model=model, deployment=DEP, request_id="r1")
+
+
+def test_embeddings_one_text_by_embed_content_several_by_batch_with_the_fakes_protos():
+    import struct
+
+    from openai.types import CreateEmbeddingResponse
+
+    from tests.fakes import gemini_embeddings
+
+    gemini = codec.codec(_spec())
+    one = _embed_call(input="hello there", dimensions=256, encoding_format="base64")
+    url, headers, body = gemini.request(one)
+    assert url.endswith("/v1beta/models/gemini-embedding-001:embedContent") and headers["x-goog-api-key"]
+    answer = gemini_embeddings.gemini_answer("gemini-embedding-001", "embedContent", "v1beta", orjson.loads(body))
+    reply = gemini.response(one, orjson.dumps(answer))
+    data = orjson.loads(reply.data)
+    assert list(struct.unpack("<256f", base64.b64decode(data["data"][0]["embedding"]))) == \
+        answer["embedding"]["values"]
+    assert reply.usage is None and "usage" not in data  # Gemini counts none: the gateway counts
+    many = _embed_call(input=["a", "b c"], encoding_format="float")
+    url, _, body = gemini.request(many)
+    assert url.endswith(":batchEmbedContents")
+    answer = gemini_embeddings.gemini_answer("gemini-embedding-001", "batchEmbedContents", "v1beta",
+                                             orjson.loads(body))
+    data = orjson.loads(gemini.response(many, orjson.dumps(answer)).data)
+    CreateEmbeddingResponse.model_validate({**data, "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+    assert [d["index"] for d in data["data"]] == [0, 1] and len(data["data"][1]["embedding"]) == 3072
+    assert data["data"][1]["embedding"] == gemini_embeddings.vector("b c", 3072)
+    for bad, param in (({"input": [[1, 2]]}, "input"), ({"input": "a", "user": "u"}, "user"),
+                       ({"input": "a", "dimensions": 0}, "dimensions"), ({"input": ["a"] * 101}, "input"),
+                       ({"input": "a", "encoding_format": "int8"}, "encoding_format")):
+        with pytest.raises(errors.InvalidRequest) as info:
+            gemini.request(_embed_call(**bad))
+        assert info.value.param == param
+    with pytest.raises(errors.UpstreamError):
+        gemini.response(many, b'{"embeddings": [{"values": "nope"}]}')

@@ -274,3 +274,87 @@ async def test_the_fake_takes_what_the_anthropic_sdks_own_vertex_client_sends(fa
         await client.messages.create(model=MODEL, max_tokens=50, messages=[
             {"role": "assistant", "content": "assistant first is refused"}])
     await client.close()
+
+async def test_embeddings_by_predict_with_vertexs_token_counts(fake, tmp_path):
+    from openai.types import CreateEmbeddingResponse
+
+    codec = vertex.codec(_spec(_key_file(tmp_path, fake.base_url + "/token"), fake.base_url))
+    await codec.authorize()
+    call = Call(endpoint=Endpoint.EMBEDDINGS, body={"model": "vertex/e", "input": ["one two", "three"],
+                                                    "dimensions": 128},
+                model="vertex/e", upstream_model="text-embedding-005", deployment=DEP, request_id="r1")
+    url, headers, body = codec.request(call)
+    assert url.endswith("/publishers/google/models/text-embedding-005:predict")
+    assert orjson.loads(body) == {"instances": [{"content": "one two"}, {"content": "three"}],
+                                  "parameters": {"autoTruncate": False, "outputDimensionality": 128}}
+    from tests.fakes import gemini_embeddings
+
+    reply = codec.response(call, orjson.dumps(gemini_embeddings.vertex_answer("text-embedding-005",
+                                                                              orjson.loads(body))))
+    data = CreateEmbeddingResponse.model_validate_json(reply.data)
+    assert data.usage.prompt_tokens == 3 and reply.usage.prompt == 3
+    assert len(data.data) == 2 and len(data.data[0].embedding) == 128
+    single = Call(endpoint=Endpoint.EMBEDDINGS, body={"model": "vertex/e", "input": ["a", "b"]},
+                  model="vertex/e", upstream_model="gemini-embedding-001", deployment=DEP, request_id="r1")
+    with pytest.raises(errors.InvalidRequest) as info:  # Vertex's gemini-embedding takes one per call
+        codec.request(single)
+    assert info.value.param == "input"
+
+
+def _json_file(tmp_path, name: str, info: dict) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(info))
+    return str(path)
+
+
+async def test_authorized_user_credentials_refresh_at_their_token_endpoint(fake, tmp_path):
+    fake.google_tokens.users["cid"] = ("csecret", "1//refresh")
+    adc = {"type": "authorized_user", "client_id": "cid", "client_secret": "csecret",
+           "refresh_token": "1//refresh", "quota_project_id": "adc-project", "token_uri": fake.base_url + "/token"}
+    codec = vertex.codec(_spec(_json_file(tmp_path, "adc.json", adc), fake.base_url))
+    await asyncio.gather(*(codec.authorize() for _ in range(4)))
+    url, headers, _ = codec.request(_call())
+    assert fake.tokens_issued == 1 and fake.google_tokens.valid(headers["Authorization"].removeprefix("Bearer "))
+    assert "/projects/adc-project/" in url  # the ADC file's quota project, when none is set
+    revoked = vertex.codec(_spec(_json_file(tmp_path, "revoked.json", {**adc, "refresh_token": "1//old"}),
+                                 fake.base_url))
+    with pytest.raises(errors.UpstreamError) as info:
+        await revoked.authorize()
+    assert info.value.http_status == 502 and info.value.code == "provider_auth_error"
+    assert "authorized user" in info.value.message and "expired or revoked" not in info.value.message
+
+
+async def test_workload_identity_trades_the_subject_token_at_the_sts(fake, tmp_path):
+    fake.google_tokens.subject_tokens.add("oidc-subject-token")
+    subject = tmp_path / "subject.jwt"
+    subject.write_text("oidc-subject-token")
+    config = {"type": "external_account", "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+              "audience": "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p/providers/q",
+              "token_url": fake.base_url + "/sts", "credential_source": {"file": str(subject)}}
+    codec = vertex.codec(_spec(_json_file(tmp_path, "wif.json", config), fake.base_url, project="wif-project"))
+    await codec.authorize()
+    url, headers, body = codec.request(_call())
+    assert "/projects/wif-project/" in url and fake.tokens_issued == 1
+    assert fake.google_tokens.valid(headers["Authorization"].removeprefix("Bearer "))
+    subject.write_text("someone-else")  # a refresh with a subject token the STS refuses
+    codec.token._credentials.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    with pytest.raises(errors.UpstreamError) as info:
+        await codec.authorize()
+    assert "workload identity" in info.value.message and info.value.http_status == 502
+    subject.unlink()  # the source gone: still a clear 502, never a 500
+    with pytest.raises(errors.UpstreamError):
+        await codec.authorize()
+    with pytest.raises(ConfigError) as config_error:  # federated credentials name no project
+        vertex.codec(_spec(_json_file(tmp_path, "wif.json", config), fake.base_url))
+    assert config_error.value.problems[0][0] == "providers.vertex.project"
+
+
+async def test_a_plain_access_token_is_used_as_it_is(fake, tmp_path):
+    codec = vertex.codec(_spec("ya29.a-token-from-gcloud", fake.base_url, project="p"))
+    await codec.authorize()  # nothing to fetch
+    _, headers, _ = codec.request(_call())
+    assert headers["Authorization"] == "Bearer ya29.a-token-from-gcloud" and fake.tokens_issued == 0
+    for info in ({"type": "impersonated_service_account"}, ["not", "an", "object"]):
+        with pytest.raises(ConfigError) as error:
+            vertex.codec(_spec(_json_file(tmp_path, "other.json", info), fake.base_url, project="p"))
+        assert "service_account, authorized_user or external_account" in error.value.problems[0][1]

@@ -71,6 +71,25 @@ def test_keyless_servers_are_enabled_by_their_base_url_and_azure_needs_its_endpo
         "azure", "https://r.openai.azure.com", "2025-04-01-preview", "api-key")
 
 
+def test_azure_lists_the_deployments_it_is_told_of_and_no_others():
+    import orjson
+
+    env = {"AZURE_OPENAI_API_KEY": "az", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"}
+    bare = _routes(config.parse(BARE, env))
+    assert not [m for m in orjson.loads(bare.listing())["data"] if m["id"].startswith("azure/")]
+    assert bare.plan("azure/anything", Endpoint.CHAT)[0].upstream_model == "anything"  # still served
+    told = _routes(config.parse(BARE, {**env, "AZURE_OPENAI_DEPLOYMENTS": "prod-chat, embed-small,"}))
+    listed = [(m["id"], m["owned_by"]) for m in orjson.loads(told.listing())["data"] if m["id"].startswith("azure/")]
+    assert listed == [("azure/prod-chat", "azure"), ("azure/embed-small", "azure")]
+    target, = told.plan("azure/prod-chat", Endpoint.CHAT)
+    assert (target.deployment.provider, target.upstream_model) == ("azure", "prod-chat")
+    # A deployment the file routes to is listed by the file's name for it.
+    named = {"providers": {"az": {"vendor": "azure"}},
+             "models": [{"name": "gpt-4o", "deployments": [{"provider": "az", "model": "prod-chat"}]}]}
+    assert [(m["id"], m["owned_by"]) for m in orjson.loads(_routes(config.parse(named, env)).listing())["data"]] == [
+        ("gpt-4o", "azure")]
+
+
 def test_bedrock_is_enabled_by_any_aws_credentials_with_its_region():
     cfg = config.parse(BARE, {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_REGION": "eu-west-3"})
     spec = cfg.providers["bedrock"]
@@ -174,6 +193,9 @@ def test_gemini_is_enabled_by_either_key_variable_and_vertex_by_its_key_file():
                                  "GOOGLE_CLOUD_LOCATION": "europe-west4"}).providers["vertex"]
     assert (vertex.api_key, vertex.project, vertex.location, vertex.enabled) == (
         "/keys/sa.json", "p1", "europe-west4", True)
+    token = config.parse(BARE, {"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.t", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+                                "GOOGLE_CLOUD_PROJECT": "p1"}).providers["vertex"]
+    assert (token.api_key, token.enabled) == ("ya29.t", True)  # a plain access token, read first
 
 
 def test_gemini_and_vertex_settings_are_checked():

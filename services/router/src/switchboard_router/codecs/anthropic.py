@@ -11,8 +11,6 @@ tool calls, not Anthropic's content blocks; and Anthropic's three input counts a
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +24,7 @@ from switchboard_router.codecs import anthropic_native as native
 from switchboard_router.codecs.anthropic_native import NativeRelay
 from switchboard_router.codecs.anthropic_stream import AnthropicRelay
 from switchboard_router.codecs.anthropic_wire import message_object, map_error, to_chat_completion, tokens
+from switchboard_router.codecs.content_parts import data_uri, file_data
 from switchboard_router.codecs.base import HttpRequest, alternating_turns, message_texts
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.domain import Endpoint, ProviderSpec
@@ -200,21 +199,6 @@ def _user_blocks(content: Any, at: str) -> list[dict[str, Any]]:
     return out
 
 
-def _data_uri(url: str, at: str) -> tuple[str, str]:
-    """(media type, base64 data) of a `data:<type>;base64,<data>` URI, the data checked."""
-    head, comma, data = url.partition(",")
-    media_type = head[5:].removesuffix(";base64")
-    if not comma or not head.endswith(";base64"):
-        raise InvalidRequest("A data URI must be base64: data:<type>;base64,<data>.", param=at,
-                             code="invalid_value")
-    try:
-        base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data URI's data is not valid base64.", param=at,
-                             code="invalid_value") from None
-    return media_type, data
-
-
 def _image_source(image: dict[str, Any], at: str) -> dict[str, Any]:
     url = image.get("url") or ""
     if url.startswith(("http://", "https://")):
@@ -222,7 +206,7 @@ def _image_source(image: dict[str, Any], at: str) -> dict[str, Any]:
     if not url.startswith("data:"):
         raise InvalidRequest("An image must be an http(s) URL or a base64 data URI.", param=at,
                              code="invalid_value")
-    media_type, data = _data_uri(url, at)
+    media_type, data = data_uri(url, at)
     if media_type not in IMAGE_TYPES:
         raise InvalidRequest(f"Anthropic takes JPEG, PNG, GIF and WebP images, not {media_type!r}.",
                              param=at, code="unsupported_value")
@@ -230,12 +214,7 @@ def _image_source(image: dict[str, Any], at: str) -> dict[str, Any]:
 
 
 def _document(file: dict[str, Any], at: str) -> dict[str, Any]:
-    data_uri = file.get("file_data")
-    if not isinstance(data_uri, str) or not data_uri.startswith("data:"):
-        raise InvalidRequest("Files go to Anthropic as file_data (a base64 data URI); uploaded "
-                             "file ids are OpenAI's own.", param=f"{at}.file_id"
-                             if file.get("file_id") else f"{at}.file_data", code="unsupported_value")
-    media_type, data = _data_uri(data_uri, f"{at}.file_data")
+    media_type, data = file_data(file, at, "Anthropic")
     if media_type != "application/pdf":
         raise InvalidRequest(f"Anthropic takes PDF documents, not {media_type!r}.",
                              param=f"{at}.file_data", code="unsupported_value")

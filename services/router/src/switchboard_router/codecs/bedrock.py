@@ -9,13 +9,14 @@ Bedrock's rules that its service model does not encode are kept here, before sen
 turns of one role are merged (so parallel tool results form one user turn), and `toolConfig` is
 sent whenever the history holds tool blocks, even when this turn offers no tools. What Converse
 cannot express (tool_choice "none", parallel_tool_calls false, image URLs, n > 1) is refused
-with a 400 naming it. JSON-schema output is a forced tool whose input is the answer.
+with a 400 naming it. JSON-schema output is a forced tool whose input is the answer. `file` parts
+(PDF, text, CSV, HTML, Word, Excel as base64 data URIs) become document blocks; reasoning_effort
+becomes Claude's extended thinking (additionalModelRequestFields), its reasoningContent the
+answer's reasoning_content.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,10 @@ from switchboard_router.codecs import bedrock_embeddings as embeddings
 from switchboard_router.codecs import bedrock_native as native
 from switchboard_router.codecs.bedrock_errors import map_error
 from switchboard_router.codecs.bedrock_native import BedrockNativeRelay
+from switchboard_router.codecs.anthropic import FALLBACK_MAX_TOKENS, THINKING_BUDGETS
 from switchboard_router.codecs.aws_auth import BearerAuth, RequestAuth, SigV4
-from switchboard_router.codecs.base import HttpRequest, alternating_turns, message_texts
+from switchboard_router.codecs.base import HttpRequest, alternating_turns
+from switchboard_router.codecs.bedrock_content import texts, user_blocks
 from switchboard_router.codecs.bedrock_answers import parse_answer, to_chat_completion, tokens
 from switchboard_router.codecs.bedrock_stream import BedrockRelay
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
@@ -44,15 +47,13 @@ DEFAULT_REGION = "us-east-1"
 TRANSLATED = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
     "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-    "user", "n", *EXTENSION_FIELDS,
+    "user", "n", "reasoning_effort", *EXTENSION_FIELDS,
 })
 MESSAGE_FIELDS = {
     "system": ("role", "content"), "developer": ("role", "content"), "user": ("role", "content"),
     "assistant": ("role", "content", "tool_calls", "reasoning_content"),
     "tool": ("role", "content", "tool_call_id"),
 }
-IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
-                 "image/webp": "webp"}
 JSON_TOOL = "json_response"  # the forced tool's name when the schema has none usable
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # requestMetadata's value pattern (bedrock-runtime service model, RequestMetadataValueString).
@@ -73,6 +74,17 @@ class BedrockCodec:
     def speaks_messages(self, upstream_model: str) -> bool:
         """Bedrock's Anthropic models take /v1/messages bodies through InvokeModel (bedrock_native)."""
         return native.speaks_messages(upstream_model)
+
+    def count_request(self, body: dict[str, Any], upstream_model: str,
+                      betas: tuple[str, ...]) -> HttpRequest:
+        """Bedrock's CountTokens for /v1/messages/count_tokens on its Anthropic models."""
+        data = native.count_body(body, upstream_model, betas)
+        model = native.foundation_model(upstream_model)  # CountTokens takes no inference profile
+        url = f"{self.base_url}/model/{quote(model, safe='')}/count-tokens"
+        return HttpRequest(url, self.auth.headers(url, self.headers, data), data)
+
+    def count_answer(self, data: bytes) -> bytes:
+        return native.count_answer(data)
 
     def request(self, call: Call) -> HttpRequest:
         if call.native is not None:
@@ -130,11 +142,18 @@ def translate_request(call: Call) -> dict[str, Any]:
     if system:
         out["system"] = system
     inference = _inference(body)
+    thinking = _thinking(call.upstream_model, body.get("reasoning_effort"), inference)
+    if thinking is not None:
+        out["additionalModelRequestFields"] = {"thinking": thinking}
     if inference:
         out["inferenceConfig"] = inference
     tool_config = _tool_config(body, messages)
     if tool_config is not None:
         out["toolConfig"] = tool_config
+        if thinking is not None and set(tool_config.get("toolChoice") or {}) & {"any", "tool"}:
+            # Anthropic's thinking takes tool_choice auto only (and JSON output is a forced tool).
+            raise _refused("reasoning_effort", "Bedrock's Claude models cannot think while a tool is forced "
+                                               "(tool_choice required or a function, or response_format).")
     user = body.get("user")
     if user:
         if not isinstance(user, str) or not _METADATA_VALUE.fullmatch(user):
@@ -142,6 +161,24 @@ def translate_request(call: Call) -> dict[str, Any]:
                                  "spaces and :_@$#=/+,.- only.", param="user", code="invalid_value")
         out["requestMetadata"] = {"user": user}
     return out
+
+
+def _thinking(model: str, effort: Any, inference: dict[str, Any]) -> dict[str, Any] | None:
+    """reasoning_effort as Anthropic's extended thinking, which Bedrock's Claude models take in
+    additionalModelRequestFields (as the Anthropic codec budgets it); the answer's
+    reasoningContent comes back as reasoning_content. Other Bedrock models: a 400."""
+    if effort in (None, "none", "minimal"):
+        return None
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None or not native.speaks_messages(model):
+        raise _refused("reasoning_effort", f"reasoning_effort {effort!r} cannot be sent to this Bedrock "
+                                           "model (Anthropic's models on Bedrock take low, medium or high).")
+    limit = inference.setdefault("maxTokens", budget + FALLBACK_MAX_TOKENS)
+    if limit <= budget:
+        raise InvalidRequest(f"With reasoning_effort {effort!r} the model thinks for {budget} tokens, "
+                             f"which must be less than max_tokens ({limit}).",
+                             param="max_completion_tokens", code="invalid_value")
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def _refused(param: str, message: str) -> InvalidRequest:
@@ -165,59 +202,14 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
 
 def translate_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system blocks, Converse messages): user first, roles merged, no blank text."""
-    return alternating_turns(messages, provider="Bedrock", fields=MESSAGE_FIELDS, system=_texts,
-                             user=_user_blocks, assistant=_assistant_blocks, tool=_tool_result,
+    return alternating_turns(messages, provider="Bedrock", fields=MESSAGE_FIELDS, system=texts,
+                             user=user_blocks, assistant=_assistant_blocks, tool=_tool_result,
                              is_result=lambda b: "toolResult" in b, user_first=True,
                              empty_user="A user message needs some non-blank content for Bedrock.")
 
 
-def _texts(content: Any, at: str) -> list[dict[str, Any]]:
-    """Text blocks, blank ones left out (Bedrock refuses whitespace-only text)."""
-    return [{"text": t} for t in message_texts(content, at, "Bedrock", keep_blank=False)]
-
-
-def _user_blocks(content: Any, at: str) -> list[dict[str, Any]]:
-    if isinstance(content, str) or content is None:
-        return _texts(content, at)
-    out: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        kind = part.get("type")
-        if kind == "text":
-            out += _texts([part], at)
-        elif kind == "image_url":
-            out.append({"image": _image((part.get("image_url") or {}).get("url") or "",
-                                        f"{at}[{j}].image_url.url")})
-        else:
-            raise InvalidRequest(f"Content parts of type {kind!r} cannot be sent to Bedrock.",
-                                 param=f"{at}[{j}].type", code="unsupported_value")
-    return out
-
-
-def _image(url: str, at: str) -> dict[str, Any]:
-    if url.startswith(("http://", "https://")):
-        raise InvalidRequest("Bedrock takes images as base64 data URIs (data:image/png;base64,...), "
-                             "not URLs: fetch the image and send its bytes.", param=at,
-                             code="unsupported_value")
-    head, comma, data = url.partition(",")
-    media_type = head[5:].removesuffix(";base64").lower()
-    if not url.startswith("data:") or not comma or not head.endswith(";base64"):
-        raise InvalidRequest("An image must be a base64 data URI: data:<type>;base64,<data>.",
-                             param=at, code="invalid_value")
-    image_format = IMAGE_FORMATS.get(media_type)
-    if image_format is None:
-        raise InvalidRequest(f"Bedrock takes PNG, JPEG, GIF and WebP images, not {media_type!r}.",
-                             param=at, code="unsupported_value")
-    try:
-        base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data URI's data is not valid base64.", param=at,
-                             code="invalid_value") from None
-    # A blob in Converse's JSON is its base64 text, so the client's data goes as it came.
-    return {"format": image_format, "source": {"bytes": data}}
-
-
 def _assistant_blocks(m: dict[str, Any], at: str) -> list[dict[str, Any]]:
-    blocks = _texts(m.get("content"), f"{at}.content")
+    blocks = texts(m.get("content"), f"{at}.content")
     for j, tool_call in enumerate(m.get("tool_calls") or ()):
         function = tool_call.get("function") or {}
         try:
@@ -233,9 +225,9 @@ def _assistant_blocks(m: dict[str, Any], at: str) -> list[dict[str, Any]]:
 
 
 def _tool_result(m: dict[str, Any], at: str) -> dict[str, Any]:
-    texts = _texts(m.get("content"), f"{at}.content")
+    result = texts(m.get("content"), f"{at}.content")
     # An empty result still answers its call; Bedrock takes an empty JSON object for it.
-    return {"toolResult": {"toolUseId": m.get("tool_call_id"), "content": texts or [{"json": {}}],
+    return {"toolResult": {"toolUseId": m.get("tool_call_id"), "content": result or [{"json": {}}],
                            "status": "success"}}
 
 

@@ -10,18 +10,17 @@ https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Any
 
 import orjson
-from switchboard_common.errors import InvalidRequest, UpstreamError
+from switchboard_common.errors import InvalidRequest
 
+from switchboard_router.codecs.embedding_lists import input_texts, openai_list, refuse_unknown
 from switchboard_router.domain import Tokens
 
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
 COHERE_MAX_TEXTS = 96
-FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+FIELDS = frozenset({"model", "input", "encoding_format", "dimensions"})
 
 
 def family(model: str) -> str:
@@ -36,14 +35,8 @@ def family(model: str) -> str:
 
 
 def request_body(model: str, body: dict[str, Any]) -> dict[str, Any]:
-    for name, value in body.items():
-        if name not in FIELDS and value is not None:
-            raise InvalidRequest(f"'{name}' is not supported by Bedrock's embeddings; leave it out.",
-                                 param=name, code="unsupported_parameter")
-    if body.get("encoding_format") not in (None, "float", "base64"):
-        raise InvalidRequest("encoding_format must be float or base64.", param="encoding_format",
-                             code="invalid_value")
-    texts = _texts(body.get("input"))
+    refuse_unknown(body, FIELDS, "Bedrock")
+    texts = input_texts(body.get("input"), "Bedrock")
     dimensions = body.get("dimensions")
     if family(model) == "titan":
         if len(texts) != 1:
@@ -65,14 +58,6 @@ def request_body(model: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"texts": texts, "input_type": "search_document"}
 
 
-def _texts(value: Any) -> list[str]:
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not all(isinstance(t, str) and t for t in texts):
-        raise InvalidRequest("Bedrock embeds text: 'input' must be a string or an array of "
-                             "non-empty strings (not token ids).", param="input", code="unsupported_value")
-    return texts
-
-
 def answer(model: str, body: dict[str, Any], data: bytes) -> tuple[dict[str, Any], Tokens | None]:
     """OpenAI's embeddings list and the provider's token count (None when it gives none)."""
     try:
@@ -88,17 +73,5 @@ def answer(model: str, body: dict[str, Any], data: bytes) -> tuple[dict[str, Any
         else:
             vectors = parsed.get("embeddings")
             vectors = vectors.get("float") if isinstance(vectors, dict) else vectors
-    if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
-        raise UpstreamError("The provider returned an answer that is not an embedding.",
-                            code="invalid_upstream_response")
-    as_base64 = body.get("encoding_format") == "base64"
     usage = Tokens(count, 0) if isinstance(count, int) else None
-    out = {"object": "list", "model": model, "data": [
-        {"object": "embedding", "index": i, "embedding": _base64(v) if as_base64 else v}
-        for i, v in enumerate(vectors)],
-        "usage": {"prompt_tokens": count or 0, "total_tokens": count or 0}}
-    return out, usage
-
-
-def _base64(vector: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return openai_list(model, body, vectors, count if isinstance(count, int) else None), usage

@@ -39,6 +39,46 @@ def body(call: Call) -> bytes:
     return orjson.dumps(out)
 
 
+# Cross-region inference profiles prefix the foundation model's id with their geography.
+PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
+
+
+def foundation_model(model_id: str) -> str:
+    """The foundation model of an id that may be a cross-region inference profile's
+    (us.anthropic.claude-... -> anthropic.claude-...)."""
+    prefix, dot, rest = model_id.partition(".")
+    return rest if dot and prefix in PROFILE_PREFIXES else model_id
+
+
+def count_body(body: dict[str, Any], upstream_model: str, betas: tuple[str, ...]) -> bytes:
+    """CountTokens' input for a count_tokens body: the InvokeModel body the model would be sent,
+    as a blob (base64 in Converse's JSON). InvokeModel needs max_tokens, which counting ignores:
+    the model's default (room for any thinking budget)."""
+    from switchboard_router.codecs.anthropic import FALLBACK_MAX_TOKENS, default_max_tokens
+
+    invoke = {k: v for k, v in body.items() if k != "model"}
+    invoke["anthropic_version"] = VERSION
+    if betas:
+        invoke["anthropic_beta"] = list(betas)
+    budget = (body.get("thinking") or {}).get("budget_tokens")
+    default = default_max_tokens(upstream_model.split("anthropic.", 1)[-1])
+    invoke["max_tokens"] = max(default, budget + FALLBACK_MAX_TOKENS) if isinstance(budget, int) else default
+    return orjson.dumps({"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(invoke)).decode()}}})
+
+
+def count_answer(data: bytes) -> bytes:
+    """CountTokens' `{"inputTokens": N}` as Anthropic's count_tokens answer."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    count = parsed.get("inputTokens") if isinstance(parsed, dict) else None
+    if not isinstance(count, int):
+        raise UpstreamError("The provider returned an answer that is not a token count.",
+                            code="invalid_upstream_response")
+    return orjson.dumps({"input_tokens": count})
+
+
 def action(call: Call) -> str:
     return "invoke-with-response-stream" if (call.native or {}).get("stream") else "invoke"
 

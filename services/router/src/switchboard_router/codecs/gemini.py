@@ -35,6 +35,7 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
+from switchboard_router.codecs import gemini_embeddings
 from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded
 from switchboard_router.codecs.gemini_request import (
     CALL_ID_PREFIX,
@@ -62,7 +63,7 @@ FAILED_CALLS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TO
 
 
 class GeminiCodec:
-    endpoints = frozenset({Endpoint.CHAT})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
     def __init__(self, base_url: str, headers: dict[str, str], version: str = DEFAULT_VERSION) -> None:
         self.prefix = f"{base_url.rstrip('/')}/{version}/models/"
@@ -74,10 +75,16 @@ class GeminiCodec:
         return self.prefix + call.upstream_model + method
 
     def request(self, call: Call) -> HttpRequest:
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            method, embed = gemini_embeddings.gemini_request(call.upstream_model, call.body)
+            return HttpRequest(f"{self.prefix}{call.upstream_model}:{method}", self.headers,
+                               orjson.dumps(embed))
         return HttpRequest(self.model_url(call), self.headers,
                            orjson.dumps(translate_request(call, self.version)))
 
     def response(self, call: Call, body: bytes) -> Reply:
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            return embeddings_reply(*gemini_embeddings.gemini_answer(call.upstream_model, call.body, body))
         parsed = _object(body)
         answer = to_chat_completion(parsed, call.upstream_model)
         text = answer["choices"][0]["message"].get("content") or ""
@@ -89,6 +96,10 @@ class GeminiCodec:
 
     def error(self, status: int, body: bytes, retry_after: str | None) -> ApiError:
         return map_error(status, body, retry_after)
+
+
+def embeddings_reply(listing: dict[str, Any], usage: Tokens | None) -> Reply:
+    return Reply(data=orjson.dumps(listing), usage=usage, text=lambda: "", parsed=listing)
 
 
 def codec(spec: ProviderSpec) -> GeminiCodec:

@@ -7,14 +7,13 @@ https://ai.google.dev/api/generate-content
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 from typing import Any
 
 import orjson
 from switchboard_common.errors import InvalidRequest
 
+from switchboard_router.codecs.content_parts import data_uri, file_data
 from switchboard_router.codecs.base import message_texts, refuse_foreign_fields
 from switchboard_router.codecs.openai import EXTENSION_FIELDS
 from switchboard_router.providers.base import Call
@@ -166,16 +165,8 @@ def _user_parts(content: Any, at: str) -> list[dict[str, Any]]:
 
 
 def _inline(url: str, at: str) -> dict[str, Any]:
-    head, comma, data = url.partition(",")
-    if not comma or not head.endswith(";base64"):
-        raise InvalidRequest("A data URI must be base64: data:<type>;base64,<data>.", param=at,
-                             code="invalid_value")
-    try:
-        base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data URI's data is not valid base64.", param=at,
-                             code="invalid_value") from None
-    return {"inlineData": {"mimeType": head[5:].removesuffix(";base64"), "data": data}}
+    media_type, data = data_uri(url, at)
+    return {"inlineData": {"mimeType": media_type, "data": data}}
 
 
 def _image(image: dict[str, Any], at: str) -> dict[str, Any]:
@@ -195,12 +186,8 @@ def _image(image: dict[str, Any], at: str) -> dict[str, Any]:
 
 
 def _file(file: dict[str, Any], at: str) -> dict[str, Any]:
-    data_uri = file.get("file_data")
-    if not isinstance(data_uri, str) or not data_uri.startswith("data:"):
-        raise InvalidRequest("Files go to Gemini as file_data (a base64 data URI); uploaded file "
-                             "ids are OpenAI's own.", param=f"{at}.file_id" if file.get("file_id")
-                             else f"{at}.file_data", code="unsupported_value")
-    return _inline(data_uri, f"{at}.file_data")
+    media_type, data = file_data(file, at, "Gemini")
+    return {"inlineData": {"mimeType": media_type, "data": data}}
 
 
 def _model_parts(m: dict[str, Any], at: str, names: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Gemini on Vertex AI: Gemini's body (codecs/gemini.py) on Vertex's paths, with a service
-account's OAuth token as Bearer.
+"""Gemini on Vertex AI: Gemini's body (codecs/gemini.py) on Vertex's paths, with a Google Cloud
+OAuth token as Bearer; embeddings by `:predict` (codecs/gemini_embeddings.py).
 
 `POST {base}/{v1|v1beta1}/projects/{project}/locations/{location}/publishers/google/models/{model}
 :generateContent` (streams `:streamGenerateContent?alt=sse`); the base is the location's host
@@ -9,15 +9,12 @@ account's OAuth token as Bearer.
 Anthropic's Claude models on Vertex (model names claude-...) go to their own publisher's paths
 in Anthropic's format (codecs/anthropic_vertex.py), natively for /v1/messages.
 
-Credentials: the service-account key file GOOGLE_APPLICATION_CREDENTIALS names, read at start
-by google-auth, which signs the JWT-bearer grant and posts it to the key's `token_uri` (a test
-points that at its own token endpoint). The token is fetched off the event loop (google-auth's
-transport blocks), once at a time, and kept until google-auth deems it near expiry.
+Credentials: whatever google-auth makes of the provider's api_key (a service-account key, an
+authorized-user or external-account file, or an access token): codecs/google_credentials.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +22,15 @@ import orjson
 
 from switchboard_common.errors import ApiError, UpstreamError
 
-from switchboard_router.codecs import anthropic_vertex, gemini, gemini_request
+from switchboard_router.codecs import (
+    anthropic_vertex,
+    gemini,
+    gemini_embeddings,
+    gemini_request,
+    google_credentials,
+)
 from switchboard_router.codecs.base import HttpRequest, StreamRelay
+from switchboard_router.codecs.google_credentials import GoogleToken
 from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.providers.base import Call, Reply
 
@@ -34,44 +38,12 @@ DEFAULT_VERSION = "v1"
 VERSIONS = ("v1", "v1beta1")
 DEFAULT_LOCATION = "global"
 DEFAULT_BASE_URL = "https://aiplatform.googleapis.com"
-SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-TOKEN_TIMEOUT_SECONDS = 10.0  # one token request (google-auth's own default is 120 s)
-
-
-class ServiceAccountToken:
-    """A service account's access token, fetched when missing or near expiry, one fetch at a time."""
-
-    def __init__(self, credentials: Any, request_factory: Callable[[], Any]) -> None:
-        self._credentials = credentials  # google.oauth2.service_account.Credentials
-        self._request_factory = request_factory
-        self._lock = asyncio.Lock()
-
-    @property
-    def token(self) -> str | None:
-        return self._credentials.token if self._credentials.valid else None
-
-    async def refresh_if_needed(self) -> None:
-        if self._credentials.valid:  # google-auth: a token, not within its refresh threshold of expiry
-            return
-        async with self._lock:
-            if self._credentials.valid:  # another request fetched it while this one waited
-                return
-            from google.auth import exceptions
-
-            try:
-                await asyncio.to_thread(self._credentials.refresh, self._request_factory())
-            except exceptions.GoogleAuthError:
-                # google-auth's message may quote the token endpoint's answer: not for clients.
-                raise UpstreamError("The gateway could not get an access token for Vertex AI; the "
-                                    "gateway's operator must check its service account.",
-                                    code="provider_auth_error") from None
-
 
 class VertexCodec:
-    endpoints = frozenset({Endpoint.CHAT})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})  # embeddings: predict
 
     def __init__(self, base_url: str, headers: dict[str, str], project: str, location: str,
-                 token: ServiceAccountToken, version: str = DEFAULT_VERSION) -> None:
+                 token: GoogleToken, version: str = DEFAULT_VERSION) -> None:
         models = f"{base_url.rstrip('/')}/{version}/projects/{project}/locations/{location}/publishers/"
         self.prefix = models + "google/models/"
         self.anthropic_prefix = models + "anthropic/models/"
@@ -97,6 +69,10 @@ class VertexCodec:
     def request(self, call: Call) -> HttpRequest:
         if anthropic_vertex.is_anthropic(call.upstream_model):
             return anthropic_vertex.request(self.anthropic_prefix, self._authorized(), call)
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            embed = gemini_embeddings.vertex_request(call.upstream_model, call.body)
+            return HttpRequest(self.prefix + call.upstream_model + ":predict", self._authorized(),
+                               orjson.dumps(embed))
         method = ":streamGenerateContent?alt=sse" if call.body.get("stream") else ":generateContent"
         body = orjson.dumps(gemini_request.translate_request(call))
         return HttpRequest(self.prefix + call.upstream_model + method, self._authorized(), body)
@@ -110,6 +86,9 @@ class VertexCodec:
     def response(self, call: Call, body: bytes) -> Reply:
         if anthropic_vertex.is_anthropic(call.upstream_model):
             return anthropic_vertex.response(call, body)
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            return gemini.embeddings_reply(*gemini_embeddings.vertex_answer(call.upstream_model,
+                                                                            call.body, body))
         return self._gemini.response(call, body)
 
     def relay(self, call: Call, count: Callable[[str], int]) -> StreamRelay:
@@ -129,45 +108,24 @@ def base_url_for(base_url: str, location: str) -> str:
     return base_url
 
 
-def load_credentials(spec: ProviderSpec) -> Any:
-    """The service account of the key file, for the cloud-platform scope; a start-up error
-    (naming the file, never its content) when it is unusable."""
-    from google.oauth2 import service_account
-
-    try:
-        return service_account.Credentials.from_service_account_file(spec.api_key, scopes=SCOPES)
-    except (OSError, ValueError, KeyError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
-            "not a service-account key file (JSON with client_email, private_key and token_uri)"
-        raise _config_error(spec, "api_key", f"cannot use {spec.api_key!r}: {reason}") from None
-
-
 def _config_error(spec: ProviderSpec, field: str, message: str) -> Exception:
     from switchboard_router.config import ConfigError
 
     return ConfigError("the Vertex AI provider's settings", [(f"providers.{spec.name}.{field}", message)])
 
 
-def _token_request() -> Any:
-    """google-auth's requests transport, each call bounded by TOKEN_TIMEOUT_SECONDS."""
-    from google.auth.transport.requests import Request
-
-    class BoundedRequest(Request):
-        def __call__(self, url, method="GET", body=None, headers=None, timeout=TOKEN_TIMEOUT_SECONDS, **kwargs):
-            return super().__call__(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
-
-    return BoundedRequest()
-
-
 def codec(spec: ProviderSpec) -> VertexCodec:
-
-    credentials = load_credentials(spec)
-    project = spec.project or credentials.project_id
+    try:
+        credentials, kind, named_project = google_credentials.load(spec.api_key)
+    except google_credentials.Unusable as exc:
+        raise _config_error(spec, "api_key", str(exc)) from None
+    project = spec.project or named_project
     if not project:
         raise _config_error(spec, "project", "required: set project (or GOOGLE_CLOUD_PROJECT), or use "
-                                             "a key file that names its project_id")
+                                             "a service-account key file that names its project_id")
     location = spec.location or DEFAULT_LOCATION
     headers = {"Content-Type": "application/json", "User-Agent": "switchboard-router"}
     headers.update(spec.headers)
-    return VertexCodec(base_url_for(spec.base_url, location), headers, project, location,
-                       ServiceAccountToken(credentials, _token_request), spec.api_version or DEFAULT_VERSION)
+    token = GoogleToken(credentials, kind, google_credentials.token_request)
+    return VertexCodec(base_url_for(spec.base_url, location), headers, project, location, token,
+                       spec.api_version or DEFAULT_VERSION)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 
+import orjson
+
 from switchboard_router.codecs.base import Codec, StreamRelay
 from switchboard_router import keyring
-from switchboard_router.domain import ProviderSpec
+from switchboard_router.domain import Endpoint, ProviderSpec
 from switchboard_router.keyring import AllKeysExhausted, Key, KeyRing, StoredKey
 from switchboard_router.oauth import TokenRefreshFailed
 from switchboard_router.providers.base import Call, Reply
-from switchboard_router.tokens import Tokenizer
+from switchboard_router.tokens import Tokenizer, in_worker
 from switchboard_router.upstream import Attempt, Upstream, UpstreamStream
 
 
@@ -59,7 +61,9 @@ class RemoteProvider:
                 if self._refused(key, status, retry_after):
                     continue
                 raise codec.error(status, body, retry_after)
-            return body
+            # A provider whose count is not in Anthropic's shape (Bedrock's CountTokens) says so.
+            translate = getattr(codec, "count_answer", None)
+            return translate(body) if translate is not None else body
         raise AssertionError("the key ring raises when no key is left")
 
     def install_stored(self, stored: Sequence[StoredKey]) -> None:
@@ -114,8 +118,23 @@ class RemoteProvider:
                 if self._refused(key, status, retry_after):
                     continue
                 raise codec.error(status, body, retry_after)
-            return codec.response(call, body)
+            return await self._counted(call, codec.response(call, body))
         raise AssertionError("the key ring raises when no key is left")
+
+    async def _counted(self, call: Call, reply: Reply) -> Reply:
+        """An embeddings answer whose provider counts no tokens (Gemini, Cohere on Bedrock) gets
+        the gateway's count of its input, as OpenAI's answer always carries usage (the usage
+        record stays marked as an estimate: reply.usage is None)."""
+        if reply.usage is not None or reply.parsed is None or "usage" in reply.parsed or \
+                call.endpoint is not Endpoint.EMBEDDINGS:
+            return reply
+        texts = call.body.get("input")
+        chars = sum(len(t) for t in texts if isinstance(t, str)) if isinstance(texts, list) else \
+            len(texts) if isinstance(texts, str) else 0
+        count = await in_worker(chars, self._tokenizer.count_inputs, call.upstream_model, texts)
+        reply.parsed["usage"] = {"prompt_tokens": count, "total_tokens": count}
+        reply.data = orjson.dumps(reply.parsed)
+        return reply
 
     def stream(self, call: Call) -> tuple[StreamRelay, AsyncGenerator[bytes, None]]:
         model, count = call.upstream_model, self._tokenizer.count
