@@ -87,13 +87,14 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
 
 def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
              concurrency: int) -> int:
-    async def load(n: int) -> None:
+    async def load(n: int, warming: bool = False) -> None:
         async with ClosedLoop(workload(target, mode), concurrency, request_timeout=120) as loop:
             measured = await loop.run(3600.0, n)
-        if measured.errors:
+        # Warming up, the first calls to auth and billing may time out under valgrind's pace.
+        if measured.errors and not warming:
             sys.exit(f"bench.instructions: {measured.errors} errors ({measured.first_error})")
 
-    asyncio.run(load(max(requests // 5, 20)))  # warm: connections, caches, leases
+    asyncio.run(load(max(requests // 5, 20), warming=True))  # connections, caches, leases
     _control(router, "--zero")
     asyncio.run(load(requests))
     dumps = set(out.parent.glob(f"{out.name}.{router}*"))
