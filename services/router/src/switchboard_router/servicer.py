@@ -211,16 +211,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def _relay(self, context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, bytes], None]
                      ) -> AsyncGenerator[HttpBody, None]:
-        first = True
-        async with aclosing(pieces) as messages:
-            async for content_type, data in messages:
-                if first:
-                    # Initial metadata only with the first message: an error before it must leave
-                    # as a trailers-only response, which the edge's Lua turns into OpenAI's body.
-                    await _headers(context, ctx)
-                    first = False
-                yield HttpBody(content_type=content_type, data=data)
-        _trailers(context, ctx)
+        # Initial metadata only with the first message: an error before it must leave as a
+        # trailers-only response, which the edge's Lua turns into OpenAI's body.
+        async for message in _streamed(context, ctx, _bodies(pieces)):
+            yield message
 
     # --- Typed twins for internal gRPC clients: the same implementation ---------------------------
 
@@ -294,19 +288,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
 async def _unary(context, ctx: RequestContext, answers: AsyncGenerator[T, None]) -> T:
     """A typed twin's whole answer: the last (only) object, then the call's headers."""
-    answer = None
-    async with aclosing(answers) as out:
-        async for answer in out:  # noqa: B007 - the last object is the whole answer
-            pass
-    assert answer is not None, "a unary answer is always one object"
+    answer = await _last(answers)
     await _headers(context, ctx)
     return answer
 
 
 async def _streamed(context, ctx: RequestContext,
                     objects: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
-    """A typed twin's stream: headers with the first object (an error before it leaves as the
-    whole status), trailers at the end."""
+    """A stream (of HttpBody for the edge, of typed objects for the twins): headers with the
+    first object (an error before it leaves as the whole status), trailers at the end."""
     first = True
     async with aclosing(objects) as out:
         async for obj in out:
@@ -390,13 +380,20 @@ def _trailers(context: grpc.aio.ServicerContext, ctx: RequestContext) -> None:
         context.set_trailing_metadata(tuple(ctx.trailers))
 
 
-async def _last(messages: AsyncGenerator[HttpBody, None]) -> HttpBody:
+async def _last(messages: AsyncGenerator[T, None]) -> T:
+    """The last (only) message of a unary answer; the generator closed however it ends."""
     out = None
     async with aclosing(messages) as it:
         async for out in it:  # noqa: B007 - the last message is the whole answer
             pass
-    assert out is not None, "a unary endpoint always yields its body"
+    assert out is not None, "a unary answer is always one message"
     return out
+
+
+async def _bodies(pieces: AsyncGenerator[tuple[str, bytes], None]) -> AsyncGenerator[HttpBody, None]:
+    async with aclosing(pieces) as messages:
+        async for content_type, data in messages:
+            yield HttpBody(content_type=content_type, data=data)
 
 
 def _credential(c: CredentialView) -> gateway_pb2.ProviderCredential:
