@@ -116,7 +116,9 @@ async def _through_jetstream(consumer: UsageConsumer, settings: BillingSettings,
         started, cpu = time.perf_counter(), time.process_time()
         consumer.start()
         durables = (settings.consumer_durable, f"{settings.consumer_durable}-batches")
-        while not await _drained(js, settings.usage_stream, durables):
+        while True:  # polled: JetStream tells a consumer's backlog only when asked
+            if await _drained(js, settings.usage_stream, durables):
+                break
             await asyncio.sleep(0.05)
         elapsed, spent = time.perf_counter() - started, time.process_time() - cpu
         await consumer.stop()

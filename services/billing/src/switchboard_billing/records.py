@@ -76,7 +76,7 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         raise MalformedEvent("negative token count or duration")
     occurred_at = (event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at")
                    else received_at.astimezone(UTC))
-    return UsageEntry(
+    return UsageEntry.of(
         # Events published before routers minted ids were unique by request id.
         event_id=_text(event.event_id or event.request_id),
         request_id=_text(event.request_id),
@@ -94,7 +94,6 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         # An event that counts its parts but not the sum is still worth its sum.
         total_tokens=event.total_tokens or event.prompt_tokens + event.completion_tokens,
         token_source=_TOKEN_SOURCE.get(event.token_source, "unspecified"),
-        cost_micros_usd=0,  # priced by the consumer (pricing.PriceBook) before it is stored
         outcome=_OUTCOME.get(event.outcome, "unspecified"),
         http_status=event.http_status,
         error_type=_text(event.error_type),

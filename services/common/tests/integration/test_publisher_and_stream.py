@@ -1,6 +1,6 @@
 """On real JetStream: the publisher sends records in batch messages without waiting, hands their
-ids over as the batches are acked, re-sends what went unanswered as it was, and the usage stream is created when absent and updated only by the
-deployment command."""
+ids over as the batches are acked, re-sends what went unanswered as it was, and the usage stream
+is created when absent and updated only by the deployment command."""
 
 from __future__ import annotations
 

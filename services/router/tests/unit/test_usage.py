@@ -108,7 +108,7 @@ async def test_tokens_are_estimated_off_the_loop_when_the_provider_gave_none(tmp
     refused.failed(RateLimited("slow down"))
     recorder.record(refused)
     await recorder.drain(1)
-    by_id = {msg_id: event for msg_id, event in publisher.sent}
+    by_id = dict(publisher.sent)
     first, second = by_id[aborted.event_id], by_id[refused.event_id]
     assert first.outcome == events_pb2.OUTCOME_CLIENT_ABORT
     assert first.token_source == events_pb2.TOKEN_SOURCE_ESTIMATED
