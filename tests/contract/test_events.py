@@ -61,7 +61,17 @@ def test_every_event_names_its_subject_and_common_publishes_on_it(fds):
     events_file = events_pb2.DESCRIPTOR
     assert set(documented) == set(events_file.message_types_by_name), "every event names its subject"
     assert documented["UsageRecorded"] == events.USAGE_RECORDED
+    assert documented["UsageBatch"] == events.USAGE_BATCH == events.batch_subject(
+        events.USAGE_RECORDED)
     assert documented["KeysChanged"] == events.KEYS_CHANGED
     assert documented["BudgetAlert"] == events.BUDGET_ALERT
     # The USAGE stream holds `usage.>`, so the usage event must be under it to be durable.
-    assert events.USAGE_RECORDED.startswith("usage.")
+    assert events.USAGE_RECORDED.startswith("usage.") and events.USAGE_BATCH.startswith("usage.")
+
+
+def test_a_batch_is_its_events_as_they_are():
+    """A router builds a batch from the journal's bytes; billing reads the same events back."""
+    events_in = [events_pb2.UsageRecorded(event_id=f"e{i}", request_id=f"r{i}", total_tokens=i)
+                 for i in range(3)]
+    batch = events_pb2.UsageBatch(batch_id="b", records=events_in)
+    assert list(events_pb2.UsageBatch.FromString(batch.SerializeToString()).records) == events_in

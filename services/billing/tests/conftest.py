@@ -36,7 +36,8 @@ async def usage_stream(nats_url):
     stream, subject = f"SBTEST_USAGE_{tag}", f"sbtest.{tag}.usage.recorded"
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=stream, subjects=[subject], duplicate_window=600.0))
+    await js.add_stream(StreamConfig(name=stream, subjects=[subject, f"{subject}.batch"],
+                                     duplicate_window=600.0))
     try:
         yield stream, subject, nc
     finally:

@@ -1,7 +1,9 @@
-"""The `usage.recorded` payload (events.v1.UsageRecorded) turned into the entry billing stores."""
+"""The usage payloads (one events.v1.UsageRecorded, or a UsageBatch of them) turned into the
+entries billing stores."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
@@ -37,6 +39,31 @@ def entry_from_payload(payload: bytes, *, received_at: datetime) -> UsageEntry:
     return entry_from_event(event, received_at=received_at)
 
 
+@dataclass(slots=True)
+class Batch:
+    """A UsageBatch's records as entries; those that can never be stored, with the reason."""
+
+    entries: list[UsageEntry] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)
+    traceparents: dict[str, str] = field(default_factory=dict)  # event id -> W3C traceparent
+
+
+def entries_from_batch(payload: bytes, *, received_at: datetime) -> Batch:
+    """Every record of a batch; a record that is malformed is left out (and named), the others
+    stand. A payload that is not a UsageBatch at all is MalformedEvent."""
+    try:
+        message = events_pb2.UsageBatch.FromString(payload)
+    except DecodeError as exc:
+        raise MalformedEvent(f"not a UsageBatch: {exc}") from None
+    batch = Batch(traceparents=dict(message.traceparents))
+    for event in message.records:
+        try:
+            batch.entries.append(entry_from_event(event, received_at=received_at))
+        except MalformedEvent as exc:
+            batch.malformed.append(f"{event.event_id[:MAX_ID] or '(no event id)'}: {exc}")
+    return batch
+
+
 def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) -> UsageEntry:
     """Map one event; `received_at` stands in for a missing occurred_at (the stream's own time)."""
     if not event.request_id or len(event.request_id) > MAX_ID:
@@ -49,7 +76,7 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         raise MalformedEvent("negative token count or duration")
     occurred_at = (event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at")
                    else received_at.astimezone(UTC))
-    return UsageEntry(
+    return UsageEntry.of(
         # Events published before routers minted ids were unique by request id.
         event_id=_text(event.event_id or event.request_id),
         request_id=_text(event.request_id),
@@ -67,7 +94,6 @@ def entry_from_event(event: events_pb2.UsageRecorded, *, received_at: datetime) 
         # An event that counts its parts but not the sum is still worth its sum.
         total_tokens=event.total_tokens or event.prompt_tokens + event.completion_tokens,
         token_source=_TOKEN_SOURCE.get(event.token_source, "unspecified"),
-        cost_micros_usd=0,  # priced by the consumer (pricing.PriceBook) before it is stored
         outcome=_OUTCOME.get(event.outcome, "unspecified"),
         http_status=event.http_status,
         error_type=_text(event.error_type),

@@ -126,16 +126,25 @@ async def rig(tmp_path, database_url, usage_stream, nats_url):
                                         headers={"Nats-Msg-Id": msg_id})
 
         @staticmethod
+        async def publish_batch(records, batch_id: str):
+            batch = events_pb2.UsageBatch(batch_id=batch_id, records=records)
+            return await Rig.js.publish(f"{subject}.batch", batch.SerializeToString(),
+                                        headers={"Nats-Msg-Id": batch_id})
+
+        @staticmethod
         async def publish_raw(payload: bytes):
             return await Rig.js.publish(subject, payload)
 
         @staticmethod
         async def drained() -> bool:
-            try:
-                info = await Rig.js.consumer_info(stream, durable)
-            except nats.js.errors.NotFoundError:
-                return False
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            for name in (durable, f"{durable}-batches"):  # single events, and batches
+                try:
+                    info = await Rig.js.consumer_info(stream, name)
+                except nats.js.errors.NotFoundError:
+                    return False
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return True
 
         @staticmethod
         async def spend() -> SpendTotals:
@@ -179,6 +188,24 @@ async def test_every_request_is_stored_exactly_once(rig, eventually):
     assert by_model == {m: totals_of([e for e in first + second if e.model == m]) for m in MODELS}
 
 
+async def test_batches_and_single_events_of_a_rolling_upgrade_are_stored_once(rig, eventually):
+    events = make_events(rig.tenant, 0, 40)
+    for e in events[:10]:  # a router from before batching
+        await rig.publish(e, e.request_id)
+    # Batches published before this billing version first ran still reach it: its batch
+    # consumer starts at the beginning of the stream.
+    await rig.publish_batch(events[10:25], "batch-1")
+    repo = CountingRepo(rig.repo)
+    consumer = rig.start(repo)
+    await rig.publish_batch(events[25:40], "batch-2")
+    await rig.publish_batch(events[20:30], "batch-3")  # a journal's re-send in a new batch
+    assert (await rig.publish_batch(events[25:40], "batch-2")).duplicate  # JetStream drops it
+    await eventually(rig.drained)
+    assert await rig.spend() == totals_of(events)
+    assert repo.entries_seen == 50
+    await consumer.stop()
+
+
 async def test_redelivery_after_failures_counts_once(rig, eventually):
     events = make_events(rig.tenant, 0, 12)
     for e in events:
@@ -218,8 +245,9 @@ async def test_consumer_waits_for_nats_and_then_consumes(tmp_path, eventually):
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
         js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="PRIVATE_USAGE", subjects=["private.usage.recorded"],
-                                         duplicate_window=600.0))
+        await js.add_stream(StreamConfig(
+            name="PRIVATE_USAGE", duplicate_window=600.0,
+            subjects=["private.usage.recorded", "private.usage.recorded.batch"]))
         events = make_events("private", 0, 5)
         for e in events:
             await js.publish("private.usage.recorded", e.SerializeToString(),

@@ -95,3 +95,16 @@ def test_nul_characters_are_dropped():
 def test_malformed_payloads(payload):
     with pytest.raises(MalformedEvent):
         entry_from_payload(payload, received_at=RECEIVED)
+
+
+def test_a_decoded_entry_has_every_field_as_the_dataclass_would_set_it():
+    """UsageEntry.of fills the dict directly: it must hold every field and nothing else."""
+    from dataclasses import fields as dataclass_fields
+
+    from switchboard_billing.domain import UsageEntry
+
+    entry = entry_from_event(events_pb2.UsageRecorded(
+        request_id="r", event_id="e", model="m", prompt_tokens=3), received_at=datetime.now(UTC))
+    assert set(entry.__dict__) == {f.name for f in dataclass_fields(entry)}
+    assert (entry.cost_micros_usd, entry.price_unknown, entry.price_source) == (0, True, "")
+    assert entry == UsageEntry(**entry.__dict__)

@@ -1,6 +1,6 @@
-"""On real JetStream: the publisher pipelines events and hands acks over in batches, re-sends
-what went unanswered, and the usage stream is created when absent and updated only by the
-deployment command."""
+"""On real JetStream: the publisher sends records in batch messages without waiting, hands their
+ids over as the batches are acked, re-sends what went unanswered as it was, and the usage stream
+is created when absent and updated only by the deployment command."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from nats.js.api import StreamConfig
 
 from switchboard_common import events
+from switchboard_common.publisher import BatchPublisher
 from switchboard_common.testing.infra import NATS_VARIABLE, nats_url, reachable, unreachable_reason
 from switchboard_common.usage_stream import UsageStreamSettings, apply
 
@@ -35,46 +36,87 @@ async def js_stream():
         await nc.close()
 
 
-async def test_events_are_published_without_waiting_and_acked_in_batches(js_stream):
+def _joined(batch_id: str, records) -> bytes:
+    """A batch as test bytes: its id, then each record's id and payload."""
+    return "|".join([batch_id] + [f"{r.id}={r.payload.decode()}" for r in records]).encode()
+
+
+async def _records_in(js, stream) -> list[list[str]]:
+    info = await js.stream_info(stream)
+    out = []
+    for seq in range(1, info.state.messages + 1):
+        msg = await js.get_msg(stream, seq)
+        batch_id, *records = msg.data.decode().split("|")
+        assert msg.headers["Nats-Msg-Id"] == batch_id  # the batch's own id, for JetStream's dedup
+        out.append([record.split("=")[0] for record in records])
+    return out
+
+
+async def test_records_leave_in_batches_without_waiting_and_are_acked_by_id(js_stream):
     nc, js, stream, subject = js_stream
-    batches: list[list[str]] = []
-    publisher = events.EventPublisher(on_acked=batches.append)
+    acked: list[list[str]] = []
+    publisher = BatchPublisher(subject, _joined, on_acked=acked.append, max_records=100,
+                               linger_seconds=0.05)
     publisher.attach(nc)
     publisher.start()
     try:
-        ids = [f"ev-{i}" for i in range(500)]
-        for msg_id in ids:
-            publisher.submit(subject, msg_id, msg_id.encode())
-        publisher.submit(subject, "ev-0", b"ev-0")  # the same event again: sent once
+        ids = [f"ev-{i}" for i in range(450)]
+        for record_id in ids:  # submit returns at once: nothing is awaited here
+            publisher.submit(record_id, record_id.encode())
+        assert publisher.pending == 450
         assert await publisher.drain(10) == 0
     finally:
         await publisher.close()
-    acked = [msg_id for batch in batches for msg_id in batch]
-    assert sorted(acked) == sorted(ids)
-    assert len(batches) < len(acked) / 5  # acks arrive (and reach the journal) in batches
-    assert (await js.stream_info(stream)).state.messages == 500
+    assert sorted(record_id for batch in acked for record_id in batch) == sorted(ids)
+    batches = await _records_in(js, stream)
+    assert [len(batch) for batch in batches] == [100, 100, 100, 100, 50]  # at most max_records
+    assert [record_id for batch in batches for record_id in batch] == ids  # in order
 
 
-async def test_unanswered_publishes_are_sent_again(js_stream):
+async def test_records_wait_out_the_linger_to_share_a_message(js_stream):
     nc, js, stream, subject = js_stream
-    acked: list[str] = []
-    publisher = events.EventPublisher(on_acked=acked.extend, ack_timeout=0.5, retry_seconds=0.1)
+    publisher = BatchPublisher(subject, _joined, on_acked=lambda _: None, linger_seconds=0.3)
     publisher.attach(nc)
     publisher.start()
     try:
-        # No stream takes this subject yet: JetStream answers "no responders", again and again.
-        lost = f"sbtest.{secrets.token_hex(4)}.nowhere"
-        publisher.submit(lost, "ev-late", b"x")
+        publisher.submit("first", b"1")
+        await asyncio.sleep(0.1)
+        publisher.submit("second", b"2")  # within the first one's linger: the same message
+        await asyncio.sleep(0.1)
+        assert (await js.stream_info(stream)).state.messages == 0  # still lingering
+        await asyncio.sleep(0.4)
+        assert await _records_in(js, stream) == [["first", "second"]]
+        publisher.submit("third", b"3")
+        assert await publisher.drain(5) == 0  # a drain does not linger
+        assert await _records_in(js, stream) == [["first", "second"], ["third"]]
+    finally:
+        await publisher.close()
+
+
+async def test_unanswered_batches_are_sent_again(js_stream):
+    nc, js, stream, subject = js_stream
+    acked: list[str] = []
+    # No stream takes this subject yet: JetStream answers "no responders", again and again.
+    lost = f"sbtest.{secrets.token_hex(4)}.nowhere"
+    publisher = BatchPublisher(lost, _joined, on_acked=acked.extend, ack_timeout=0.5,
+                               retry_seconds=0.1, linger_seconds=0.01)
+    publisher.attach(nc)
+    publisher.start()
+    try:
+        publisher.submit("ev-late", b"x")
+        publisher.submit("ev-later", b"y")
         await asyncio.sleep(0.5)
-        assert acked == [] and publisher.pending == 1
+        assert acked == [] and publisher.pending == 2
         await js.add_stream(StreamConfig(name=f"{stream}_LATE", subjects=[lost]))
         try:
             assert await publisher.drain(10) == 0
+            # Sent again as it was: one message, the same batch id, both records.
+            assert await _records_in(js, f"{stream}_LATE") == [["ev-late", "ev-later"]]
         finally:
             await js.delete_stream(f"{stream}_LATE")
     finally:
         await publisher.close()
-    assert acked == ["ev-late"]
+    assert acked == ["ev-late", "ev-later"]
 
 
 async def test_the_stream_is_created_when_absent_and_only_compared_otherwise(js_stream):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import structlog
 from switchboard_common.admission import Admission, RefusalCache, VerdictCache
 from switchboard_common.auth_client import AuthClient
-from switchboard_common.events import EventPublisher
+from switchboard_common.events import batch_subject
 from switchboard_common.journal import SegmentLog
+from switchboard_common.publisher import BatchPublisher
 
 from switchboard_router import config as config_file
 from switchboard_router import providers, sealing
@@ -45,7 +46,7 @@ from switchboard_router.servicer import GatewayServicer
 from switchboard_router.settings import RouterSettings, config_environment, credentials_environment
 from switchboard_router.tokens import Tokenizer
 from switchboard_router.upstream import Upstream
-from switchboard_router.usage import UsageRecorder
+from switchboard_router.usage import UsageRecorder, encode_batch
 
 _log = structlog.get_logger("bootstrap")
 
@@ -61,7 +62,7 @@ class App:
     limits: Limiter
     routes: Routes
     journal: UsageJournal
-    publisher: EventPublisher
+    publisher: BatchPublisher
     nats: NatsLink
     usage: UsageRecorder
     billing: BillingClient
@@ -220,17 +221,21 @@ def _replica_id() -> str:
     return f"{socket.gethostname()[:100]}-{secrets.token_hex(4)}"
 
 
-async def _journal_and_publisher(settings: RouterSettings) -> tuple[UsageJournal, EventPublisher]:
+async def _journal_and_publisher(settings: RouterSettings) -> tuple[UsageJournal, BatchPublisher]:
     """Replay the journal (requests a crash cut become interrupted events) and queue every
-    event JetStream has not acked; acks trim the journal."""
+    event JetStream has not acked, to leave in batches; a batch's ack trims its events from the
+    journal."""
     journal = UsageJournal(SegmentLog(
         settings.resolved_journal_dir, prefix="usage", flush_seconds=settings.journal_flush_seconds,
         segment_bytes=settings.journal_segment_bytes))
     pending = await asyncio.to_thread(journal.recover)
-    publisher = EventPublisher(on_acked=journal.acked,
+    publisher = BatchPublisher(batch_subject(settings.usage_subject), encode_batch,
+                               on_acked=journal.acked,
                                ack_timeout=settings.usage_ack_timeout_seconds,
-                               max_in_flight=settings.usage_max_in_flight)
+                               max_in_flight=settings.usage_max_in_flight,
+                               max_records=settings.usage_batch_records,
+                               linger_seconds=settings.usage_batch_seconds)
     for event_id, payload in pending:
-        publisher.submit(settings.usage_subject, event_id, payload)
+        publisher.submit(event_id, payload)
     publisher.start()
     return journal, publisher

@@ -11,12 +11,13 @@ import structlog
 from nats.aio.client import Client as NATS
 from switchboard.events.v1 import events_pb2
 from switchboard_common import events
+from switchboard_common.publisher import BatchPublisher
 
 _log = structlog.get_logger("nats")
 
 
 class NatsLink:
-    def __init__(self, url: str, publisher: events.EventPublisher, *,
+    def __init__(self, url: str, publisher: BatchPublisher, *,
                  on_key_changed: Callable[[str, str], None], on_reconnect: Callable[[], None],
                  ensure_stream: bool, name: str = "switchboard-router",
                  on_credentials_changed: Callable[[], None] | None = None) -> None:

@@ -64,8 +64,12 @@ class RouterSettings(CommonSettings):
     ensure_usage_stream: bool = True
     nats_connect_wait_seconds: float = Field(2.0, ge=0)  # then start anyway and keep trying
     usage_drain_seconds: float = Field(10.0, ge=0)  # at shutdown, to get the backlog acked
-    usage_ack_timeout_seconds: float = Field(5.0, gt=0)  # then a publish is sent again
-    usage_max_in_flight: int = Field(1024, ge=1)  # publishes awaiting their ack at once
+    usage_ack_timeout_seconds: float = Field(5.0, gt=0)  # then a batch is sent again
+    usage_max_in_flight: int = Field(64, ge=1)  # batch messages awaiting their ack at once
+    # Usage events leave in one UsageBatch message per this long (from the oldest waiting), or
+    # as soon as this many wait: NATS and billing pay per message, the journal holds them meanwhile.
+    usage_batch_seconds: float = Field(0.02, ge=0)
+    usage_batch_records: int = Field(256, ge=1)
 
     # The usage journal (one per replica; on a persistent volume in Kubernetes). Empty: data_dir.
     journal_dir: Path | None = None

@@ -1,5 +1,5 @@
 """One usage.recorded event per authenticated request, journaled first and published off the
-client's path.
+client's path, in batches (one UsageBatch message per replica every few milliseconds).
 
 A request is written to the journal when it is admitted (`begin`), again once a second while it
 stays open (tokens so far), and when it ends (`record`, the event itself), so a router killed
@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import structlog
 from prometheus_client import Counter
 from switchboard.events.v1 import events_pb2
 from switchboard_common.errors import ApiError
-from switchboard_common.events import EventPublisher
+from switchboard_common.publisher import BatchPublisher, Record
 
 from switchboard_router import spans
 from switchboard_router.domain import Endpoint, Target, Tokens
@@ -124,7 +125,7 @@ class Exchange:
 
 
 class UsageRecorder:
-    def __init__(self, journal: UsageJournal, publisher: EventPublisher, subject: str,
+    def __init__(self, journal: UsageJournal, publisher: BatchPublisher, subject: str,
                  tokenizer: Tokenizer, *, wall_clock: Callable[[], int] = time.time_ns,
                  progress_seconds: float = 1.0,
                  on_tokens: Callable[[Any, int], None] = lambda _quota, _tokens: None,
@@ -193,7 +194,7 @@ class UsageRecorder:
             self._observe(ex, tokens)
         payload = self.event(ex, tokens, source).SerializeToString()
         self._journal.ended(ex.event_id, payload)
-        self._publisher.submit(self._subject, ex.event_id, payload,
+        self._publisher.submit(ex.event_id, payload,
                                trace_headers=spans.record(ex, tokens, self._subject))
 
     def event(self, ex: Exchange, tokens: Tokens,
@@ -304,6 +305,17 @@ class UsageRecorder:
             _log.warning("usage events unacked at shutdown; the journal sends them at the next "
                          "start", count=left, directory=str(self._journal.directory))
         return left
+
+
+def encode_batch(batch_id: str, records: Sequence[Record]) -> bytes:
+    """The UsageBatch message of journaled events (each payload a serialized UsageRecorded)."""
+    batch = events_pb2.UsageBatch(batch_id=batch_id)
+    add = batch.records.add
+    for record in records:
+        add().MergeFromString(record.payload)
+        if record.trace_headers and (parent := record.trace_headers.get("traceparent")):
+            batch.traceparents[record.id] = parent
+    return batch.SerializeToString()
 
 
 def _provider_usage(ex: Exchange) -> Tokens | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import nats
 import orjson
 import pytest
+from switchboard.events.v1.events_pb2 import UsageBatch
 from switchboard_common.journal import SegmentLog
 from switchboard_router.journal import UsageJournal
 
@@ -62,10 +63,9 @@ async def test_usage_waits_in_the_journal_until_nats_is_back(tmp_path, tokenizer
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         nc = await _connect(url, asyncio.get_running_loop().time() + 10)
         h.js, h.stream, h._nc = nc.jetstream(), "OUTBOXTEST", nc
-        await h.js.add_stream(name=h.stream, subjects=[h.subject])
+        await h.js.add_stream(name=h.stream, subjects=[h.subject, f"{h.subject}.batch"])
         events = await h.events(3, timeout=15)
-        assert sorted(headers["Nats-Msg-Id"] for headers, _ in events) == sorted(
-            e.event_id for _, e in events)
+        assert len({headers["Nats-Msg-Id"] for headers, _ in events}) == 1  # one batch of three
         assert sorted(e.request_id for _, e in events) == ids
         for _ in range(100):
             if len(h.app.journal) == 0:
@@ -100,9 +100,13 @@ async def test_shutdown_drains_the_whole_backlog_and_the_journal_keeps_what_is_l
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         nc = await _connect(url, asyncio.get_running_loop().time() + 10)
         js = nc.jetstream()
-        await js.add_stream(name="BACKLOG", subjects=[h.subject], duplicate_window=60)
+        await js.add_stream(name="BACKLOG", subjects=[f"{h.subject}.batch"], duplicate_window=60)
         await stop_router(h)  # at once: the drain, not the retry loop, must send all 250
-        assert (await js.stream_info("BACKLOG")).state.messages == 250
+        info = await js.stream_info("BACKLOG")
+        records = [event.request_id for seq in range(1, info.state.messages + 1)
+                   for event in UsageBatch.FromString((await js.get_msg("BACKLOG", seq)).data).records]
+        assert sorted(records) == sorted(f"backlog-{i}" for i in range(250))
+        assert info.state.messages == 1  # the whole backlog in one batch (at most 256 each)
     finally:
         if nc is not None:
             await nc.close()

@@ -97,20 +97,25 @@ class Harness:
         return call, [m async for m in call]
 
     async def events(self, count: int, timeout: float = 5.0) -> list:
-        """The usage events published so far, once there are `count` of them."""
+        """The usage events published so far, once there are `count` of them: (headers, event)
+        for each record of each UsageBatch, headers being its batch message's."""
         from switchboard.events.v1 import events_pb2
 
         deadline = asyncio.get_running_loop().time() + timeout
+        out: list = []
+        seen = 0
         while True:
             info = await self.js.stream_info(self.stream)
-            if info.state.messages >= count or asyncio.get_running_loop().time() > deadline:
-                break
+            for seq in range(seen + 1, info.state.messages + 1):
+                msg = await self.js.get_msg(self.stream, seq)
+                assert msg.subject == self.subject + ".batch", msg.subject
+                batch = events_pb2.UsageBatch.FromString(msg.data)
+                assert (msg.headers or {}).get("Nats-Msg-Id") == batch.batch_id
+                out.extend((msg.headers or {}, event) for event in batch.records)
+            seen = info.state.messages
+            if len(out) >= count or asyncio.get_running_loop().time() > deadline:
+                return out
             await asyncio.sleep(0.05)
-        out = []
-        for seq in range(1, info.state.messages + 1):
-            msg = await self.js.get_msg(self.stream, seq)
-            out.append((msg.headers or {}, events_pb2.UsageRecorded.FromString(msg.data)))
-        return out
 
 
 async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
@@ -137,7 +142,7 @@ async def start_router(tmp_path: Path, tokenizer: Tokenizer, nats_url: str, *,
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
         stream = f"T{tag}"
-        await js.add_stream(name=stream, subjects=[subject], duplicate_window=60)
+        await js.add_stream(name=stream, subjects=[subject, f"{subject}.batch"], duplicate_window=60)
     settings = RouterSettings(
         grpc_port=0, config_path=config_path, auth_target=f"127.0.0.1:{auth_port}",
         billing_target=f"127.0.0.1:{billing_port}",

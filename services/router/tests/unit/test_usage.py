@@ -13,7 +13,8 @@ from switchboard_common.journal import SegmentLog
 
 from switchboard_router.domain import Deployment, Endpoint, Target, Tokens
 from switchboard_router.journal import UsageJournal
-from switchboard_router.usage import Exchange, UsageRecorder, mint_event_id
+from switchboard_common.publisher import Record
+from switchboard_router.usage import Exchange, UsageRecorder, encode_batch, mint_event_id
 
 DEP = Deployment(route="m", name="p/m", provider="p", model="up", weight=1, timeout_seconds=1,
                  read_timeout_seconds=1, connect_timeout_seconds=1)
@@ -22,10 +23,10 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hello world"}]}
 
 class FakePublisher:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, events_pb2.UsageRecorded]] = []
+        self.sent: list[tuple[str, events_pb2.UsageRecorded]] = []
 
-    def submit(self, subject, msg_id, payload, trace_headers=None) -> None:
-        self.sent.append((subject, msg_id, events_pb2.UsageRecorded.FromString(payload)))
+    def submit(self, msg_id, payload, trace_headers=None) -> None:
+        self.sent.append((msg_id, events_pb2.UsageRecorded.FromString(payload)))
 
     async def drain(self, timeout) -> int:
         return 0
@@ -80,9 +81,8 @@ async def test_one_event_per_request_with_provider_tokens(tmp_path, tokenizer):
     recorder.record(ex)
     recorder.record(ex)  # a second call is ignored
     await recorder.drain(1)
-    (subject, msg_id, event), = publisher.sent
-    assert (subject, msg_id, event.event_id, event.request_id) == (
-        "usage.recorded", ex.event_id, ex.event_id, "r1")
+    (msg_id, event), = publisher.sent
+    assert (msg_id, event.event_id, event.request_id) == (ex.event_id, ex.event_id, "r1")
     assert (event.prompt_tokens, event.completion_tokens, event.total_tokens) == (5, 6, 11)
     assert event.token_source == events_pb2.TOKEN_SOURCE_PROVIDER
     assert (event.latency_ms, event.time_to_first_byte_ms) == (500, 250)
@@ -108,7 +108,7 @@ async def test_tokens_are_estimated_off_the_loop_when_the_provider_gave_none(tmp
     refused.failed(RateLimited("slow down"))
     recorder.record(refused)
     await recorder.drain(1)
-    by_id = {msg_id: event for _, msg_id, event in publisher.sent}
+    by_id = dict(publisher.sent)
     first, second = by_id[aborted.event_id], by_id[refused.event_id]
     assert first.outcome == events_pb2.OUTCOME_CLIENT_ABORT
     assert first.token_source == events_pb2.TOKEN_SOURCE_ESTIMATED
@@ -165,9 +165,21 @@ async def test_a_cache_hit_records_its_tokens_says_so_and_spends_no_token_quota(
     fresh = _exchange(answered=True, usage=Tokens(5, 6), quota=object())
     recorder.record(fresh)
     await recorder.drain(1)
-    (_, _, hit_event), (_, _, fresh_event) = publisher.sent
+    (_, hit_event), (_, fresh_event) = publisher.sent
     assert hit_event.cache_hit and not fresh_event.cache_hit
     assert (hit_event.prompt_tokens, hit_event.completion_tokens) == (5, 6)
     assert hit_event.token_source == events_pb2.TOKEN_SOURCE_PROVIDER
     assert (hit_event.provider, hit_event.attempts) == ("", 0)  # no provider was called
     assert charged == [0, 11]  # the rate limits' tokens: none for the hit
+
+
+def test_a_batch_holds_the_journaled_events_as_they_are_and_their_trace_parents():
+    events = [events_pb2.UsageRecorded(event_id=f"e{i}", request_id=f"r{i}", prompt_tokens=i)
+              for i in range(3)]
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    records = [Record(e.event_id, e.SerializeToString(),
+                      {"traceparent": parent} if i == 1 else None) for i, e in enumerate(events)]
+    batch = events_pb2.UsageBatch.FromString(encode_batch("b-1", records))
+    assert batch.batch_id == "b-1"
+    assert list(batch.records) == events
+    assert dict(batch.traceparents) == {"e1": parent}

@@ -21,7 +21,7 @@ class _Publisher:
     def __init__(self) -> None:
         self.sent: list[events_pb2.UsageRecorded] = []
 
-    def submit(self, subject, msg_id, payload, trace_headers=None) -> None:
+    def submit(self, msg_id, payload, trace_headers=None) -> None:
         self.sent.append(events_pb2.UsageRecorded.FromString(payload))
 
     async def drain(self, timeout) -> int:
