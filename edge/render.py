@@ -212,14 +212,13 @@ def _route_table(cfg: EdgeConfig) -> list[dict]:
     policies = [routes.Policy(*entry) for entry in ROUTES]
     found = bindings.load(cfg.descriptor_path, set(SERVICES.values()))
     clusters = {service: cluster for cluster, service in SERVICES.items()}
-    # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
-    hot, *rest = routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True))
-    return [*routes.guards(cfg.max_body_bytes), routes.ahead_of_own_paths(hot),
-            *routes.own_paths(_health_lua(cfg)),
+    return [*routes.guards(cfg.max_body_bytes), *routes.own_paths(_health_lua(cfg)),
             *routes.metrics_paths(cfg.metrics_upstreams, ADMIN_CLUSTER),
             *(routes.dashboard(DASHBOARD_CLUSTER) if cfg.dashboard_target else []),
             *routes.native_grpc(policies), *routes.grpc_on_rest_paths(policies),
-            *rest, routes.unknown_path(found, dashboard=bool(cfg.dashboard_target))]
+            # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
+            *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True)),
+            routes.unknown_path(found, dashboard=bool(cfg.dashboard_target))]
 
 
 def _health_lua(cfg: EdgeConfig) -> str:

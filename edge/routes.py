@@ -2,9 +2,8 @@
 service that serves it, a known path with a wrong method is 405, anything else 404.
 
 Order matters (Envoy takes the first route that matches): cheap guards that refuse a request
-before any service sees it, the hot route (a chat completion, right after the guards: Envoy walks
-the table in order for every request), then Envoy's own paths, native gRPC, the other REST
-bindings (the OpenAI ones first), the 405s and the 404.
+before any service sees it, then Envoy's own paths, native gRPC, the REST bindings (the OpenAI
+ones first: they are the hot path), the 405s and the 404.
 """
 
 from __future__ import annotations
@@ -181,13 +180,6 @@ def grpc_on_rest_paths(policies: Iterable[Policy]) -> list[dict]:
             for regex, extra in ((f"{re.escape(ANTHROPIC_PREFIX)}.*",
                                   [{"header": {"key": "x-error-shape", "value": "anthropic"}}]),
                                  (f"(?:{prefixes}).*", []))]
-
-
-def ahead_of_own_paths(route: dict) -> dict:
-    """A REST route moved up to just after the guards. Of the routes it skips only the gRPC
-    content-type refusals (grpc_on_rest_paths) could match its path, so it leaves those to them."""
-    not_grpc = {**_GRPC_CONTENT, "invert_match": True, "treat_missing_header_as_empty": True}
-    return {**route, "match": {**route["match"], "headers": [*route["match"].get("headers", ()), not_grpc]}}
 
 
 def _policy_for(path: str, policies: Iterable[Policy]) -> Policy | None:

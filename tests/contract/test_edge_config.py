@@ -88,25 +88,6 @@ def test_the_hot_route_comes_before_the_other_bindings(route_table):
     assert (first_binding["match"].get("path"), _method(first_binding)) == ("/v1/chat/completions", "POST")
 
 
-def test_the_hot_route_comes_right_after_the_guards_and_leaves_grpc_to_the_415(fds):
-    # Envoy walks the table for every request: with metrics on, a dozen routes stood before it.
-    cfg = render.EdgeConfig(descriptor_path=protoset.DESCRIPTOR_SET,
-                            metrics_upstreams={"router": "127.0.0.1:9091"})
-    hcm = render.build(cfg)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    table = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    first = next(i for i, r in enumerate(table) if "route" in r)
-    assert table[:first] == routes.guards(cfg.max_body_bytes)
-    hot = table[first]
-    assert (hot["match"]["path"], _method(hot), hot["route"]["cluster"]) == ("/v1/chat/completions", "POST", "router")
-    assert {"name": "content-type", "invert_match": True, "treat_missing_header_as_empty": True,
-            "string_match": {"prefix": "application/grpc"}} in hot["match"]["headers"]
-    # The only routes it skips that could take its path are the gRPC content-type refusals.
-    skipped = [r for r in table[first + 1:] if r["match"].get("path") == "/v1/chat/completions"
-               or re.fullmatch(r["match"].get("safe_regex", {}).get("regex", "$^"), "/v1/chat/completions")
-               or "/v1/chat/completions".startswith(r["match"].get("prefix", "\0"))]
-    assert [r.get("direct_response", {}).get("status") for r in skipped] == [415, 405, 404]
-
-
 def test_headers_the_edge_lets_through_fit_in_grpc_metadata():
     # HPACK counts 32 bytes per entry; Envoy adds x-request-id, x-forwarded-*, x-envoy-original-*.
     envoy_additions = 4096
