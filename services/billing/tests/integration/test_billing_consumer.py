@@ -40,16 +40,18 @@ def make_events(tenant: str, start: int, count: int) -> list[events_pb2.UsageRec
     for i in range(start, start + count):
         at = Timestamp()
         at.FromDatetime(datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i))
-        prompt, completion = 10 + i % 7, 3 * (i % 11)
+        outcome = OUTCOMES[i % len(OUTCOMES)]
+        # A failed call here is one the provider refused: no tokens (one it worked on has some).
+        prompt, completion = (0, 0) if outcome == events_pb2.OUTCOME_ERROR else (10 + i % 7, 3 * (i % 11))
         made.append(events_pb2.UsageRecorded(
             request_id=f"{tenant}-req-{i}", occurred_at=at, key_id=f"{tenant}-key-{i % 3}",
             tenant_id=tenant, model=MODELS[i % len(MODELS)], provider="fake",
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-            outcome=OUTCOMES[i % len(OUTCOMES)], latency_ms=100 + i))
+            outcome=outcome, latency_ms=100 + i))
     return made
 
 
-# No prices here (the catalog is off): failed calls are free and known, the rest unknown.
+# No prices here (the catalog is off): refused calls are free and known, the rest unknown.
 NO_PRICES = PriceBook(PriceOverrides(use_catalog=False), None)
 
 
