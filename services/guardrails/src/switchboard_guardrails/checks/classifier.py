@@ -75,12 +75,12 @@ class Space:
     def logit(self, text: str) -> float:
         counts = Counter(_ANALYZERS[self.analyzer](text, self.low, self.high))
         dot = norm = 0.0
-        for term, count in counts.items():
-            weight = self.weights.get(term)
-            if weight is not None:
-                value = (1.0 + math.log(count)) * weight[0]
-                norm += value * value
-                dot += value * weight[1]
+        # Only the text's terms the model knows (a set intersection, in C): most n-grams are not.
+        for term in counts.keys() & self.weights.keys():
+            idf, coef = self.weights[term]
+            value = (1.0 + math.log(counts[term])) * idf
+            norm += value * value
+            dot += value * coef
         return dot / math.sqrt(norm) if norm else 0.0
 
 
