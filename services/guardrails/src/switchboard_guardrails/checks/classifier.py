@@ -1,6 +1,7 @@
-"""The prompt-injection and jailbreak classifier: TF-IDF (word 1-2-grams and in-word character
-3-5-grams) and logistic regression, trained in this repository by `make guardrails-train` and
-stored as plain numbers (no pickle), scored here without scikit-learn.
+"""The prompt-injection and jailbreak classifier: TF-IDF (word 1-2-grams and character 2-5-grams
+across word boundaries; in-word character n-grams are supported too) and logistic regression,
+trained in this repository by `make guardrails-train` and stored as plain numbers (no pickle),
+scored here without scikit-learn.
 
 The scoring is scikit-learn's TfidfVectorizer (lower-cased, sublinear tf, smoothed idf, l2 per
 vectorizer) followed by the linear model; offline/train.py checks that both give the same score.
@@ -49,7 +50,17 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
-_ANALYZERS = {"word": word_ngrams, "char_wb": char_wb_ngrams}
+def char_ngrams(text: str, low: int, high: int) -> list[str]:
+    """Character n-grams across word boundaries, so "ignore previous" yields "e p" (how an
+    instruction reads, not only its words)."""
+    text = _SPACES.sub(" ", text.lower())
+    grams = list(text) if low == 1 else []
+    for n in range(max(low, 2), min(high, len(text)) + 1):
+        grams.extend(text[i:i + n] for i in range(len(text) - n + 1))
+    return grams
+
+
+_ANALYZERS = {"word": word_ngrams, "char_wb": char_wb_ngrams, "char": char_ngrams}
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,12 @@ class Space:
     def logit(self, text: str) -> float:
         counts = Counter(_ANALYZERS[self.analyzer](text, self.low, self.high))
         dot = norm = 0.0
-        for term, count in counts.items():
-            weight = self.weights.get(term)
-            if weight is not None:
-                value = (1.0 + math.log(count)) * weight[0]
-                norm += value * value
-                dot += value * weight[1]
+        # Only the text's terms the model knows (a set intersection, in C): most n-grams are not.
+        for term in counts.keys() & self.weights.keys():
+            idf, coef = self.weights[term]
+            value = (1.0 + math.log(counts[term])) * idf
+            norm += value * value
+            dot += value * coef
         return dot / math.sqrt(norm) if norm else 0.0
 
 

