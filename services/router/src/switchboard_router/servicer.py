@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 import orjson
+import structlog
 from google.api import httpbody_pb2
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from switchboard_common.admission import Admission
@@ -33,6 +34,7 @@ from switchboard_router.preference import PREFERRED_MODEL_HEADER
 from switchboard_router.routing import Routes
 
 HttpBody = httpbody_pb2.HttpBody
+_log = structlog.get_logger("servicer")
 T = TypeVar("T")
 
 
@@ -74,15 +76,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         try:
             async for message in self._relay(context, ctx, self._served().messages(ctx, request.data)):
                 yield message
-        except ApiError as exc:
-            raise anthropic_shaped(exc) from None
+        except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
+            raise _anthropic(exc) from None
 
     async def CountMessageTokens(self, request: HttpBody, context) -> HttpBody:
         ctx = request_context(context)
         try:
             data, source = await self._served().count_message_tokens(ctx, request.data)
-        except ApiError as exc:
-            raise anthropic_shaped(exc) from None
+        except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
+            raise _anthropic(exc) from None
         ctx.headers.append((COUNT_SOURCE_HEADER, source))
         await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
@@ -365,6 +367,15 @@ def _refuse_replay(request: gateway_pb2.GetResponseRequest) -> None:
             raise InvalidRequest(f"'{name}' is not supported on GET /v1/responses/{{id}} through "
                                  "this gateway: the stored response is answered whole.",
                                  param=name, code="unsupported_parameter")
+
+
+def _anthropic(exc: Exception) -> ApiError:
+    """/v1/messages' errors in Anthropic's shape, an unexpected one too (as a 500 api_error; the
+    interceptor would have rendered it in OpenAI's)."""
+    if not isinstance(exc, ApiError):
+        _log.exception("unhandled error")
+        exc = ApiError("internal error")
+    return anthropic_shaped(exc)
 
 
 def _typed(cls):

@@ -118,3 +118,36 @@ def test_the_cache_headers_are_read_as_sent():
     assert (ctx.cache_switch, ctx.cache_control) == ("On", "no-cache")
     ctx = request_context(Context())
     assert (ctx.cache_switch, ctx.cache_control) == (None, None)
+
+
+class _BrokenInbound:
+    """An inbound route that fails as code can: an ApiError, or a bug."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def count_message_tokens(self, ctx, data):
+        raise self.error
+
+    async def messages(self, ctx, data):
+        raise self.error
+        yield  # pragma: no cover - an async generator
+
+
+@pytest.mark.parametrize("error", [UpstreamError("the provider failed"), KeyError("a bug")],
+                         ids=["api-error", "unexpected"])
+async def test_every_error_of_v1_messages_leaves_in_anthropics_shape(error):
+    from google.api import httpbody_pb2
+    from switchboard_common.errors import ApiError
+
+    from switchboard_router.servicer import GatewayServicer
+
+    servicer = GatewayServicer(None, None, None, inbound=_BrokenInbound(error))  # type: ignore[arg-type]
+    request = httpbody_pb2.HttpBody(data=b"{}")
+    for call in (lambda: servicer.CountMessageTokens(request, Context()),
+                 lambda: anext(servicer.Messages(request, Context()))):
+        with pytest.raises(ApiError) as raised:
+            await call()
+        assert raised.value.shape == "anthropic"
+        assert dict(raised.value.trailing_metadata())["x-error-shape"] == "anthropic"
+        assert raised.value.http_status == (502 if isinstance(error, ApiError) else 500)
