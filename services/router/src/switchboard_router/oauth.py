@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,12 +36,13 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from switchboard_common.errors import InvalidRequest, UpstreamError
+from switchboard_common.errors import ApiError, InvalidRequest, UpstreamError
 
 from switchboard_router.domain import OAuthSpec, ProviderSpec
 
 _log = structlog.get_logger("oauth")
 FAILURE_SECONDS = 5.0  # a failed refresh answers at once for this long, then is tried again
+SAVE_RETRY_SECONDS = 1.0  # first wait before storing again a refreshed set the store refused
 TOKEN_TIMEOUT_SECONDS = 10.0  # one call to the token endpoint
 MAX_TOKEN_SET_CHARS = 12_000  # sealed, within auth's 16 KiB per credential
 _REASON_CHARS = 200
@@ -185,6 +187,7 @@ class OAuthToken:
         self._failed_until = 0.0
         self._rejected = ""  # an access token the provider answered 401 to: refreshed first
         self.refreshes = 0  # refreshes this replica made (for tests and logs)
+        self._saving: asyncio.Task | None = None  # a refreshed set the store refused, stored again
 
     @classmethod
     def client_credentials(cls, provider: str, spec: OAuthSpec,
@@ -213,7 +216,7 @@ class OAuthToken:
         if self._usable():
             return self._tokens.access_token
         if self._failure is not None and self._clock() < self._failed_until:
-            raise self._failure
+            raise copy.copy(self._failure)  # a new one each time: one shared would grow its traceback
         async with self._lock:
             if not self._usable():
                 await self._refresh_shared()
@@ -233,14 +236,34 @@ class OAuthToken:
                     return
                 self._failure, self._failed_until = exc, self._clock() + FAILURE_SECONDS
                 raise
-            # Stored before it is used: the old refresh token may be revoked already.
-            await self._vault.save(self.credential_id, fresh)
+            # Stored before it is used: the old refresh token may be revoked already. If the store
+            # is away, the set is used anyway (it is the only valid one left) and stored later.
+            try:
+                await self._vault.save(self.credential_id, fresh)
+            except ApiError as exc:
+                _log.warning("refreshed OAuth token not stored; kept, and stored again later",
+                             credential_id=self.credential_id, error=exc.code)
+                self._saving = asyncio.get_running_loop().create_task(self._save_later(fresh))
             self._tokens, self._failure = fresh, None
             self.refreshes += 1
             _log.info("oauth token refreshed", credential_id=self.credential_id,
                       provider=self.provider, hint=fresh.hint(),
                       expires_in=None if fresh.expires_at is None
                       else round(fresh.expires_at - fresh.obtained_at))
+
+    async def _save_later(self, tokens: TokenSet) -> None:
+        """Store a refreshed set the store refused, with a growing wait, until it is stored or a
+        newer set replaced it."""
+        wait = SAVE_RETRY_SECONDS
+        while self._tokens is tokens or self._tokens == tokens:
+            await asyncio.sleep(wait)
+            try:
+                await self._vault.save(self.credential_id, tokens)
+            except ApiError:
+                wait = min(wait * 2, 60.0)
+                continue
+            _log.info("refreshed OAuth token stored", credential_id=self.credential_id)
+            return
 
     async def _rotated_meanwhile(self) -> bool:
         """After a refused refresh: whether another replica stored a new set while this one

@@ -27,7 +27,9 @@ from switchboard_router.oauth import TokenRefreshFailed
 _log = structlog.get_logger("oauth")
 BUCKET = "switchboard_oauth_refresh"
 TTL_SECONDS = 30.0  # a lease whose holder died ends after this (a refresh takes well under it)
-WAIT_SECONDS = 20.0  # how long a replica waits for another's refresh before it gives up
+# How long a replica waits for another's refresh before it gives up: past the TTL, so a lease
+# whose holder died expires while the others still wait, and one of them then refreshes.
+WAIT_SECONDS = TTL_SECONDS + 5.0
 POLL_SECONDS = 0.05
 
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import nats
 import pytest
-from switchboard_common.errors import InvalidRequest
+from switchboard_common.errors import InvalidRequest, ServiceUnavailable
 
 from switchboard_router import oauth
 from switchboard_router.domain import OAuthSpec
@@ -225,3 +225,43 @@ def test_a_token_set_is_the_token_endpoints_answer():
         with pytest.raises(InvalidRequest) as caught:
             oauth.parse_secret(bad)
         assert caught.value.param == "secret"
+
+
+class AwayFirstVault(MemoryVault):
+    """The store is away for the first saves (auth restarting), then back."""
+
+    def __init__(self, tokens: TokenSet, away_for: int) -> None:
+        super().__init__(tokens)
+        self.away_for = away_for
+
+    async def save(self, credential_id: str, tokens: TokenSet) -> None:
+        if self.away_for > 0:
+            self.away_for -= 1
+            raise ServiceUnavailable("auth is unavailable")
+        await super().save(credential_id, tokens)
+
+
+async def test_a_refreshed_set_the_store_refused_is_used_and_stored_once_it_is_back(server,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(oauth, "SAVE_RETRY_SECONDS", 0.01)
+    tokens = login(server)
+    vault = AwayFirstVault(tokens, away_for=2)
+    token = holder(server, tokens, vault, ahead=2.5)
+    access = await token.access_token()
+    assert access != tokens.access_token  # the only valid set now (the old refresh token is spent)
+    assert vault.saves == []
+    assert token._saving is not None
+    await token._saving  # a second refusal, then stored
+    assert [s.access_token for s in vault.saves] == [access]
+
+
+async def test_a_remembered_refusal_is_raised_afresh_each_time(server):
+    tokens = login(server)
+    revoke_all(server)
+    token = holder(server, tokens, MemoryVault(tokens), ahead=10)
+    raised = []
+    for _ in range(2):
+        with pytest.raises(TokenRefreshFailed) as failed:
+            await token.access_token()
+        raised.append(failed.value)
+    assert raised[0] is not raised[1] and raised[0].message == raised[1].message
