@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from switchboard_common.errors import InvalidRequest
 
 from switchboard_router.codecs.sse import DONE, encode
-from switchboard_router.inbound import messages, messages_answer
+from switchboard_router.inbound import messages, messages_answer, native
 
 EVENTS = TypeAdapter(RawMessageStreamEvent)
 ERROR = TypeAdapter(ErrorResponse)
@@ -160,3 +160,13 @@ def test_error_types_follow_anthropics_statuses():
         "invalid_request_error", "authentication_error", "billing_error", "permission_error",
         "not_found_error", "request_too_large", "rate_limit_error", "api_error", "api_error",
         "overloaded_error", "overloaded_error"]
+
+
+def test_a_guardrails_block_mid_stream_stays_an_invalid_request_in_anthropics_shape():
+    for feed in (messages_answer.MessagesStream("m", 3).feed, native.Errors.feed):
+        data = feed(encode(orjson.dumps({"error": {"message": "blocked: pii", "code": "guardrail_blocked",
+                                                   "type": "invalid_request_error"}})))
+        (event,) = _events(data)
+        assert event["error"] == {"type": "invalid_request_error", "message": "blocked: pii"}
+    assert messages.stream_error({"type": "service_unavailable"})["type"] == "overloaded_error"
+    assert messages.stream_error("junk") == {"type": "api_error", "message": ""}

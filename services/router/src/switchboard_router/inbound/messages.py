@@ -51,6 +51,20 @@ def error_type(status: int) -> str:
     return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
+# The status an OpenAI error type stands for: errors met in a stream after its 200 carry only it.
+_STATUS_OF_OPENAI_TYPE = {"invalid_request_error": 400, "authentication_error": 401,
+                          "insufficient_quota": 402, "permission_error": 403,
+                          "rate_limit_error": 429, "timeout": 504, "service_unavailable": 529}
+
+
+def stream_error(error: Any) -> dict[str, Any]:
+    """Anthropic's error object for an OpenAI-shaped one met mid-stream (a guardrail's block
+    stays invalid_request_error, a provider's failure api_error)."""
+    error = error if isinstance(error, dict) else {}
+    status = _STATUS_OF_OPENAI_TYPE.get(str(error.get("type")), 500)
+    return {"type": error_type(status), "message": str(error.get("message") or "")}
+
+
 # --- request -------------------------------------------------------------------------------------
 
 def to_chat(body: dict[str, Any], *, counting: bool = False) -> dict[str, Any]:

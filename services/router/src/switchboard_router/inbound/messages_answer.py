@@ -13,7 +13,7 @@ from switchboard_common.errors import UpstreamError
 
 from switchboard_router.codecs.sse import SseDecoder, encode
 from switchboard_router.inbound import call_ids, chat_usage
-from switchboard_router.inbound.messages import error_type
+from switchboard_router.inbound.messages import stream_error
 
 # OpenAI's finish_reason as Anthropic's stop_reason. "stop" covers both end_turn and a stop
 # sequence: OpenAI does not say which (research §1.5.4), so it reads as end_turn.
@@ -181,8 +181,4 @@ class MessagesStream:
     def _error(self, error: Any) -> bytes:
         """An error after the 200: Anthropic's `event: error`, which the SDK raises."""
         self.done = True
-        error = error if isinstance(error, dict) else {}
-        status = {"rate_limit_error": 429, "timeout": 504, "service_unavailable": 529}.get(
-            str(error.get("type")), 500)
-        return self._emit("error", {"error": {"type": error_type(status),
-                                              "message": str(error.get("message") or "")}})
+        return self._emit("error", {"error": stream_error(error)})

@@ -130,11 +130,8 @@ class Errors:
             if error is None:
                 out.append(event.raw + b"\n\n")
                 continue
-            status = {"rate_limit_error": 429, "timeout": 504, "service_unavailable": 529}.get(
-                str(error.get("type")), 500)
-            out.append(encode(orjson.dumps({"type": "error", "error": {
-                "type": messages.error_type(status), "message": str(error.get("message") or "")}}),
-                "error"))
+            out.append(encode(orjson.dumps({"type": "error", "error": messages.stream_error(error)}),
+                              "error"))
         return b"".join(out)
 
 
