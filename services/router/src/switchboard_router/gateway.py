@@ -240,6 +240,10 @@ class Gateway:
         try:
             targets = await self._routes.choose(request.model, request.endpoint,
                                                 stream=request.stream)
+            if ctx.native_only:  # a field only Anthropic's format carries: its deployments only
+                native = [t for t in targets if speaks_messages(
+                    self._providers[t.deployment.provider], t.upstream_model)]
+                targets = native or targets  # none: the first attempt's 400 says why
             return prefer(targets, request.model, ctx.preferred_model)
         except NotFound as exc:
             if request.endpoint is Endpoint.MODERATIONS and "model" not in request.body:
