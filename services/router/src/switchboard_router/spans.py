@@ -37,13 +37,17 @@ def attempt(ex: Any, target: Any, began: float, error: str = "") -> None:
 
 def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     """The spans of one finished request (a usage.Exchange); returns the trace headers for its
-    usage event, or None when tracing is off."""
+    usage event, or None when tracing is off or the request's trace is sampled out."""
     if not tracing.enabled():
         return None
     tracer = tracing.tracer("switchboard_router")
     now_perf, now_ns = time.perf_counter(), time.time_ns()
     ended = ex.ended if ex.ended is not None else now_perf
     operation = _OPERATION[ex.endpoint]
+    span = tracer.start_span(f"{operation} {ex.model}".strip(), kind=SpanKind.CLIENT,
+                             start_time=now_ns - int((now_perf - ex.started) * 1e9))
+    if not span.is_recording():  # sampled out: nothing of it is kept, so nothing more is built
+        return None
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.request.model": ex.model,
@@ -61,9 +65,7 @@ def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
         attributes["switchboard.deployment"] = deployment.name
     if ex.error_type:
         attributes["error.type"] = ex.error_type
-    span = tracer.start_span(f"{operation} {ex.model}".strip(), kind=SpanKind.CLIENT,
-                             start_time=now_ns - int((now_perf - ex.started) * 1e9),
-                             attributes=attributes)
+    span.set_attributes(attributes)
     if ex.outcome.name != "SUCCESS":
         span.set_status(Status(StatusCode.ERROR, ex.error_type or ex.outcome.name.lower()))
     span.end(end_time=now_ns - int((now_perf - ended) * 1e9))
