@@ -131,6 +131,9 @@ def test_input_items_page_with_the_sdk_and_cancel_answers_as_openai(stack):
     with pytest.raises(openai.BadRequestError) as info:  # include[]=... as the SDK sends it
         client.responses.input_items.list(made.id, include=["message.input_image.image_url"])
     assert info.value.body["param"] == "include"
+    with pytest.raises(openai.BadRequestError) as info:  # and on GET /v1/responses/{id}
+        client.responses.retrieve(made.id, include=["message.output_text.logprobs"])
+    assert info.value.body["param"] == "include"
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_never_made")
 

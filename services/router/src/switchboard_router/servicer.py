@@ -98,7 +98,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         await self._admission.admit(ctx.key, "")  # the key before the query, as on every route
         refuse_query_override(context, "response_id")
-        _refuse_replay(request)
+        _refuse_replay(request, bracketed_query(context.invocation_metadata(), "include"))
         data = await self._served().get_response(ctx, request.response_id)
         await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
@@ -359,9 +359,11 @@ def typed_body(request: gateway_pb2.ChatCompletionRequest) -> dict[str, Any]:
     return body
 
 
-def _refuse_replay(request: gateway_pb2.GetResponseRequest) -> None:
-    """OpenAI's GET parameters for replaying a stream and adding output data: not served here."""
-    for name, value in (("stream", request.stream), ("include", list(request.include)),
+def _refuse_replay(request: gateway_pb2.GetResponseRequest, bracketed_include: list[str]) -> None:
+    """OpenAI's GET parameters for replaying a stream and adding output data: not served here
+    (`include[]=`, as the openai SDK sends it, is not mapped to the field by the edge)."""
+    include = [*request.include, *bracketed_include]
+    for name, value in (("stream", request.stream), ("include", include),
                         ("starting_after", request.HasField("starting_after"))):
         if value:
             raise InvalidRequest(f"'{name}' is not supported on GET /v1/responses/{{id}} through "
