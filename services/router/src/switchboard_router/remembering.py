@@ -5,9 +5,10 @@ messages and the answer the client received, once per usage event id (memory ign
 turn id). A request that names neither never reaches this module.
 
 A streamed session answer is written to the router's journal as it goes (at its first piece, then
-at most once every `snapshot_seconds`, and as it ended) until memory has it: a router killed
-mid-stream stores the turn at its next start with the part streamed so far, outcome INTERRUPTED,
-and a turn whose append found memory unreachable is stored then too. A turn cut before its first
+at most once every `snapshot_seconds`, and as it ended), a whole one before it is sent, until
+memory has it: a router killed mid-stream (or between sending an answer and storing it) stores
+the turn at its next start with what it had, outcome INTERRUPTED, and a turn whose append found
+memory unreachable is stored then too. A turn cut before its first
 piece is not stored: the client saw only an error and will send it again.
 
 A memory service that cannot be reached fails only these requests, with a 503; an append that
@@ -217,8 +218,7 @@ class TurnRecorder:
         self._content: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
         self._whole: dict[str, Any] | None = None
-        # Streams only: a unary answer is whole at once, and stored right after it is sent.
-        self._journal = memory.journal if request.stream else None
+        self._journal = memory.journal
         self._changed = False  # the answer grew since the last snapshot
         self._next_snapshot = 0.0  # monotonic: the first text is written at once
         self._journaled = False  # the journal holds this turn (until memory has it)
@@ -230,6 +230,13 @@ class TurnRecorder:
             if choices and isinstance(choices[0], dict):
                 message = choices[0].get("message")
                 self._whole = message if isinstance(message, dict) else None
+            if self._journal is not None and self._whole is not None:
+                # Journaled before the client has it: a crash before memory stores it (right
+                # after it is sent) leaves it to the next start, as interrupted (it may not have
+                # reached the client).
+                self._journal.turn(self._turn_id, self._message(
+                    memory_pb2.TURN_OUTCOME_INTERRUPTED).SerializeToString())
+                self._journaled = True
             return data
         for event in self._decoder.feed(data):
             if event.data is not None and event.data.startswith(b"{"):

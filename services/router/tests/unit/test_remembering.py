@@ -234,14 +234,22 @@ async def test_a_turn_memory_could_not_take_waits_in_the_journal_as_it_ended(tmp
     assert _reopened(journal).unstored_turns() == []
 
 
-async def test_unary_answers_are_not_journaled(tmp_path):
+async def test_a_unary_answer_is_journaled_before_the_client_has_it_until_memory_does(tmp_path):
+    """A crash between sending the whole answer and AppendTurn: the next start stores it."""
     journal = _journal(tmp_path)
-    memory = Memory(FakeClient(), journal=journal)
+    client = FakeClient()
+    memory = Memory(client, journal=journal)
     request, turn = await memory.build(chat(session_id="s1"), CALLER, ctx())
     assert turn is not None
     recorder = memory.observer(turn, request, CALLER, ctx(), "evt-unary")
     await recorder.piece(orjson.dumps({"choices": [{"index": 0, "message": {
         "role": "assistant", "content": "whole"}}]}))
+    (pending,) = journal.unstored_turns()
+    assert pending[0] == "evt-unary"
+    stored = memory_pb2.AppendTurnRequest.FromString(pending[1])
+    assert stored.outcome == memory_pb2.TURN_OUTCOME_INTERRUPTED  # it may not have reached the client
+    assert stored.answer["content"] == "whole"
+    await recorder.end(True)
     assert journal.unstored_turns() == []
 
 
