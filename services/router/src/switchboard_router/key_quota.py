@@ -47,6 +47,10 @@ class KeyQuota:
     tokens_left_today: int | None = None
     used: float = 0.0  # monotonic time of the last request
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Tokens reserved by this window's requests in flight, and a wake-up when one settles (what
+    # its estimate held beyond its real count comes back for the requests waiting on it).
+    reserved_tokens: int = 0
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def headers(self, now: float) -> tuple[tuple[str, str], ...]:
         """OpenAI's x-ratelimit-* for the limits the key has: remaining is what auth had left

@@ -39,6 +39,7 @@ MAX_TOKEN_SLICE = 1_000_000  # ... or tokens (a lease carries at most auth's MAX
 IDLE_SECONDS = 120.0  # a key's state with nothing held is forgotten after this long unused
 RENEW_BEFORE_SECONDS = 20.0  # renew parallel slots this long before auth lets them lapse
 PARALLEL_LEASE_SECONDS = 60.0  # auth's SWITCHBOARD_AUTH_PARALLEL_LEASE_SECONDS default
+SETTLE_WAIT_SECONDS = 1.0  # how long a request over a spent window waits for requests in flight
 
 
 class QuotaAuth(Protocol):
@@ -98,6 +99,7 @@ class Limiter:
                 now = self._clock()
                 if not self._fits(q, now, estimate):
                     await self._lease(q, now, estimate)
+                    await self._settling(q, estimate)
                     self._refuse_unless_fits(q, self._clock())
         now = self._clock()
         limits = q.limits
@@ -107,6 +109,7 @@ class Limiter:
         if _limits_tokens(limits):
             tokens = min(estimate, q.tokens)
             q.tokens -= tokens
+            q.reserved_tokens += tokens
         parallel = limits.max_parallel_requests is not None
         if parallel:
             q.parallel_busy += 1
@@ -139,6 +142,9 @@ class Limiter:
         # A key's state dropped meanwhile (keys.changed) holds nothing any more: auth settles.
         same_window = (ticket.window_start == q.window_start and self._clock() < q.window_end
                        and self._keys.get(q.key_id) is q)
+        if same_window:
+            q.reserved_tokens -= ticket.tokens
+            q.settled.set()
         left = ticket.tokens - used_tokens
         if left > 0:
             if same_window:
@@ -264,6 +270,24 @@ class Limiter:
             elif grant.tokens_remaining == 0:
                 q.tokens_spent_until = grant.window_end
 
+    async def _settling(self, q: KeyQuota, estimate: int) -> None:
+        """Under the key's lock, the window's tokens spent: while this replica's requests in
+        flight still hold tokens, wait (at most SETTLE_WAIT_SECONDS) for them to settle, since
+        what their estimates held beyond their real counts comes back. Refusing at once would
+        under-admit a burst by that margin."""
+        if not _limits_tokens(q.limits):
+            return
+        deadline = self._monotonic() + SETTLE_WAIT_SECONDS
+        while q.reserved_tokens > 0 and not self._fits(q, self._clock(), estimate):
+            left = deadline - self._monotonic()
+            if left <= 0:
+                return
+            q.settled.clear()
+            try:
+                await asyncio.wait_for(q.settled.wait(), left)
+            except TimeoutError:
+                return
+
     def _refuse_unless_fits(self, q: KeyQuota, now: float) -> None:
         limits = q.limits
         if limits.requests_per_minute is not None and q.requests <= 0:
@@ -294,6 +318,7 @@ class Limiter:
             self._spawn(self._auth.return_quota(q.key_id, self._replica, q.window_start,
                                                 tokens=q.tokens))
         q.requests = q.tokens = 0
+        q.reserved_tokens = 0  # the requests still in flight settle with auth, not here
         q.window_start = q.window_end = 0.0
         q.requests_left = q.tokens_left = None
 

@@ -335,3 +335,24 @@ async def test_a_lease_that_finds_auth_in_the_next_minute_leases_what_the_reques
     ticket = await limiter.admit(caller, 100)
     assert ticket is not None and ticket.tokens == 100
     assert ledger.count("lease") == 3  # requests, then the tokens in auth's new minute
+
+
+async def test_a_request_over_a_spent_window_waits_for_the_estimates_in_flight_to_settle():
+    """A burst: every token of the window is reserved by estimates above the requests' real
+    counts. The next request waits for one to settle and is served from what comes back,
+    rather than refused with the limit under-used."""
+    ledger, clock, caller = _setup(tokens_per_minute=100)
+    limiter = _limiter(ledger, clock)
+    first = await limiter.admit(caller, 50)
+    second = await limiter.admit(caller, 50)
+    assert first is not None and second is not None and ledger.count("lease") >= 1
+    waiting = asyncio.ensure_future(limiter.admit(caller, 50))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the window is spent, but 100 tokens are only estimates in flight
+    limiter.settle(first, 20)  # it used 20: 30 come back
+    ticket = await asyncio.wait_for(waiting, 1)
+    assert ticket is not None and ticket.tokens == 30
+    limiter.settle(second, 50)
+    limiter.settle(ticket, 30)
+    with pytest.raises(KeyRateLimited):  # nothing in flight any more: refused at once
+        await asyncio.wait_for(limiter.admit(caller, 50), 0.5)
