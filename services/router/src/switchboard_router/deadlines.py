@@ -4,6 +4,10 @@ timeout (x-stainless-timeout), each taken a little early so the answer beats the
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
 from switchboard_common.errors import UpstreamTimeout
 
 from switchboard_router.domain import RequestContext
@@ -41,3 +45,30 @@ def _before(caller_timeout: float) -> float:
     """A little less than the caller waits (a tenth, at most a second), so that the gateway's
     answer, and the usage record saying why, come before the caller gives up."""
     return caller_timeout - min(1.0, caller_timeout / 10)
+
+
+async def first_piece(pieces: AsyncGenerator[bytes, None], by: float) -> bytes | None:
+    """The stream's first bytes, by `by` (time.perf_counter())."""
+    try:
+        async with asyncio.timeout(by - time.perf_counter()):
+            return await anext(pieces, None)
+    except TimeoutError:
+        raise UpstreamTimeout("The provider did not start answering in time.") from None
+
+
+# How long the OpenAI SDKs wait for an answer, in seconds: x-stainless-timeout (Node) and
+# x-stainless-read-timeout (Python). A value that is not a positive number is no bound.
+SDK_TIMEOUT_HEADERS = ("x-stainless-timeout", "x-stainless-read-timeout")
+
+
+def sdk_timeout(metadata) -> float | None:
+    out: float | None = None
+    for name, value in metadata or ():
+        if name in SDK_TIMEOUT_HEADERS:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            if 0 < seconds < float("inf") and (out is None or seconds < out):
+                out = seconds
+    return out

@@ -29,7 +29,7 @@ from switchboard_router.cache import CACHE_HEADER, Entry, Plan, Recording, Respo
 from switchboard_router.cache.replay import replay
 from switchboard_router.codecs import sse
 from switchboard_router.costs import Costs
-from switchboard_router.deadlines import deadline_error, set_deadlines
+from switchboard_router.deadlines import deadline_error, first_piece, set_deadlines
 from switchboard_router.decisions import announce, count_fault
 from switchboard_router.domain import (
     Caller,
@@ -43,9 +43,9 @@ from switchboard_router.limits import Limiter
 from switchboard_router.pipeline import AnswerObserver, Pipeline, annotate
 from switchboard_router.preference import check_preferred, fill_model, prefer
 from switchboard_router.retries import Retrier
-from switchboard_router.providers.base import Call, Provider, Reply, StreamTally
+from switchboard_router.providers.base import Call, Provider, Reply, StreamTally, speaks_messages
 from switchboard_router.routing import Routes
-from switchboard_router.stream_objects import stream_chunks
+from switchboard_router.stream_objects import stream_chunks, whole_object
 from switchboard_router.usage import Exchange, Outcome, UsageRecorder
 from switchboard_router.validation import parse_json, validate
 
@@ -149,7 +149,7 @@ class Gateway:
                 data = reply.data if observer is None else await observer.piece(reply.data)
                 self._keep(plan, data, False, reply.usage, ctx.native)
                 ex.first_byte = time.perf_counter()
-                yield (JSON, data) if make is None else make(_whole_object(reply, data))
+                yield (JSON, data) if make is None else make(whole_object(reply, data))
                 if observer is not None:
                     await observer.end(True)
         except _Midway as midway:
@@ -332,7 +332,7 @@ class Gateway:
                 # timeout, whichever ends first (the attempt's other timeouts cover the rest).
                 by = min(ctx.first_byte_deadline,
                          started + target.deployment.first_byte_timeout_seconds)
-                first = await (anext(pieces, None) if by >= ctx.deadline else _first_piece(pieces, by))
+                first = await (anext(pieces, None) if by >= ctx.deadline else first_piece(pieces, by))
                 if first is None:
                     raise UpstreamError("The provider sent an empty stream.")
             except BaseException as exc:
@@ -390,28 +390,3 @@ class Gateway:
             target.deployment.stats.end()
             if observer is not None:
                 await observer.end(completed)
-
-
-def _whole_object(reply: Reply, data: bytes) -> dict[str, Any]:
-    if reply.parsed is not None and data is reply.data:
-        return reply.parsed
-    parsed = orjson.loads(data)
-    if not isinstance(parsed, dict):
-        raise UpstreamError("The provider returned a response that is not a JSON object.",
-                            code="invalid_upstream_response")
-    return parsed
-
-
-def speaks_messages(provider: Provider, upstream_model: str) -> bool:
-    """Whether the provider takes Anthropic's /v1/messages bodies as they are (inbound/native.py)."""
-    speaks = getattr(provider, "speaks_messages", None)
-    return speaks is not None and speaks(upstream_model)
-
-
-async def _first_piece(pieces: AsyncGenerator[bytes, None], by: float) -> bytes | None:
-    """The stream's first bytes, by `by` (time.perf_counter())."""
-    try:
-        async with asyncio.timeout(by - time.perf_counter()):
-            return await anext(pieces, None)
-    except TimeoutError:
-        raise UpstreamTimeout("The provider did not start answering in time.") from None

@@ -4,7 +4,7 @@ Translation only."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from switchboard_common.strict_json import json_twin, refuse_query_override
 
 from switchboard_router import routing_stats, typed, typed_inbound
 from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
+from switchboard_router.deadlines import sdk_timeout
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
@@ -95,40 +96,34 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             yield message
 
     async def GetResponse(self, request: gateway_pb2.GetResponseRequest, context) -> HttpBody:
-        ctx = request_context(context)
-        await self._admission.admit(ctx.key, "")  # the key before the query, as on every route
-        refuse_query_override(context, "response_id")
-        _refuse_replay(request, bracketed_query(context.invocation_metadata(), "include"))
-        data = await self._served().get_response(ctx, request.response_id)
-        await _headers(context, ctx)
-        return HttpBody(content_type=JSON, data=data)
+        async def get(ctx: RequestContext) -> bytes:
+            _refuse_replay(request, bracketed_query(context.invocation_metadata(), "include"))
+            return await self._served().get_response(ctx, request.response_id)
+        return await self._stored(context, get)
 
     async def DeleteResponse(self, request: gateway_pb2.DeleteResponseRequest, context) -> HttpBody:
-        ctx = request_context(context)
-        await self._admission.admit(ctx.key, "")
-        refuse_query_override(context, "response_id")
-        data = await self._served().delete_response(ctx, request.response_id)
-        await _headers(context, ctx)
-        return HttpBody(content_type=JSON, data=data)
+        return await self._stored(context, lambda ctx: self._served().delete_response(
+            ctx, request.response_id))
 
     async def CancelResponse(self, request: gateway_pb2.CancelResponseRequest, context) -> HttpBody:
-        ctx = request_context(context)
-        await self._admission.admit(ctx.key, "")
-        refuse_query_override(context, "response_id")
-        data = await self._served().cancel_response(ctx, request.response_id)
-        await _headers(context, ctx)
-        return HttpBody(content_type=JSON, data=data)
+        return await self._stored(context, lambda ctx: self._served().cancel_response(
+            ctx, request.response_id))
 
     async def ListResponseInputItems(self, request: gateway_pb2.ListResponseInputItemsRequest,
                                      context) -> HttpBody:
-        ctx = request_context(context)
-        await self._admission.admit(ctx.key, "")
-        refuse_query_override(context, "response_id")
-        data = await self._served().list_input_items(
+        return await self._stored(context, lambda ctx: self._served().list_input_items(
             ctx, request.response_id, after=request.after if request.HasField("after") else None,
             limit=request.limit if request.HasField("limit") else None,
             order=request.order if request.HasField("order") else None,
-            include=[*request.include, *bracketed_query(context.invocation_metadata(), "include")])
+            include=[*request.include, *bracketed_query(context.invocation_metadata(), "include")]))
+
+    async def _stored(self, context, answer: Callable[[RequestContext], Awaitable[bytes]]) -> HttpBody:
+        """A stored response's route: the key first (before the query, as on every route), the
+        path's id not overridden by the query, then the answer with the call's headers."""
+        ctx = request_context(context)
+        await self._admission.admit(ctx.key, "")
+        refuse_query_override(context, "response_id")
+        data = await answer(ctx)
         await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
@@ -328,24 +323,6 @@ def request_context(context) -> RequestContext:
     ctx.anthropic_beta = split_betas([v for n, v in metadata or () if n == "anthropic-beta"
                                       and isinstance(v, str)])
     return ctx
-
-
-# How long the OpenAI SDKs wait for an answer, in seconds: x-stainless-timeout (Node) and
-# x-stainless-read-timeout (Python). A value that is not a positive number is no bound.
-SDK_TIMEOUT_HEADERS = ("x-stainless-timeout", "x-stainless-read-timeout")
-
-
-def sdk_timeout(metadata) -> float | None:
-    out: float | None = None
-    for name, value in metadata or ():
-        if name in SDK_TIMEOUT_HEADERS:
-            try:
-                seconds = float(value)
-            except ValueError:
-                continue
-            if 0 < seconds < float("inf") and (out is None or seconds < out):
-                out = seconds
-    return out
 
 
 def typed_body(request: gateway_pb2.ChatCompletionRequest) -> dict[str, Any]:

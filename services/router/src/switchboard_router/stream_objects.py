@@ -10,6 +10,7 @@ import orjson
 from switchboard_common.errors import UpstreamError
 
 from switchboard_router.codecs import sse
+from switchboard_router.providers.base import Reply
 from switchboard_router.usage import Exchange
 
 
@@ -32,3 +33,14 @@ async def stream_chunks(pieces: AsyncGenerator[bytes, None], ex: Exchange) -> As
                 raise (ex.tally.error if ex.tally and ex.tally.error else
                        UpstreamError("The provider reported an error during the stream."))
             yield chunk
+
+
+def whole_object(reply: Reply, data: bytes) -> dict[str, Any]:
+    """A unary answer as one JSON object (the reply's parse, unless a guardrail changed the bytes)."""
+    if reply.parsed is not None and data is reply.data:
+        return reply.parsed
+    parsed = orjson.loads(data)
+    if not isinstance(parsed, dict):
+        raise UpstreamError("The provider returned a response that is not a JSON object.",
+                            code="invalid_upstream_response")
+    return parsed

@@ -19,7 +19,8 @@ from switchboard_common.models import model_allowed
 
 from switchboard_router.codecs.base import ProviderOverloaded
 from switchboard_router.domain import Endpoint, RequestContext
-from switchboard_router.gateway import JSON, SSE, Gateway, speaks_messages
+from switchboard_router.gateway import JSON, SSE, Gateway
+from switchboard_router.providers.base import speaks_messages
 from switchboard_router.inbound import input_items, messages_answer, native, responses
 from switchboard_router.inbound.responses_answer import ResponsesStream, from_chat, shell
 from switchboard_router.providers.base import Call, Provider

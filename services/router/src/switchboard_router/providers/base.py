@@ -62,3 +62,9 @@ class Provider(Protocol):
         """SSE bytes as they arrive, one item per provider read, framed `data: ...\\n\\n` and
         ending with `data: [DONE]\\n\\n`. Errors before the first item are raised as ApiError;
         closing the iterator early stops the provider call."""
+
+
+def speaks_messages(provider: Any, upstream_model: str) -> bool:
+    """Whether the provider takes Anthropic's /v1/messages bodies as they are (inbound/native.py)."""
+    speaks = getattr(provider, "speaks_messages", None)
+    return speaks is not None and speaks(upstream_model)
