@@ -92,6 +92,9 @@ eval-memory: proto ## recall@k of session memory and RAG on the generated set (a
 bench-instructions: proto ## the router's instructions per common request under callgrind, telemetry off / metrics / tracing (noise-free)
 	$(PY) -m bench.instructions
 
+bench-wire: proto ## Envoy's and the router's system calls, context switches, TCP segments and HTTP/2 frames per request at c=64 (counted, not timed; needs wrk and perf)
+	$(PY) -m bench.wire
+
 bench-pipeline: proto ## what guardrails and memory add to a request through the edge, over the common request
 	$(PY) -m bench.pipeline
 
@@ -120,4 +123,4 @@ eval: eval-memory proto guardrails-data ## memory's recall@k, then guardrails de
 clean: ## remove the environment, generated code, the client's build and local data
 	rm -rf $(VENV) $(GEN) .data $(CLIENT_WHEEL_DIR) $(CLIENT)/build .mypy_cache .ruff_cache
 
-.PHONY: help venv proto run test browser fuzz lint check runtime-locks proto-baseline bench bench-instructions guardrails-data guardrails-train eval eval-memory bench-memory clean
+.PHONY: help venv proto run test browser fuzz lint check runtime-locks proto-baseline bench bench-instructions bench-wire guardrails-data guardrails-train eval eval-memory bench-memory clean
