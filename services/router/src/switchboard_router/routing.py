@@ -151,6 +151,28 @@ class Routes:
                 continue
         return out
 
+    def reachable(self, model: str, endpoint: Endpoint,
+                  allowed: frozenset[str] = frozenset()) -> list[Target]:
+        """Every deployment a request for the model may be sent to, healthy or not (a retry
+        replans, and a breaker may close meanwhile): its own, then those of its fallbacks and
+        error fallbacks that the key may use, each once. A budget reserves at the dearest."""
+        route, _ = self._resolve(model)
+        out = list(self._targets(model, endpoint)[1])
+        names = (*route.fallbacks, *(n for kind in route.error_fallbacks.values() for n in kind))
+        if not names:
+            return out
+        seen = {id(t.deployment) for t in out}
+        for name in self._permitted(names, allowed):
+            try:
+                targets = self._targets(name, endpoint)[1]
+            except ApiError:
+                continue
+            for t in targets:
+                if id(t.deployment) not in seen:
+                    seen.add(id(t.deployment))
+                    out.append(t)
+        return out
+
     def fallback_allowed(self, allowed: frozenset[str], name: str) -> bool:
         """Whether a key whose allowed_models are `allowed` may be answered by the fallback
         `name`: one of its group's names (the model or an alias) is allowed, as a request for
