@@ -244,9 +244,8 @@ class OpenAIApp:
         if status is None and behavior.flaky and random.random() * 100 < behavior.flaky:
             status = 500
         if behavior.too_long:
-            message, type_, code = CONTEXT_TOO_LONG
-            raise _Refusal(400, wire.error_body(message, type_, "messages", code), None,
-                           behavior.delay)
+            raise _Refusal(400, wire.error_body(*CONTEXT_TOO_LONG[:2], "messages",
+                                                CONTEXT_TOO_LONG[2]), None, behavior.delay)
         if status is not None:
             message, type_, code = ERRORS[status]
             headers = RETRY_HEADERS if status == 429 else None
