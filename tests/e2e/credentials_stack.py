@@ -1,6 +1,7 @@
 """The stack the provider-credential e2e tests share: edge, auth, router and NATS with a
 credentials key (stored secrets are sealed), INFO logs for the scans that look for secrets in
-them, and a second router replica on its own port for the tests that need two."""
+them, a second router replica on its own port for the tests that need two, and the fake
+authorization server with the OpenAI fake that accepts its tokens for the OAuth tests."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import base64
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import yaml
 from switchboard.gateway.v1 import gateway_pb2_grpc
 
 from switchboard_stack import Stack, StackConfig
 from switchboard_stack.config import free_port
 from switchboard_stack.processes import ManagedProcess, grpc_serving
+from tests.fakes.openai_upstream import run_fake_in_thread
+from tests.fakes.process import fake_process
 
 GATEWAY = "switchboard.gateway.v1.GatewayService"
 
@@ -39,6 +43,34 @@ def credentials_stack(tmp_path: Path, config: dict[str, Any], env: dict[str, str
         yield stack
     finally:
         stack.stop()
+
+
+@contextlib.contextmanager
+def oauth_stack(tmp_path: Path, client_id: str, client_secret: str, *, expires_in: float,
+                api_keys: set[str], config: Callable[[str, str], dict[str, Any]],
+                env: dict[str, str]) -> Iterator[Stack]:
+    """The fake authorization server (its client `client_id`, its access tokens lasting
+    `expires_in` seconds), the OpenAI fake (accepting the tokens in force and `api_keys`), and a
+    credentials stack serving `config(openai_base_url, auth_url)`; `auth_url` is set on it."""
+    (tmp_path / "oauth").mkdir()
+    tokens_file = tmp_path / "oauth" / "tokens.txt"
+    with fake_process("tests.fakes.oauth_fake", tmp_path / "oauth", "--client-id", client_id,
+                      "--client-secret", client_secret, "--tokens-file", str(tokens_file),
+                      "--expires-in", str(expires_in)) as auth_url:
+        fake = run_fake_in_thread(api_keys=api_keys, tokens_file=tokens_file)
+        try:
+            with credentials_stack(tmp_path, config(fake.base_url, auth_url), env) as stack:
+                stack.auth_url = auth_url  # type: ignore[attr-defined]
+                yield stack
+        finally:
+            fake.stop()
+
+
+def auth_server(stack: Stack, method: str, path: str, **kw: Any) -> dict:
+    """A call to the fake authorization server's own API (/_fake/...): its JSON answer."""
+    resp = httpx.request(method, stack.auth_url + path, timeout=10, **kw)  # type: ignore[attr-defined]
+    resp.raise_for_status()
+    return resp.json()
 
 
 @contextlib.contextmanager

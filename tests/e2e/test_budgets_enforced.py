@@ -1,6 +1,7 @@
 """Budgets that hold, through the edge on the real stack: concurrent requests against a small
 budget overshoot it by at most what one request costs beyond its reservation, with one router
-and with two routers leasing from the same billing; and the cost each caller is shown (header,
+and with two routers leasing from the same billing, and when every request ends on a dearer
+context-window fallback; and the cost each caller is shown (header,
 stream usage chunk) is what the ledger bills, as the OpenAI SDK reads it."""
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import grpc
 import httpx
 import openai
 import pytest
+import yaml
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
+from switchboard_stack import Stack, StackConfig
 from switchboard_stack.config import free_port
 from switchboard_stack.processes import ManagedProcess, grpc_serving
+from tests.e2e.conftest import PROVIDER_KEY
 from tests.e2e.test_http_edge import post
 from tests.e2e.test_money_reports import admin, get
 from tests.e2e.test_usage_billing import create_key, wait_for_records
@@ -37,10 +41,10 @@ def set_budget(stack, key_id: str, micros_usd: int) -> None:
     assert resp.status_code == 200, resp.text
 
 
-def one_request_cost(stack) -> int:
-    """What BODY costs, from a key without a budget: the ledger's number."""
+def one_request_cost(stack, body: dict = BODY) -> int:
+    """What the body costs, from a key without a budget: the ledger's number."""
     key_id, secret = create_key(stack)
-    resp = post(stack, BODY, key=secret)
+    resp = post(stack, body, key=secret)
     assert resp.status_code == 200, resp.text
     (record,) = wait_for_records(stack, key_id, 1)
     assert record["cost_micros_usd"] > 0
@@ -64,7 +68,7 @@ def settled_budget(stack, key_id: str, spent_micros: int) -> dict:
         time.sleep(0.2)
 
 
-def run_concurrently(send, count: int) -> list[int]:
+def run_concurrently(send, count: int) -> list:
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
         return list(pool.map(lambda _: send(), range(count)))
 
@@ -144,6 +148,45 @@ def test_two_routers_together_overshoot_a_budget_by_at_most_one_request(stack, s
     finally:
         channel.close()
     assert_overshoot_bounded(stack, key_id, limit, cost, statuses)
+
+
+@pytest.fixture(scope="module")
+def falling_back(tmp_path_factory, fake_openai):
+    """A stack whose model `short` refuses every prompt as too long and falls back to `long`,
+    forty times dearer per token."""
+    tmp = tmp_path_factory.mktemp("budget-fallback")
+    upstream = {"type": "openai", "base_url": fake_openai, "api_key": PROVIDER_KEY}
+    path = tmp / "switchboard.yaml"
+    path.write_text(yaml.safe_dump({
+        "providers": {"openai": upstream},
+        "models": [
+            {"name": "short", "context_window_fallbacks": ["long"], "deployments": [
+                {"provider": "openai", "model": "gpt-4o-mini+context-too-long", "name": "short-dep"}]},
+            {"name": "long", "deployments": [
+                {"provider": "openai", "model": "gpt-4o", "name": "long-dep"}]}],
+        "prices": {"catalog": "none", "deployments": {
+            "short-dep": {"input": 0.25, "output": 0.75}, "long-dep": {"input": 10, "output": 30}}},
+    }))
+    s = Stack(StackConfig.ephemeral(tmp / "stack", env={"OPENAI_API_KEY": PROVIDER_KEY},
+                                    own_nats=True, config_path=path))
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_a_dearer_fallback_overshoots_a_budget_by_at_most_one_request(falling_back):
+    """Reserved at the fallback's rates, not the model's own: at short-dep's, all 50 would fit
+    a budget with room for 10 of what long-dep costs."""
+    body = {**BODY, "model": "short"}
+    cost = one_request_cost(falling_back, body)
+    key_id, secret = create_key(falling_back)
+    limit = 10 * cost
+    set_budget(falling_back, key_id, limit)
+    answers = run_concurrently(lambda: post(falling_back, body, key=secret), CONCURRENT)
+    statuses = [a.status_code for a in answers]
+    assert_overshoot_bounded(falling_back, key_id, limit, cost, statuses)
+    assert {a.headers["x-switchboard-deployment"] for a in answers if a.status_code == 200} == {
+        "long-dep"}
 
 
 def test_the_openai_sdk_sees_the_cost_the_ledger_bills(stack):

@@ -7,25 +7,19 @@ router's, so a reused x-request-id is two records; requests without a valid key 
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-import signal
 import time
 import uuid
 
 import grpc
 import httpx
-import orjson
 import pytest
 from switchboard_common.bpe import load_encoding
 from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
-from switchboard_stack.processes import grpc_serving
 from tests.e2e.conftest import _start_stack
+from tests.e2e.router_kill import kill_mid_stream, kill_router, restart_router
 from tests.e2e.test_http_edge import fake, post
 from tests.e2e.test_usage_billing import create_key, usage_records, wait_for_records
-
-GATEWAY = "switchboard.gateway.v1.GatewayService"
 
 
 @pytest.fixture
@@ -35,49 +29,16 @@ def own_stack(tmp_path, fake_openai):
     s.stop()
 
 
-def kill_router(stack) -> None:
-    router = stack.services["router"]
-    os.kill(router.pid, signal.SIGKILL)
-    router.proc.wait(10)
-
-
-def restart_router(stack) -> None:
-    router = stack.services["router"]
-    router.start()
-    router.wait_ready(grpc_serving(stack.config.target("router"), GATEWAY), 60)
-
-
 def test_kill_9_mid_stream_bills_the_request_as_interrupted_with_the_tokens_known(own_stack):
     stack = own_stack
     key_id, secret = create_key(stack)
     words = " ".join(f"word{i}" for i in range(30))
     body = {"model": "gpt-4o-mini", "stream": True,
             "messages": [{"role": "user", "content": f"{words} [fake:slow-150]"}]}
-    seen: list[str] = []
-
-    def read_until_cut() -> str:
-        with httpx.stream("POST", stack.base_url + "/chat/completions", json=body, timeout=30,
-                          headers={"authorization": f"Bearer {secret}"}) as resp:
-            request_id = resp.headers["x-request-id"]
-            try:
-                for line in resp.iter_lines():
-                    if '"content"' in line:
-                        seen.append(line)
-            except httpx.HTTPError:
-                pass  # the router died under us
-        return request_id
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        cut = pool.submit(read_until_cut)
-        deadline = time.monotonic() + 10
-        # 20 chunks of 150 ms: 3 s in. Ticks come every second for requests open a second, so
-        # one has counted this request and its record is written (at 12 chunks the tick's count
-        # was now and then still in flight at the kill).
-        while len(seen) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(seen) >= 20
-        kill_router(stack)
-        request_id = cut.result(timeout=30)
+    # 20 chunks of 150 ms: 3 s in. Ticks come every second for requests open a second, so
+    # one has counted this request and its record is written (at 12 chunks the tick's count
+    # was now and then still in flight at the kill).
+    request_id, received = kill_mid_stream(stack, body, secret)
     assert usage_records(stack, key_id) == []  # nothing was published before the kill
 
     restart_router(stack)
@@ -87,9 +48,8 @@ def test_kill_9_mid_stream_bills_the_request_as_interrupted_with_the_tokens_know
     assert record["prompt_tokens"] > 0  # counted by a progress tick, > 1 s into the stream
     # Counted by a tick before the kill: some of the answer, never more than the client received.
     encoding = load_encoding("o200k_base")
-    received = sum(len(encoding.encode(orjson.loads(line.removeprefix("data: "))["choices"][0]
-                                       ["delta"]["content"])) for line in seen)
-    assert 0 < record["completion_tokens"] <= received
+    tokens = sum(len(encoding.encode(text)) for text in received)
+    assert 0 < record["completion_tokens"] <= tokens
     time.sleep(1.0)
     assert len(usage_records(stack, key_id)) == 1  # and only once
 

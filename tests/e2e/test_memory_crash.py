@@ -4,16 +4,13 @@ replay runs twice (a start from the journal as it was before the first replay)."
 
 from __future__ import annotations
 
-import concurrent.futures
 import shutil
 import time
 
-import httpx
-import orjson
 import pytest
 
 from tests.e2e.conftest import _start_stack
-from tests.e2e.test_crash_safety import kill_router, restart_router
+from tests.e2e.router_kill import kill_mid_stream, kill_router, restart_router
 from tests.e2e.test_memory_admin import call, tenant_key
 from tests.e2e.test_memory_requests import new_session
 
@@ -47,29 +44,8 @@ def test_kill_9_mid_stream_stores_the_turn_once_with_the_part_streamed(own_stack
     words = " ".join(f"word{i}" for i in range(40))
     body = {"model": "gpt-4o-mini", "stream": True, "session_id": session,
             "messages": [{"role": "user", "content": f"{words} [fake:slow-150]"}]}
-    received: list[str] = []
-
-    def read_until_cut() -> None:
-        with httpx.stream("POST", stack.edge_url + "/v1/chat/completions", json=body, timeout=30,
-                          headers={"authorization": f"Bearer {key}"}) as resp:
-            assert resp.status_code == 200
-            try:
-                for line in resp.iter_lines():
-                    if line.startswith("data: {"):
-                        delta = orjson.loads(line[6:])["choices"][0]["delta"]
-                        received.append(delta.get("content") or "")
-            except httpx.HTTPError:
-                pass  # the router died under us
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        cut = pool.submit(read_until_cut)
-        deadline = time.monotonic() + 10
-        # 20 chunks of 150 ms: 3 s in, past the first piece's snapshot and a 1 s one after it.
-        while len(received) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(received) >= 20
-        kill_router(stack)
-        cut.result(timeout=30)
+    # 20 chunks of 150 ms: 3 s in, past the first piece's snapshot and a 1 s one after it.
+    _, received = kill_mid_stream(stack, body, key)
     client_saw = "".join(received)
     assert "word39" not in client_saw  # cut mid-answer
     journal = stack.data_dir / "router-journal"

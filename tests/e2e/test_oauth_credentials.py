@@ -20,10 +20,8 @@ from click.testing import CliRunner
 from google.api import httpbody_pb2
 
 from switchboard_cli.main import cli
-from tests.e2e.credentials_stack import credentials_stack, router_replica
+from tests.e2e.credentials_stack import auth_server, oauth_stack, router_replica
 from tests.e2e.test_http_edge import assert_openai_error, post
-from tests.fakes.openai_upstream import run_fake_in_thread
-from tests.fakes.process import fake_process
 
 CLIENT_ID, CLIENT_SECRET = "sb-e2e-client", "sb-e2e-client-secret-0123456789"
 LIFETIME = 10.0  # seconds an access token lives: refreshed 5 s before it ends (half its lifetime)
@@ -31,16 +29,11 @@ BODY = {"model": "corp-model", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
-def oauth_stack(tmp_path):
-    (tmp_path / "oauth").mkdir()
-    tokens_file = tmp_path / "oauth" / "tokens.txt"
-    with fake_process("tests.fakes.oauth_fake", tmp_path / "oauth", "--client-id", CLIENT_ID,
-                      "--client-secret", CLIENT_SECRET, "--tokens-file", str(tokens_file),
-                      "--expires-in", str(LIFETIME)) as auth_url:
-        fake = run_fake_in_thread(api_keys=set(), tokens_file=tokens_file)  # tokens in force only
-        config = {
+def corp_stack(tmp_path):
+    def config(openai_url: str, auth_url: str) -> dict:
+        return {
             "providers": {"local": {"type": "local"},
-                          "corp": {"type": "openai", "base_url": fake.base_url, "oauth": {
+                          "corp": {"type": "openai", "base_url": openai_url, "oauth": {
                               "client_id": "${CORP_CLIENT_ID}", "client_secret": "${CORP_CLIENT_SECRET}",
                               "token_url": f"{auth_url}/token",
                               "device_authorization_url": f"{auth_url}/device/code",
@@ -49,25 +42,18 @@ def oauth_stack(tmp_path):
             "models": [{"name": "switchboard-local", "deployments": [{"provider": "local"}]},
                        {"name": "corp-model", "deployments": [{"provider": "corp", "model": "gpt-4o-mini"}]}],
         }
-        env = {"CORP_CLIENT_ID": CLIENT_ID, "CORP_CLIENT_SECRET": CLIENT_SECRET}
-        try:
-            with credentials_stack(tmp_path, config, env) as stack:
-                stack.auth_url = auth_url  # type: ignore[attr-defined]
-                yield stack
-        finally:
-            fake.stop()
+
+    env = {"CORP_CLIENT_ID": CLIENT_ID, "CORP_CLIENT_SECRET": CLIENT_SECRET}
+    # api_keys empty: the OpenAI fake takes the access tokens in force only.
+    with oauth_stack(tmp_path, CLIENT_ID, CLIENT_SECRET, expires_in=LIFETIME, api_keys=set(),
+                     config=config, env=env) as stack:
+        yield stack
 
 
 @pytest.fixture
-def second_router(oauth_stack, tmp_path):
-    with router_replica(oauth_stack, tmp_path) as stub:
+def second_router(corp_stack, tmp_path):
+    with router_replica(corp_stack, tmp_path) as stub:
         yield stub
-
-
-def fake(stack, method: str, path: str, **kw) -> dict:
-    resp = httpx.request(method, stack.auth_url + path, timeout=10, **kw)
-    resp.raise_for_status()
-    return resp.json()
 
 
 def cli_env(stack) -> dict[str, str | None]:
@@ -77,7 +63,7 @@ def cli_env(stack) -> dict[str, str | None]:
 
 
 def login(stack) -> tuple[dict, str]:
-    fake(stack, "POST", "/_fake/config", json={"device_script": [
+    auth_server(stack, "POST", "/_fake/config", json={"device_script": [
         "authorization_pending", "slow_down", "token"], "expires_in": LIFETIME})
     result = CliRunner().invoke(cli, ["credentials", "login", "corp", "--config", str(stack.config_path),
                                       "--json"], env=cli_env(stack))
@@ -102,15 +88,15 @@ def chat_on(stub, master_key: str) -> str:
 
 
 def attempts(stack) -> int:
-    return fake(stack, "GET", "/_fake/stats")["refresh_attempts"]
+    return auth_server(stack, "GET", "/_fake/stats")["refresh_attempts"]
 
 
 def wait_until_expired(issued_before: float) -> None:
     time.sleep(max(0.0, issued_before + LIFETIME + 0.5 - time.time()))
 
 
-def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, second_router):
-    stack, answers = oauth_stack, []
+def test_login_refresh_before_expiry_single_flight_and_revoke(corp_stack, second_router):
+    stack, answers = corp_stack, []
     before_login = time.time()
     cred, shown = login(stack)
     answers.append(shown)
@@ -124,12 +110,12 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
     assert time.time() < before_login + LIFETIME
     first = attempts(stack)
     assert chat(stack).status_code == 200
-    stats = fake(stack, "GET", "/_fake/stats")
+    stats = auth_server(stack, "GET", "/_fake/stats")
     assert stats["refresh_attempts"] == first + 1
     assert stats["refreshed_at"][-1] < before_login + LIFETIME  # the old token had not expired
 
     # Twenty concurrent requests on an expired token: one refresh.
-    fake(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0.3})
+    auth_server(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0.3})
     wait_until_expired(stats["refreshed_at"][-1])
     first = attempts(stack)
     with ThreadPoolExecutor(20) as pool:
@@ -138,7 +124,7 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
     assert attempts(stack) == first + 1
 
     # The same across two router processes: twenty on each, one refresh between them.
-    wait_until_expired(fake(stack, "GET", "/_fake/stats")["refreshed_at"][-1])
+    wait_until_expired(auth_server(stack, "GET", "/_fake/stats")["refreshed_at"][-1])
     first = attempts(stack)
     with ThreadPoolExecutor(40) as pool:
         edge = [pool.submit(lambda: chat(stack).status_code) for _ in range(20)]
@@ -158,15 +144,15 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
                                                         "/api/routing/stats")]
 
     # Revoked: removed from the gateway and revoked at the provider's revocation endpoint.
-    revocations = fake(stack, "GET", "/_fake/stats")["revocations"]
+    revocations = auth_server(stack, "GET", "/_fake/stats")["revocations"]
     result = runner.invoke(cli, ["credentials", "revoke", cred_id, "--yes"], env=cli_env(stack))
     assert result.exit_code == 0, result.output
     answers.append(result.output)
-    stats = fake(stack, "GET", "/_fake/stats")
+    stats = auth_server(stack, "GET", "/_fake/stats")
     assert stats["revocations"] == revocations + 1 and stats["valid_refresh_tokens"] == 0
     assert_openai_error(chat(stack), 503, code="all_keys_exhausted")
 
-    issued = fake(stack, "GET", "/_fake/issued")["tokens"]
+    issued = auth_server(stack, "GET", "/_fake/issued")["tokens"]
     assert len(issued) >= 8
     assert not [t for t in issued for text in answers if t in text]
     stack.stop()  # every log complete
@@ -176,8 +162,8 @@ def test_login_refresh_before_expiry_single_flight_and_revoke(oauth_stack, secon
     assert not found, found
 
 
-def test_a_revoked_refresh_token_is_token_refresh_failed(oauth_stack):
-    stack = oauth_stack
+def test_a_revoked_refresh_token_is_token_refresh_failed(corp_stack):
+    stack = corp_stack
     # An OAuth provider's credentials are token sets: a plain key is refused, naming `secret`.
     plain = httpx.post(stack.edge_url + "/api/credentials", timeout=10,
                        headers={"authorization": f"Bearer {stack.master_key}"},
@@ -186,11 +172,11 @@ def test_a_revoked_refresh_token_is_token_refresh_failed(oauth_stack):
     before_login = time.time()
     login(stack)
     assert chat(stack).status_code == 200
-    fake(stack, "POST", "/_fake/revoke-refresh-tokens")  # the user revoked the grant at the provider
+    auth_server(stack, "POST", "/_fake/revoke-refresh-tokens")  # the user revoked the grant at the provider
     wait_until_expired(before_login + 0.1)
     resp = chat(stack)
     assert_openai_error(resp, 503, code="token_refresh_failed")
     message = resp.json()["error"]["message"]
     assert "invalid_grant" in message and "'corp'" in message and "credentials login corp" in message
-    issued = fake(stack, "GET", "/_fake/issued")["tokens"]
+    issued = auth_server(stack, "GET", "/_fake/issued")["tokens"]
     assert not [t for t in issued if t in resp.text]

@@ -13,10 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.credentials_stack import credentials_stack
+from tests.e2e.credentials_stack import auth_server, oauth_stack
 from tests.e2e.test_http_edge import assert_openai_error, post
-from tests.fakes.openai_upstream import run_fake_in_thread
-from tests.fakes.process import fake_process
 
 CLIENT_ID, CLIENT_SECRET = "sb-e2e-m2m", "sb-e2e-m2m-secret-0123456789"
 TEAM_KEY, SHARED_KEY = "sk-team-a-own-key-0001", "sk-shared-not-accepted-0002"
@@ -25,44 +23,31 @@ STORED_KEY = "sk-team-a-stored-key-0003"
 
 @pytest.fixture
 def grants_stack(tmp_path):
-    (tmp_path / "oauth").mkdir()
-    tokens_file = tmp_path / "oauth" / "tokens.txt"
-    with fake_process("tests.fakes.oauth_fake", tmp_path / "oauth", "--client-id", CLIENT_ID,
-                      "--client-secret", CLIENT_SECRET, "--tokens-file", str(tokens_file),
-                      "--expires-in", "3600") as auth_url:
-        fake = run_fake_in_thread(api_keys={TEAM_KEY, STORED_KEY}, tokens_file=tokens_file)
-        config = {
+    def config(openai_url: str, auth_url: str) -> dict:
+        return {
             "providers": {
                 "local": {"type": "local"},
-                "m2m": {"type": "openai", "base_url": fake.base_url, "oauth": {
+                "m2m": {"type": "openai", "base_url": openai_url, "oauth": {
                     "grant": "client_credentials", "client_id": "${M2M_CLIENT_ID}",
                     "client_secret": "${M2M_CLIENT_SECRET}", "token_url": f"{auth_url}/token",
                     "scopes": ["model.completion"]}},
-                "shared": {"type": "openai", "base_url": fake.base_url, "api_key": "${SHARED_KEY}"}},
+                "shared": {"type": "openai", "base_url": openai_url, "api_key": "${SHARED_KEY}"}},
             "models": [
                 {"name": "switchboard-local", "deployments": [{"provider": "local"}]},
                 {"name": "m2m-model", "deployments": [{"provider": "m2m", "model": "gpt-4o-mini"}]},
                 {"name": "team-model", "deployments": [{"provider": "shared", "model": "gpt-4o-mini",
                                                         "name": "team-a", "api_keys": ["${TEAM_KEY}"]}]}],
         }
-        env = {"M2M_CLIENT_ID": CLIENT_ID, "M2M_CLIENT_SECRET": CLIENT_SECRET,
-               "TEAM_KEY": TEAM_KEY, "SHARED_KEY": SHARED_KEY}
-        try:
-            with credentials_stack(tmp_path, config, env) as stack:
-                stack.auth_url = auth_url  # type: ignore[attr-defined]
-                yield stack
-        finally:
-            fake.stop()
 
-
-def fake(stack, method: str, path: str, **kw) -> dict:
-    resp = httpx.request(method, stack.auth_url + path, timeout=10, **kw)
-    resp.raise_for_status()
-    return resp.json()
+    env = {"M2M_CLIENT_ID": CLIENT_ID, "M2M_CLIENT_SECRET": CLIENT_SECRET,
+           "TEAM_KEY": TEAM_KEY, "SHARED_KEY": SHARED_KEY}
+    with oauth_stack(tmp_path, CLIENT_ID, CLIENT_SECRET, expires_in=3600,
+                     api_keys={TEAM_KEY, STORED_KEY}, config=config, env=env) as stack:
+        yield stack
 
 
 def grants(stack) -> int:
-    return fake(stack, "GET", "/_fake/stats")["client_credentials_grants"]
+    return auth_server(stack, "GET", "/_fake/stats")["client_credentials_grants"]
 
 
 def chat(stack, model: str = "m2m-model") -> httpx.Response:
@@ -79,13 +64,13 @@ def test_client_credentials_401_retry_and_a_deployments_own_keys(grants_stack):
 
     # The provider ends the token long before its expiry: its 401 makes one new token and one
     # retry, and the client sees a 200.
-    fake(stack, "POST", "/_fake/revoke-access-tokens")
+    auth_server(stack, "POST", "/_fake/revoke-access-tokens")
     assert chat(stack).status_code == 200
     assert grants(stack) == 2
 
     # Twenty concurrent requests hearing the same 401: one new token between them.
-    fake(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0.3})
-    fake(stack, "POST", "/_fake/revoke-access-tokens")
+    auth_server(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0.3})
+    auth_server(stack, "POST", "/_fake/revoke-access-tokens")
     with ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(lambda _: chat(stack).status_code, range(20)))
     assert codes == [200] * 20
@@ -93,14 +78,14 @@ def test_client_credentials_401_retry_and_a_deployments_own_keys(grants_stack):
 
     # A token the provider refuses again after the refresh ends the credential: one retry, then
     # all_keys_exhausted at once (no loop of refreshes), naming the provider, never a token.
-    fake(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0, "unlisted_access_tokens": True})
-    fake(stack, "POST", "/_fake/revoke-access-tokens")
+    auth_server(stack, "POST", "/_fake/config", json={"refresh_delay_seconds": 0, "unlisted_access_tokens": True})
+    auth_server(stack, "POST", "/_fake/revoke-access-tokens")
     started = time.monotonic()
     resp = chat(stack)
     assert_openai_error(resp, 503, code="all_keys_exhausted")
     assert time.monotonic() - started < 5 and grants(stack) == 4
     assert "'m2m'" in resp.json()["error"]["message"]
-    issued = fake(stack, "GET", "/_fake/issued")["tokens"]
+    issued = auth_server(stack, "GET", "/_fake/issued")["tokens"]
     assert issued and not [t for t in issued if t in resp.text]
 
     # A deployment with keys of its own: served with its key (the fake refuses the provider's),

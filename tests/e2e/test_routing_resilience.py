@@ -1,7 +1,8 @@
 """Routing through the real edge with the provider fakes failing on request: breakers open,
 half-open and close; a 429's Retry-After rests the deployment; latency_optimized avoids the slow
 one; cost_optimized takes the cheap one; a fallback crosses from an OpenAI-format deployment to an
-Anthropic-format one with a tool call intact; a stream cut midway ends in an error event; the
+Anthropic-format one with a tool call intact, and never to a model the key's allowed_models do not
+name; a stream cut midway ends in an error event; the
 stats come as JSON numbers; routing decisions are response headers."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from switchboard_stack import Stack, StackConfig
 
 from tests.e2e.conftest import OTHER_PROVIDER_KEYS, PROVIDER_KEY
 from tests.e2e.test_http_edge import assert_openai_error, post
+from tests.e2e.test_usage_billing import create_key
 
 FAIL = "[fake:error-500]"
 TOOL = {"type": "function", "function": {
@@ -50,6 +52,8 @@ def _config(fake_openai: str, anthropic_url: str) -> dict:
                 {"provider": "openai", "model": "gpt-4o-mini", "name": "cheap"}]},
             {"name": "gpt-first", "fallbacks": ["claude"], "deployments": [
                 {"provider": "openai", "model": "gpt-4o-mini+error-500", "name": "gpt-down"}]},
+            {"name": "guarded", "fallbacks": ["claude"], "deployments": [
+                {"provider": "openai", "model": "gpt-4o-mini+error-500", "name": "guarded-down"}]},
             {"name": "claude", "deployments": [
                 {"provider": "anthropic", "model": "claude-sonnet-4-5", "name": "claude-dep"}]},
             {"name": "cut", "deployments": [
@@ -75,8 +79,9 @@ def routed(tmp_path_factory, fake_openai, fake_providers):
     s.stop()
 
 
-def _chat(stack, model: str, text: str = "hello", **body) -> httpx.Response:
-    return post(stack, {"model": model, "messages": [{"role": "user", "content": text}], **body})
+def _chat(stack, model: str, text: str = "hello", key: str = "master", **body) -> httpx.Response:
+    return post(stack, {"model": model, "messages": [{"role": "user", "content": text}], **body},
+                key=key)
 
 
 def _stats(stack) -> dict:
@@ -164,6 +169,17 @@ def test_a_fallback_crosses_to_an_anthropic_deployment_with_the_tool_call_intact
     call, = choice["message"]["tool_calls"]
     assert call["type"] == "function" and call["function"]["name"] == "get_weather"
     assert isinstance(json.loads(call["function"]["arguments"]), dict)
+
+
+def test_a_fallback_the_key_may_not_use_is_skipped_and_the_error_is_the_answer(routed):
+    _, restricted = create_key(routed, allowed_models=["guarded"])
+    refused = _chat(routed, "guarded", key=restricted)
+    assert_openai_error(refused, 502)  # its own deployment's error, in OpenAI's shape
+    assert _deployment(routed, "guarded-down")["errors"] == 2  # both passes, no fallback between
+    _, both = create_key(routed, allowed_models=["guarded", "claude*"])
+    served = _chat(routed, "guarded", key=both)
+    assert served.status_code == 200, served.text
+    assert served.headers["x-switchboard-deployment"] == "claude-dep"
 
 
 def test_a_stream_cut_midway_ends_with_an_error_event(routed):

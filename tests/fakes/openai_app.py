@@ -22,7 +22,7 @@ from tests.fakes.openai_answers import (
     input_tokens, last_user_text,
 )
 from tests.fakes.openai_hooks import (
-    BEHAVIOR_HEADER, ERRORS, RETRY_HEADERS, Behavior, requested_behavior,
+    BEHAVIOR_HEADER, CONTEXT_TOO_LONG, ERRORS, RETRY_HEADERS, Behavior, requested_behavior,
 )
 from tests.fakes.openai_validation import (
     InvalidRequest, check_chat, check_completion, check_embeddings,
@@ -243,6 +243,9 @@ class OpenAIApp:
         status = behavior.status
         if status is None and behavior.flaky and random.random() * 100 < behavior.flaky:
             status = 500
+        if behavior.too_long:
+            raise _Refusal(400, wire.error_body(*CONTEXT_TOO_LONG[:2], "messages",
+                                                CONTEXT_TOO_LONG[2]), None, behavior.delay)
         if status is not None:
             message, type_, code = ERRORS[status]
             headers = RETRY_HEADERS if status == 429 else None

@@ -37,6 +37,11 @@ ERRORS = {
           "server_error", None),
     503: ("The server is overloaded or not ready yet.", "server_error", None),
 }
+# context-too-long: OpenAI's 400 for a prompt past the model's window (a context-window fallback's
+# trigger).
+CONTEXT_TOO_LONG = ("This model's maximum context length is 128000 tokens. However, your messages "
+                    "resulted in 131072 tokens. Please reduce the length of the messages.",
+                    "invalid_request_error", "context_length_exceeded")
 # A 429 tells the client when to come back, as OpenAI's does.
 RETRY_HEADERS = {"retry-after": "1", "x-ratelimit-remaining-requests": "0"}
 
@@ -53,11 +58,12 @@ class Behavior:
     tag: str = ""              # tag-<name>: log how the request ended, at GET /_fake/requests/<name>
     echo_all: bool = False     # echo-all: echo every message ("role: text | ..."), to show what was sent
     flaky: int = 0             # flaky-<percent>: OpenAI's 500 for about this share of calls, at random
+    too_long: bool = False     # context-too-long: OpenAI's 400 context_length_exceeded
 
     @classmethod
     def parse(cls, spec: str) -> Behavior:
         status, delay, hang, abort, size, tag, echo_all = None, 0.0, False, False, 0, "", False
-        flaky = 0
+        flaky, too_long = 0, False
         for word in filter(None, (w.strip() for w in spec.split(","))):
             kind, _, arg = word.partition("-")
             if kind == "error" and arg.isdigit() and int(arg) in ERRORS:
@@ -76,13 +82,16 @@ class Behavior:
                 abort = True
             elif word == "echo-all":
                 echo_all = True
+            elif word == "context-too-long":
+                too_long = True
             else:
                 # A typo must fail loudly, not silently test the happy path.
                 raise InvalidRequest(
                     f"Unknown fake behavior '{word}'; expected error-<status> (one of "
                     f"{', '.join(map(str, ERRORS))}), slow-<ms>, hang, abort-mid-stream, "
-                    "size-<bytes>, flaky-<percent>, tag-<name> or echo-all.", BEHAVIOR_HEADER)
-        return cls(status, delay, hang, abort, size, tag, echo_all, flaky)
+                    "size-<bytes>, flaky-<percent>, tag-<name>, echo-all or context-too-long.",
+                    BEHAVIOR_HEADER)
+        return cls(status, delay, hang, abort, size, tag, echo_all, flaky, too_long)
 
 
 NORMAL = Behavior()

@@ -293,6 +293,12 @@ def test_tag_hook_logs_how_the_request_ended(client, fake):
     assert seen["outcome"] == "client_closed" and seen["ended_at"] - left < 0.5
 
 
+def test_context_too_long_hook_is_openais_400(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4o-mini+context-too-long", messages=ask("hi"))
+    assert info.value.code == "context_length_exceeded" and info.value.param == "messages"
+
+
 def test_unknown_hook_is_a_loud_400(client):
     with pytest.raises(openai.BadRequestError, match="Unknown fake behavior 'eror-429'"):
         client.chat.completions.create(model="gpt-4o-mini", messages=ask("hi"),

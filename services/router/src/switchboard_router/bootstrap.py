@@ -152,6 +152,7 @@ async def build(settings: RouterSettings, *, env: Mapping[str, str] | None = Non
                       default_max_tokens=settings.budget_default_max_tokens,
                       lease_requests=settings.budget_lease_requests,
                       lease_share=settings.budget_lease_share,
+                      reach=routes.reachable,
                       renew_before_seconds=settings.budget_renew_before_seconds)
     metrics = None
     if settings.metrics_port:  # with no endpoint to read them, requests are not counted

@@ -6,7 +6,8 @@ A replica spends only what it was granted: a slice's room is what billing grante
 real cost of the requests settled from it, minus the estimates of the requests in flight. So all
 replicas together stay within every limit, overshot at most by what requests cost beyond their
 estimate (the estimate is prompt tokens by tiktoken plus `max_tokens` or a default, at the
-dearest rates of the deployments the request may go to, rounded up). A request that does not fit
+dearest rates of the deployments the request may go to, rounded up: its model's, and those of
+the fallbacks and error fallbacks its key may use, so a dearer fallback overshoots nothing). A request that does not fit
 asks billing for more (several at a time: `lease_requests` estimates); none to be had is a 402.
 
 Keys whose budgets limit nothing (or that have none) are known as such until the lease's expiry,
@@ -22,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 from dataclasses import dataclass, field
 
 import structlog
@@ -36,6 +38,9 @@ from switchboard_router.usage import Exchange, Outcome
 from switchboard_router.tokens import Tokenizer, chat_chars, in_worker, input_chars
 
 _log = structlog.get_logger("budgets")
+# (model, endpoint, the key's allowed_models) -> every deployment a request may be sent to
+# (routing.Routes.reachable).
+Reach: TypeAlias = Callable[[str, Endpoint, frozenset[str]], Sequence[Target]]
 SWEEP_SECONDS = 60.0  # how often budget slices whose lease expired unused are forgotten
 _RETRY_SECONDS = 5.0  # a key known to have no budget asks billing again after this, if it was away
 REFUSED = Counter("switchboard_router_budget_refusals_total",
@@ -139,7 +144,7 @@ class Reservation:
 class Budgets:
     def __init__(self, billing: BillingClient, prices: Prices, tokenizer: Tokenizer, *,
                  default_max_tokens: int, lease_requests: int, renew_before_seconds: float,
-                 lease_share: int = 8,
+                 lease_share: int = 8, reach: Reach | None = None,
                  replica_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self._billing = billing
@@ -149,6 +154,7 @@ class Budgets:
         self._lease_requests = lease_requests
         self._lease_share = lease_share
         self._renew_before = renew_before_seconds
+        self._reach = reach  # None: the plan's deployments are all a request may go to
         # One per process, not per pod: a restarted replica's lease must not be renewed by the
         # new process (which holds none of it) but expire, so billing reclaims what it held.
         self.replica_id = replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:12]}"
@@ -160,7 +166,8 @@ class Budgets:
     async def reserve(self, caller: Caller, request: ParsedRequest,
                       targets: Sequence[Target]) -> Reservation | None:
         """Reserve this request's estimated cost, or raise InsufficientQuota (402); None when no
-        budget applies. Raises ServiceUnavailable only when billing must be asked and cannot be."""
+        budget applies. `targets`: the plan, the first to be tried first. Raises
+        ServiceUnavailable only when billing must be asked and cannot be."""
         scope = (caller.key_id, caller.tenant_id)
         if self._clock() >= self._next_sweep:
             self._sweep()
@@ -172,8 +179,7 @@ class Budgets:
                 current = await self._renewed(caller, current)
             if current.unlimited:
                 return None
-        rates = Rates.highest(await self._prices.rates([price_key(request.model, t)
-                                                        for t in targets]))
+        rates = await self.dearest(caller, request, targets)
         need = await self.estimate(request, targets[0], rates)
         current = self._slices.get(scope)
         if current is not None and self._fresh(current) and current.fits(need):
@@ -190,6 +196,18 @@ class Budgets:
                     "is left. Raise the budget or wait for its period to reset.",
                     code="budget_exceeded")
             return current.reserve(need, rates)
+
+    async def dearest(self, caller: Caller, request: ParsedRequest,
+                      targets: Sequence[Target]) -> Rates:
+        """The dearest rates among the deployments this request may be sent to: the plan's and,
+        healthy or not, its model's and its fallbacks' and error fallbacks' that the key may use
+        (each priced once; their rates are then cached for the settlement too)."""
+        model = request.model
+        keys = [price_key(model, t) for t in targets]
+        if self._reach is not None:
+            keys = list(dict.fromkeys((*keys, *(price_key(model, t) for t in self._reach(
+                model, request.endpoint, caller.allowed_models)))))
+        return Rates.highest(await self._prices.rates(keys))
 
     async def estimate(self, request: ParsedRequest, target: Target, rates: Rates) -> Estimate:
         """The most this request may cost: its prompt counted (a large one off the event loop),

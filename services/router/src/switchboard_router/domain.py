@@ -36,6 +36,8 @@ class RequestContext:
     # X-Preferred-Model as sent: the model when the body names none, else a deployment of the
     # model to try first (its name or its provider's model name).
     preferred_model: str = ""
+    # The caller's key's allowed_models (empty: every model): its fallbacks are held to them too.
+    allowed_models: frozenset[str] = frozenset()
     # x-switchboard-guardrail-policies as sent: more policies for this request (it may only add).
     requested_policies: str = ""
     # x-switchboard-cache and Cache-Control as sent (None: not sent); read by the response cache.

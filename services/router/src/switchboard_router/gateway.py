@@ -218,6 +218,7 @@ class Gateway:
         # The key before the body, as OpenAI does: bad JSON without a valid key is a 401.
         caller = await self._admission.admit(ctx.key, "")
         ex.key_id, ex.tenant_id, ex.user_id = caller.key_id, caller.tenant_id, caller.user_id
+        ctx.allowed_models = caller.allowed_models
         ex.body = body = body if isinstance(body, dict) else parse_json(body)
         fill_model(body, ctx.preferred_model)
         request = validate(endpoint, body)
@@ -239,7 +240,7 @@ class Gateway:
         """The strategy's order of the deployments available now, X-Preferred-Model's first."""
         try:
             targets = await self._routes.choose(request.model, request.endpoint,
-                                                stream=request.stream)
+                                                stream=request.stream, allowed=ctx.allowed_models)
             if ctx.native_only:  # a field only Anthropic's format carries: its deployments only
                 native = [t for t in targets if speaks_messages(
                     self._providers[t.deployment.provider], t.upstream_model)]
@@ -263,7 +264,7 @@ class Gateway:
                                            ctx.first_byte_deadline)
         except ApiError as exc:
             others = self._routes.error_fallbacks(request.model, request.endpoint, exc,
-                                                  stream=request.stream)
+                                                  stream=request.stream, allowed=ctx.allowed_models)
             if not others:
                 raise
             _log.info("error fallback", model=request.model, error=exc.code)

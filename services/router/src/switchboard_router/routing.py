@@ -70,6 +70,9 @@ class Routes:
         self._wildcards: dict[str, _Route] = {}  # "openai/*" is kept under "openai"
         self._unavailable: dict[str, str] = {}  # names whose providers are all disabled: why
         self._routes: list[_Route] = []
+        # Every name a fallback may be written as -> the names of its group that are not
+        # wildcards (a key allowed one of them may be answered by the group: fallback_allowed).
+        self._names: dict[str, tuple[str, ...]] = {}
         for model in config.models:
             specs = [config.providers[d.provider] for d in model.deployments]
             enabled = tuple(_deployment(model.name, d, s, defaults, config)
@@ -93,6 +96,9 @@ class Routes:
                 route.targets[endpoint] = tuple(
                     Target(d, d.model or model.name) for d in route.by_endpoint[endpoint])
             self._routes.append(route)
+            exact = tuple(n for n in names if not n.endswith("/*"))
+            for name in exact:
+                self._names[name] = exact
             for name in names:
                 if name.endswith("/*"):
                     self._wildcards[name[:-2]] = route
@@ -114,18 +120,22 @@ class Routes:
             return healthy
         return route.strategy.order(healthy, Choice(stream=stream, price_of=price_of or _unpriced))
 
-    async def choose(self, model: str, endpoint: Endpoint, *, stream: bool) -> Sequence[Target]:
-        """The model's plan, then its fallbacks' (each in its own strategy's order). Raises
-        ProvidersUnavailable only when none of them has a healthy deployment."""
+    async def choose(self, model: str, endpoint: Endpoint, *, stream: bool,
+                     allowed: frozenset[str] = frozenset()) -> Sequence[Target]:
+        """The model's plan, then its fallbacks' that the key may use (`allowed`: its
+        allowed_models; each in its own strategy's order). Raises ProvidersUnavailable only when
+        none of them has a healthy deployment."""
         route, _ = self._resolve(model)
-        if not route.fallbacks:
+        fallbacks = self._permitted(route.fallbacks, allowed)
+        if not fallbacks:
             return await self._choose(model, endpoint, stream=stream)
-        return await self._chain(model, route.fallbacks, endpoint, stream=stream)
+        return await self._chain(model, fallbacks, endpoint, stream=stream)
 
-    def error_fallbacks(self, model: str, endpoint: Endpoint, exc: ApiError, *,
-                        stream: bool) -> Sequence[Target]:
+    def error_fallbacks(self, model: str, endpoint: Endpoint, exc: ApiError, *, stream: bool,
+                        allowed: frozenset[str] = frozenset()) -> Sequence[Target]:
         """Where to send a request that failed with this error: a larger model for a prompt too
-        long, another provider for a content policy's refusal; empty when none is configured."""
+        long, another provider for a content policy's refusal; empty when none is configured or
+        the key may use none of them (the client then hears the error itself)."""
         kind = error_kind(exc)
         if kind is None:
             return []
@@ -134,12 +144,45 @@ class Routes:
         except ApiError:
             return []
         out: list[Target] = []
-        for name in route.error_fallbacks.get(kind, ()):
+        for name in self._permitted(route.error_fallbacks.get(kind, ()), allowed):
             try:
                 out += self.plan(name, endpoint, stream=stream)
             except ApiError:
                 continue
         return out
+
+    def reachable(self, model: str, endpoint: Endpoint,
+                  allowed: frozenset[str] = frozenset()) -> list[Target]:
+        """Every deployment a request for the model may be sent to, healthy or not (a retry
+        replans, and a breaker may close meanwhile): its own, then those of its fallbacks and
+        error fallbacks that the key may use, each once. A budget reserves at the dearest."""
+        route, _ = self._resolve(model)
+        out = list(self._targets(model, endpoint)[1])
+        names = (*route.fallbacks, *(n for kind in route.error_fallbacks.values() for n in kind))
+        if not names:
+            return out
+        seen = {id(t.deployment) for t in out}
+        for name in self._permitted(names, allowed):
+            try:
+                targets = self._targets(name, endpoint)[1]
+            except ApiError:
+                continue
+            for t in targets:
+                if id(t.deployment) not in seen:
+                    seen.add(id(t.deployment))
+                    out.append(t)
+        return out
+
+    def fallback_allowed(self, allowed: frozenset[str], name: str) -> bool:
+        """Whether a key whose allowed_models are `allowed` may be answered by the fallback
+        `name`: one of its group's names (the model or an alias) is allowed, as a request for
+        that name would be. A key limited to some models is never answered by another."""
+        return not allowed or any(model_allowed(allowed, n) for n in self._names.get(name, (name,)))
+
+    def _permitted(self, names: Sequence[str], allowed: frozenset[str]) -> Sequence[str]:
+        if not allowed or not names:
+            return names
+        return [n for n in names if self.fallback_allowed(allowed, n)]
 
     async def _chain(self, model: str, fallbacks: Sequence[str], endpoint: Endpoint, *,
                      stream: bool) -> Sequence[Target]:

@@ -321,3 +321,56 @@ async def test_budget_slices_of_keys_gone_quiet_are_forgotten_once_their_lease_e
     billing.clock.now += 61  # their leases (30 s) expired, and a sweep is due
     assert await budgets.reserve(CALLER, _request(), [TARGET]) is not None
     assert len(budgets) == 1  # only the key just seen
+
+
+# --- the dearest deployment a request may reach --------------------------------------------------
+
+
+class DearFallbackBilling(FakeBillingClient):
+    """RATES for every deployment but `dear`, which costs four times as much."""
+
+    async def prices(self, queries):
+        self.price_calls += 1
+        return [billing_pb2.Price(query=q, input_per_mtok_micros_usd=RATES.input * k,
+                                  output_per_mtok_micros_usd=RATES.output * k)
+                for q in queries for k in [4 if q.deployment == "dear" else 1]]
+
+
+def _fallback_routes():
+    from switchboard_router import config
+    from switchboard_router.codecs.openai import OpenAICodec
+    from switchboard_router.providers.remote import RemoteProvider
+    from switchboard_router.routing import Routes, TimeoutDefaults
+
+    raw = {"providers": {"p": {"type": "openai", "base_url": "http://p/v1", "api_key": "k"}},
+           "models": [
+               {"name": "m", "deployments": [{"provider": "p", "name": "cheap"}],
+                "context_window_fallbacks": ["big"]},
+               {"name": "big", "deployments": [{"provider": "p", "name": "dear"}]}]}
+    cfg = config.parse(raw, {})
+    return Routes(cfg, {"p": RemoteProvider(OpenAICodec(None), None, None)},
+                  TimeoutDefaults(total_seconds=1, read_seconds=1, connect_seconds=1), created=0)
+
+
+async def test_the_estimate_is_at_the_dearest_fallback_the_key_may_use():
+    """A request planned on `cheap` may end on its error fallback `dear`: reserved at dear's
+    rates (4 x 1,250), so concurrent requests that all fall back cannot overshoot the budget;
+    a key that may not use the fallback never reaches it and reserves at cheap's."""
+    routes = _fallback_routes()
+    plan = routes.plan("m", Endpoint.CHAT)
+    billing = DearFallbackBilling(limit=10**6)
+    budgets = _budgets(billing, reach=routes.reachable)
+    held = await budgets.reserve(CALLER, _request(), plan)
+    assert [t.deployment.name for t in plan] == ["cheap"]
+    assert held.held == Estimate(4 * 1250, 200) and held.rates.input == 4 * RATES.input
+    restricted = Caller(key_id="k1", tenant_id="t1", allowed_models=frozenset({"m"}))
+    assert (await budgets.reserve(restricted, _request(), plan)).held == Estimate(1250, 200)
+    assert billing.price_calls == 1  # both deployments priced at once, then cached
+    # Settled at the real cost of the deployment that answered (its rates are cached now).
+    ex = _ended(held, Tokens(100, 100))
+    ex.target = routes.plan("big", Endpoint.CHAT)[0]
+    budgets.settle(ex, Tokens(100, 100))
+    assert held.slice.spent_usd == 4 * 1250
+    # Without routing's reach (as before), only the plan is priced: the fallback is missed.
+    alone = _budgets(DearFallbackBilling(limit=10**6))
+    assert (await alone.reserve(CALLER, _request(), plan)).held == Estimate(1250, 200)

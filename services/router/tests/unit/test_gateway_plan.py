@@ -16,8 +16,10 @@ def _target(name: str, provider: str) -> Target:
 class _Routes:
     def __init__(self, targets: list[Target]) -> None:
         self.targets = targets
+        self.allowed: frozenset[str] | None = None
 
-    async def choose(self, model, endpoint, *, stream):
+    async def choose(self, model, endpoint, *, stream, allowed=frozenset()):
+        self.allowed = allowed
         return self.targets
 
 
@@ -48,3 +50,12 @@ async def test_a_field_only_anthropics_format_carries_goes_to_its_deployments_fi
     # None can: the plan stays, and the first attempt's 400 names the field.
     only_openai = targets[:1]
     assert await _gateway(only_openai)._plan(request, ctx) == only_openai
+
+
+async def test_the_plan_holds_fallbacks_to_the_keys_allowed_models():
+    """The key's allowed_models reach routing, which leaves out the fallbacks it may not use."""
+    gateway = _gateway([_target("gpt", "openai")])
+    request = ParsedRequest(endpoint=Endpoint.CHAT, model="m", body={"model": "m"})
+    ctx = RequestContext(request_id="r", key="k", started=0.0, allowed_models=frozenset({"m"}))
+    await gateway._plan(request, ctx)
+    assert gateway._routes.allowed == frozenset({"m"})  # type: ignore[attr-defined]

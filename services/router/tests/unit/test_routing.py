@@ -247,6 +247,40 @@ async def test_fallbacks_follow_the_model_and_error_fallbacks_their_error():
     assert routes.error_fallbacks("first", Endpoint.CHAT, InvalidRequest("bad"), stream=False) == []
 
 
+async def test_a_keys_allowed_models_bind_its_fallbacks():
+    from switchboard_common.errors import InvalidRequest
+
+    raw = {**RAW, "models": [
+        {"name": "first", "deployments": [{"provider": "a"}], "fallbacks": ["second"],
+         "context_window_fallbacks": ["big"], "content_policy_fallbacks": ["other"]},
+        {"name": "second", "deployments": [{"provider": "b"}]},
+        {"name": "big", "aliases": ["big-latest"], "deployments": [{"provider": "local"}]},
+        {"name": "other", "deployments": [{"provider": "b", "name": "b-other"}]}]}
+    routes = _routes(raw)
+    only_first = frozenset({"first"})
+    plan = await routes.choose("first", Endpoint.CHAT, stream=False, allowed=only_first)
+    assert [t.deployment.provider for t in plan] == ["a"]  # "second" is not the key's
+    allowed = await routes.choose("first", Endpoint.CHAT, stream=False,
+                                  allowed=frozenset({"first", "sec*"}))
+    assert [t.deployment.provider for t in allowed] == ["a", "b"]
+    too_long = InvalidRequest("too long", code="context_length_exceeded")
+    assert routes.error_fallbacks("first", Endpoint.CHAT, too_long, stream=False,
+                                  allowed=only_first) == []
+    # An alias of the fallback's group is as good as its name: the key may ask for it directly.
+    assert [t.deployment.provider for t in routes.error_fallbacks(
+        "first", Endpoint.CHAT, too_long, stream=False,
+        allowed=frozenset({"first", "big-latest"}))] == ["local"]
+    refused = InvalidRequest("refused", code="content_policy_violation")
+    assert routes.error_fallbacks("first", Endpoint.CHAT, refused, stream=False,
+                                  allowed=frozenset({"first", "big"})) == []
+    assert routes.fallback_allowed(frozenset(), "second")  # no list: every model
+    _fail(plan[0].deployment, 3)  # its own deployment open, its fallback not the key's: a 503
+    with pytest.raises(ProvidersUnavailable):
+        await routes.choose("first", Endpoint.CHAT, stream=False, allowed=only_first)
+    assert [t.deployment.provider for t in await routes.choose(
+        "first", Endpoint.CHAT, stream=False)] == ["b"]
+
+
 def test_routing_strategy_from_the_environment(monkeypatch):
     from switchboard_router.settings import RouterSettings
 

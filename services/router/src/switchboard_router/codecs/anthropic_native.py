@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from switchboard_common.errors import ApiError, UpstreamError
 
-from switchboard_router.codecs.anthropic_wire import map_stream_error, tokens
+from switchboard_router.codecs.anthropic_wire import map_stream_error, message_object, tokens
 from switchboard_router.codecs.base import HttpRequest
 from switchboard_router.codecs.sse import SseDecoder, SseEvent, encode, split_events
 from switchboard_router.completion import CompletionCounter
@@ -47,13 +47,7 @@ def with_model(data: bytes, model: str) -> bytes:
 
 
 def response(call: Call, body: bytes) -> Reply:
-    try:
-        message = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        message = None
-    if not isinstance(message, dict) or message.get("type") != "message":
-        raise UpstreamError("The provider returned a response that is not an Anthropic message.",
-                            code="invalid_upstream_response")
+    message = message_object(body)
     texts = [b.get("text") or "" for b in message.get("content") or ()
              if isinstance(b, dict) and b.get("type") == "text"]
     return Reply(data=with_model(body, call.model), usage=tokens(message.get("usage")),

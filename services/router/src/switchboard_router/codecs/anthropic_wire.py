@@ -19,7 +19,7 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
-from switchboard_router.codecs.base import ProviderOverloaded
+from switchboard_router.codecs.base import ProviderOverloaded, answer_object
 from switchboard_router.codecs.openai import retry_seconds
 from switchboard_router.domain import Tokens
 
@@ -92,14 +92,8 @@ def to_chat_completion(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or parsed.get("type") != "message":
-        raise UpstreamError("The provider returned a response that is not an Anthropic message.",
-                            code="invalid_upstream_response")
-    return parsed
+    return answer_object(body, "a response that is not an Anthropic message",
+                         lambda m: m.get("type") == "message")
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import orjson
 from switchboard_common.errors import ApiError, InvalidRequest, UpstreamError
 
 from switchboard_router.domain import Endpoint, Tokens
@@ -157,3 +158,16 @@ def alternating_turns(messages: list[Any], *, provider: str, fields: dict[str, t
             turn["content"] = [b for b in content if is_result(b)] + \
                 [b for b in content if not is_result(b)]
     return system_blocks, turns
+
+
+def answer_object(data: bytes, what: str,
+                  valid: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """A provider's whole answer as the JSON object it must be; else an UpstreamError saying
+    "The provider returned <what>." (not JSON, not an object, or not `valid`)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or (valid is not None and not valid(parsed)):
+        raise UpstreamError(f"The provider returned {what}.", code="invalid_upstream_response")
+    return parsed

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import orjson
-from switchboard_common.errors import UpstreamError
 
+from switchboard_router.codecs.base import answer_object
 from switchboard_router.domain import Tokens
 
 FINISH_REASONS = {
@@ -91,11 +91,5 @@ def to_chat_completion(parsed: dict[str, Any], model: str, json_name: str | None
 
 
 def parse_answer(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("output"), dict):
-        raise UpstreamError("The provider returned a response that is not a Converse answer.",
-                            code="invalid_upstream_response")
-    return parsed
+    return answer_object(body, "a response that is not a Converse answer",
+                         lambda a: isinstance(a.get("output"), dict))

@@ -36,7 +36,7 @@ from switchboard_common.errors import (
 )
 
 from switchboard_router.codecs import gemini_embeddings
-from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded
+from switchboard_router.codecs.base import HttpRequest, ProviderOverloaded, answer_object
 from switchboard_router.codecs.gemini_request import (
     CALL_ID_PREFIX,
     DEFAULT_VERSION,
@@ -196,14 +196,8 @@ def _answer_id(answer: dict[str, Any]) -> str:
 
 
 def _object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not ("candidates" in parsed or "promptFeedback" in parsed):
-        raise UpstreamError("The provider returned a response that is not a Gemini answer.",
-                            code="invalid_upstream_response")
-    return parsed
+    return answer_object(body, "a response that is not a Gemini answer",
+                         lambda a: "candidates" in a or "promptFeedback" in a)
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from switchboard_common.errors import InvalidRequest, UpstreamError
+from switchboard_common.errors import InvalidRequest
 
+from switchboard_router.codecs.base import answer_object
 from switchboard_router.codecs.embedding_lists import input_texts, openai_list, refuse_unknown
 from switchboard_router.domain import Tokens
 
@@ -96,11 +96,4 @@ def vertex_answer(model: str, body: dict[str, Any], data: bytes) -> tuple[dict[s
 
 
 def _json(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamError("The provider returned an answer that is not an embedding.",
-                            code="invalid_upstream_response")
-    return parsed
+    return answer_object(data, "an answer that is not an embedding")

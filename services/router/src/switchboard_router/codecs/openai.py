@@ -26,6 +26,7 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
+from switchboard_router.codecs.base import answer_object
 from switchboard_router.codecs.sse import DONE, SseEvent, split_events
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
@@ -103,13 +104,7 @@ def build_request(w: Wire, call: Call, path: str | None = None) -> tuple[str, di
 
 def parse_response(data: bytes) -> tuple[dict[str, Any], Tokens | None]:
     """A whole answer, parsed once: (the JSON, the usage it reports)."""
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise UpstreamError("The provider returned a response that is not a JSON object.",
-                            code="invalid_upstream_response")
+    parsed = answer_object(data, "a response that is not a JSON object")
     return parsed, tokens(parsed.get("usage"))
 
 
