@@ -26,7 +26,7 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
-from switchboard_router.codecs.sse import DONE, SseEvent, split_events
+from switchboard_router.codecs.sse import DONE, SseEvent, parse, spans_at, split_events
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
 from switchboard_router.providers.base import Call, Reply
@@ -229,8 +229,9 @@ class SseRelay:
     """Follows one provider stream read by read: what to forward, the usage, the end, errors, and
     the completion so far (for token counting when no usage comes; see completion.py).
 
-    A read holding only ordinary chunks is forwarded as it came, unparsed. Only complete events
-    are forwarded, so a usage chunk split across reads can still be held back.
+    A read is forwarded as it came: only the events that may hold the usage, an error or the end
+    are found (one regex search in C) and parsed; the others are neither split nor copied. Only
+    complete events are forwarded, so a usage chunk split across reads can still be held back.
     """
 
     def __init__(self, forward_usage: bool, count: Callable[[str], int]) -> None:
@@ -244,17 +245,19 @@ class SseRelay:
     def feed(self, read: bytes) -> bytes:
         """The bytes to forward for this read (maybe empty)."""
         buffer = self._rest + read if self._rest else read
-        if b"\r" not in buffer:
-            cut = buffer.rfind(b"\n\n")
-            if cut < 0:
-                self._rest = buffer
-                return b""
-            complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
-            if not _notable(complete):
-                self.completion.add(complete)
-                return complete
-        events, self._rest = split_events(buffer)
-        return self._forward(events)
+        if b"\r" in buffer:
+            events, self._rest = split_events(buffer)
+            return self._forward(events)
+        cut = buffer.rfind(b"\n\n")
+        if cut < 0:
+            self._rest = buffer
+            return b""
+        complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
+        spans = spans_at(complete, _NOTABLE)
+        if spans:  # only those events are parsed; the others go out byte for byte
+            complete = self._read(complete, spans)
+        self.completion.add(complete)
+        return complete
 
     def finish(self) -> bytes:
         """At the provider's clean end: a last unterminated event, and [DONE] if it never came."""
@@ -268,34 +271,52 @@ class SseRelay:
         """The provider's count once it reported usage; until then, counted from the text."""
         return self.usage.completion if self.usage is not None else self.completion.tokens()
 
+    def _read(self, complete: bytes, spans: list[tuple[int, int]]) -> bytes:
+        """`complete` without the events that are not forwarded, the notable ones read."""
+        out: list[bytes] = []
+        at = 0
+        for start, end in spans:
+            event = parse(complete[start:end])
+            if event is not None and not self._keep(event):
+                out.append(complete[at:start])
+                at = end + 2
+        if not out:
+            return complete
+        out.append(complete[at:])
+        return b"".join(out)
+
     def _forward(self, events: list[SseEvent]) -> bytes:
         kept: list[bytes] = []
         for event in events:
-            data = event.data
-            if data == b"[DONE]":
-                self.done = True
-            elif data and _notable(data):
-                chunk = _json(data)
-                if isinstance(chunk, dict):
-                    if "error" in chunk and not chunk.get("choices"):
-                        self.error = map_stream_error(chunk)
-                    usage = tokens(chunk.get("usage"))
-                    if usage is not None:
-                        self.usage = usage
-                        self.completion.stop()
-                        if not self._forward_usage and not chunk.get("choices"):
-                            continue  # the usage-only chunk we asked for; the client did not
-            kept.append(event.raw)
-            kept.append(b"\n\n")
+            if self._keep(event):
+                kept.append(event.raw)
+                kept.append(b"\n\n")
         out = b"".join(kept)
         self.completion.add(out)
         return out
 
+    def _keep(self, event: SseEvent) -> bool:
+        """Reads an event for the end, an error or the usage; False for the usage-only chunk we
+        asked for and the client did not."""
+        data = event.data
+        if data == b"[DONE]":
+            self.done = True
+        elif data and _NOTABLE.search(data):
+            chunk = _json(data)
+            if isinstance(chunk, dict):
+                if "error" in chunk and not chunk.get("choices"):
+                    self.error = map_stream_error(chunk)
+                usage = tokens(chunk.get("usage"))
+                if usage is not None:
+                    self.usage = usage
+                    self.completion.stop()
+                    if not self._forward_usage and not chunk.get("choices"):
+                        return False
+        return True
 
-def _notable(data: bytes) -> bool:
-    """Whether these bytes may hold the end, an error, or a usage that is not null."""
-    return (b"[DONE]" in data or b'{"error"' in data
-            or data.count(b'"usage":') != data.count(b'"usage":null'))
+
+# What may hold the end, an error, or a usage that is not null (most chunks carry "usage":null).
+_NOTABLE = re.compile(rb'\[DONE\]|\{"error"|"usage"[ \t]*:(?![ \t]*null)')
 
 
 def _json(data: bytes) -> Any:

@@ -7,6 +7,7 @@ starting with `:` are comments). https://html.spec.whatwg.org/multipage/server-s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DONE = b"data: [DONE]\n\n"
@@ -37,6 +38,29 @@ def encode(data: bytes, event: str | None = None) -> bytes:
     """One event carrying `data` (which must not hold a newline, as compact JSON does not)."""
     head = b"event: " + event.encode() + b"\n" if event else b""
     return head + b"data: " + data + b"\n\n"
+
+
+def spans_at(data: bytes, pattern: re.Pattern[bytes]) -> list[tuple[int, int]]:
+    """The (start, end) of each complete event of `data` (\\n-separated, no \\r) in which `pattern`
+    matches, in order and each once, its blank line left out: the few events a relay must read,
+    found in C without splitting the many it forwards as they are."""
+    spans: list[tuple[int, int]] = []
+    end = -1
+    for match in pattern.finditer(data):
+        at = match.start()
+        if at < end:
+            continue  # another match in the event already found
+        start = data.rfind(b"\n\n", 0, at)
+        end = data.find(b"\n\n", at)
+        if end < 0:
+            break  # in the incomplete rest
+        spans.append((0 if start < 0 else start + 2, end))
+    return spans
+
+
+def parse(block: bytes) -> SseEvent | None:
+    """One event's lines (without the blank line that ends it); None for blank lines only."""
+    return _event(block)
 
 
 class SseDecoder:
