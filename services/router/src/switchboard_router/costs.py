@@ -10,11 +10,11 @@ says so (`x-switchboard-price-unknown: true`, `usage.price_unknown`), as the led
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import orjson
 
+from switchboard_router.codecs.openai import USAGE
 from switchboard_router.codecs.sse import encode, parse, spans_at
 from switchboard_router.domain import RequestContext, Tokens
 from switchboard_router.prices import Prices, Rates, price_key, usd
@@ -68,7 +68,7 @@ def with_cost(data: bytes, cost_micros: int, known: bool) -> bytes:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     out: list[bytes] = []
     at = 0
-    for start, end in spans_at(data, _USAGE):
+    for start, end in spans_at(data, [m.start() for m in USAGE.finditer(data)]):
         event = parse(data[start:end])
         chunk = _json(event.data) if event is not None and event.data else None
         usage = chunk.get("usage") if isinstance(chunk, dict) else None
@@ -83,10 +83,6 @@ def with_cost(data: bytes, cost_micros: int, known: bool) -> bytes:
         return data
     out.append(data[at:])
     return b"".join(out)
-
-
-# A usage that is not null (every other chunk of a stream asked for usage carries "usage":null).
-_USAGE = re.compile(rb'"usage"[ \t]*:(?![ \t]*null)')
 
 
 def _json(data: bytes):

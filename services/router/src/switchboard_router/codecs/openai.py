@@ -26,7 +26,7 @@ from switchboard_common.errors import (
     UpstreamTimeout,
 )
 
-from switchboard_router.codecs.sse import DONE, SseEvent, parse, spans_at, split_events
+from switchboard_router.codecs.sse import DONE, SseEvent, find_all, parse, spans_at, split_events
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
 from switchboard_router.providers.base import Call, Reply
@@ -253,7 +253,7 @@ class SseRelay:
             self._rest = buffer
             return b""
         complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
-        spans = spans_at(complete, _NOTABLE)
+        spans = spans_at(complete, _notable(complete))
         if spans:  # only those events are parsed; the others go out byte for byte
             complete = self._read(complete, spans)
         self.completion.add(complete)
@@ -301,7 +301,7 @@ class SseRelay:
         data = event.data
         if data == b"[DONE]":
             self.done = True
-        elif data and _NOTABLE.search(data):
+        elif data and _notable(data):
             chunk = _json(data)
             if isinstance(chunk, dict):
                 if "error" in chunk and not chunk.get("choices"):
@@ -315,8 +315,18 @@ class SseRelay:
         return True
 
 
-# What may hold the end, an error, or a usage that is not null (most chunks carry "usage":null).
-_NOTABLE = re.compile(rb'\[DONE\]|\{"error"|"usage"[ \t]*:(?![ \t]*null)')
+# A usage that is not null (most chunks of a stream that asks for usage carry "usage":null).
+USAGE = re.compile(rb'"usage"[ \t]*:(?![ \t]*null)')
+
+
+def _notable(data: bytes) -> list[int]:
+    """Where these bytes may hold the end, an error, or a usage, sorted. Three searches with a
+    literal prefix each: one regex alternating them scans several times slower."""
+    places = [m.start() for m in USAGE.finditer(data)]
+    places += find_all(data, b"[DONE]")
+    places += find_all(data, b'{"error"')
+    places.sort()
+    return places
 
 
 def _json(data: bytes) -> Any:
