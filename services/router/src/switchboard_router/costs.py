@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import orjson
 
-from switchboard_router.codecs.sse import encode, split_events
+from switchboard_router.codecs.openai import USAGE
+from switchboard_router.codecs.sse import encode, parse, spans_at
 from switchboard_router.domain import RequestContext, Tokens
 from switchboard_router.prices import Prices, Rates, price_key, usd
 from switchboard_router.usage import Exchange
@@ -62,22 +63,26 @@ class Costs:
 
 def with_cost(data: bytes, cost_micros: int, known: bool) -> bytes:
     """Complete SSE events with `cost_usd` (dollars, a JSON number) added to the usage object of
-    the chunk that carries one; every other event is left byte for byte."""
-    events, rest = split_events(data)
+    the chunk that carries one; every other event is left byte for byte (and unparsed)."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     out: list[bytes] = []
-    for event in events:
-        raw = event.raw
-        if event.data and b'"usage"' in event.data:
-            chunk = _json(event.data)
-            usage = chunk.get("usage") if isinstance(chunk, dict) else None
-            if isinstance(usage, dict):
-                usage["cost_usd"] = cost_micros / 1_000_000
-                if not known:
-                    usage["price_unknown"] = True
-                raw = encode(orjson.dumps(chunk), event.event)[:-2]
-        out.append(raw)
-        out.append(b"\n\n")
-    return b"".join(out) + rest
+    at = 0
+    for start, end in spans_at(data, [m.start() for m in USAGE.finditer(data)]):
+        event = parse(data[start:end])
+        chunk = _json(event.data) if event is not None and event.data else None
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if isinstance(usage, dict):
+            usage["cost_usd"] = cost_micros / 1_000_000
+            if not known:
+                usage["price_unknown"] = True
+            out.append(data[at:start])
+            out.append(encode(orjson.dumps(chunk), event.event if event else None)[:-2])
+            at = end
+    if not out:
+        return data
+    out.append(data[at:])
+    return b"".join(out)
 
 
 def _json(data: bytes):

@@ -93,6 +93,24 @@ def test_relay_hides_the_usage_chunk_the_client_did_not_ask_for():
     assert shown.feed(tail) == tail
 
 
+def test_a_whole_stream_in_one_read_goes_out_as_it_came_with_its_usage_read():
+    whole = _chunk("a") + b": keep-alive\n\n" + _chunk("b") + _chunk(None, usage=True, choices=False) \
+        + b"data: [DONE]\n\n"
+    shown = _relay(forward_usage=True)
+    assert shown.feed(whole) is whole  # found and parsed only the usage and [DONE], no copy
+    assert shown.done and (shown.usage.prompt, shown.usage.completion) == (3, 4)
+    hidden = _relay(forward_usage=False)
+    assert hidden.feed(whole) == _chunk("a") + b": keep-alive\n\n" + _chunk("b") + b"data: [DONE]\n\n"
+    assert hidden.done and hidden.usage is not None
+
+
+def test_a_spaced_usage_is_still_read():
+    event = b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}\n\n'
+    relay = _relay(forward_usage=True)
+    assert relay.feed(_chunk("a") + event) == _chunk("a") + event
+    assert relay.usage is not None and relay.usage.completion == 4
+
+
 def test_relay_ends_with_done_and_counts_text_without_usage():
     relay = _relay(forward_usage=False)
     relay.feed(_chunk("Hello") + _chunk(" world"))

@@ -40,3 +40,12 @@ def test_encode_round_trips():
         (parsed,), rest = sse.split_events(data)
         assert (parsed.event, parsed.data, rest) == (event, b'{"x":"y"}', b"")
     assert sse.encode(b"[DONE]") == sse.DONE
+
+
+def test_spans_at_finds_each_matching_event_once_and_not_in_the_incomplete_rest():
+    data = b'data: {"a":1}\n\n\ndata: {"b":1,"b2":1}\n\ndata: {"c":1}\n\ndata: {"b":'
+    spans = sse.spans_at(data, sse.find_all(data, b"\"b"))
+    assert [data[s:e] for s, e in spans] == [b'data: {"b":1,"b2":1}']
+    assert sse.parse(data[spans[0][0]:spans[0][1]]).data == b'{"b":1,"b2":1}'
+    assert [data[s:e] for s, e in sse.spans_at(data, sse.find_all(data, b"\"a"))] == [b'data: {"a":1}']
+    assert sse.spans_at(data, sse.find_all(data, b"\"z")) == []

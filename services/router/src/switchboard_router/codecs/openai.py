@@ -27,7 +27,7 @@ from switchboard_common.errors import (
 )
 
 from switchboard_router.codecs.base import answer_object
-from switchboard_router.codecs.sse import DONE, SseEvent, split_events
+from switchboard_router.codecs.sse import DONE, SseEvent, find_all, parse, spans_at, split_events
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
 from switchboard_router.providers.base import Call, Reply
@@ -224,8 +224,9 @@ class SseRelay:
     """Follows one provider stream read by read: what to forward, the usage, the end, errors, and
     the completion so far (for token counting when no usage comes; see completion.py).
 
-    A read holding only ordinary chunks is forwarded as it came, unparsed. Only complete events
-    are forwarded, so a usage chunk split across reads can still be held back.
+    A read is forwarded as it came: only the events that may hold the usage, an error or the end
+    are found (one regex search in C) and parsed; the others are neither split nor copied. Only
+    complete events are forwarded, so a usage chunk split across reads can still be held back.
     """
 
     def __init__(self, forward_usage: bool, count: Callable[[str], int]) -> None:
@@ -239,17 +240,19 @@ class SseRelay:
     def feed(self, read: bytes) -> bytes:
         """The bytes to forward for this read (maybe empty)."""
         buffer = self._rest + read if self._rest else read
-        if b"\r" not in buffer:
-            cut = buffer.rfind(b"\n\n")
-            if cut < 0:
-                self._rest = buffer
-                return b""
-            complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
-            if not _notable(complete):
-                self.completion.add(complete)
-                return complete
-        events, self._rest = split_events(buffer)
-        return self._forward(events)
+        if b"\r" in buffer:
+            events, self._rest = split_events(buffer)
+            return self._forward(events)
+        cut = buffer.rfind(b"\n\n")
+        if cut < 0:
+            self._rest = buffer
+            return b""
+        complete, self._rest = buffer[:cut + 2], buffer[cut + 2:]
+        spans = spans_at(complete, _notable(complete))
+        if spans:  # only those events are parsed; the others go out byte for byte
+            complete = self._read(complete, spans)
+        self.completion.add(complete)
+        return complete
 
     def finish(self) -> bytes:
         """At the provider's clean end: a last unterminated event, and [DONE] if it never came."""
@@ -263,34 +266,62 @@ class SseRelay:
         """The provider's count once it reported usage; until then, counted from the text."""
         return self.usage.completion if self.usage is not None else self.completion.tokens()
 
+    def _read(self, complete: bytes, spans: list[tuple[int, int]]) -> bytes:
+        """`complete` without the events that are not forwarded, the notable ones read."""
+        out: list[bytes] = []
+        at = 0
+        for start, end in spans:
+            event = parse(complete[start:end])
+            if event is not None and not self._keep(event):
+                out.append(complete[at:start])
+                at = end + 2
+        if not out:
+            return complete
+        out.append(complete[at:])
+        return b"".join(out)
+
     def _forward(self, events: list[SseEvent]) -> bytes:
         kept: list[bytes] = []
         for event in events:
-            data = event.data
-            if data == b"[DONE]":
-                self.done = True
-            elif data and _notable(data):
-                chunk = _json(data)
-                if isinstance(chunk, dict):
-                    if "error" in chunk and not chunk.get("choices"):
-                        self.error = map_stream_error(chunk)
-                    usage = tokens(chunk.get("usage"))
-                    if usage is not None:
-                        self.usage = usage
-                        self.completion.stop()
-                        if not self._forward_usage and not chunk.get("choices"):
-                            continue  # the usage-only chunk we asked for; the client did not
-            kept.append(event.raw)
-            kept.append(b"\n\n")
+            if self._keep(event):
+                kept.append(event.raw)
+                kept.append(b"\n\n")
         out = b"".join(kept)
         self.completion.add(out)
         return out
 
+    def _keep(self, event: SseEvent) -> bool:
+        """Reads an event for the end, an error or the usage; False for the usage-only chunk we
+        asked for and the client did not."""
+        data = event.data
+        if data == b"[DONE]":
+            self.done = True
+        elif data and _notable(data):
+            chunk = _json(data)
+            if isinstance(chunk, dict):
+                if "error" in chunk and not chunk.get("choices"):
+                    self.error = map_stream_error(chunk)
+                usage = tokens(chunk.get("usage"))
+                if usage is not None:
+                    self.usage = usage
+                    self.completion.stop()
+                    if not self._forward_usage and not chunk.get("choices"):
+                        return False
+        return True
 
-def _notable(data: bytes) -> bool:
-    """Whether these bytes may hold the end, an error, or a usage that is not null."""
-    return (b"[DONE]" in data or b'{"error"' in data
-            or data.count(b'"usage":') != data.count(b'"usage":null'))
+
+# A usage that is not null (most chunks of a stream that asks for usage carry "usage":null).
+USAGE = re.compile(rb'"usage"[ \t]*:(?![ \t]*null)')
+
+
+def _notable(data: bytes) -> list[int]:
+    """Where these bytes may hold the end, an error, or a usage, sorted. Three searches with a
+    literal prefix each: one regex alternating them scans several times slower."""
+    places = [m.start() for m in USAGE.finditer(data)]
+    places += find_all(data, b"[DONE]")
+    places += find_all(data, b'{"error"')
+    places.sort()
+    return places
 
 
 def _json(data: bytes) -> Any:

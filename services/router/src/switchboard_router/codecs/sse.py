@@ -39,6 +39,38 @@ def encode(data: bytes, event: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
+def find_all(data: bytes, mark: bytes) -> list[int]:
+    """Where `mark` occurs in `data` (a search in C; few marks occur in a stream)."""
+    out: list[int] = []
+    at = data.find(mark)
+    while at >= 0:
+        out.append(at)
+        at = data.find(mark, at + 1)
+    return out
+
+
+def spans_at(data: bytes, places: list[int]) -> list[tuple[int, int]]:
+    """The (start, end) of each complete event of `data` (\\n-separated, no \\r) holding one of
+    `places` (sorted), in order and each once, its blank line left out: the few events a relay
+    must read, found without splitting the many it forwards as they are."""
+    spans: list[tuple[int, int]] = []
+    end = -1
+    for at in places:
+        if at < end:
+            continue  # in the event already found
+        start = data.rfind(b"\n\n", 0, at)
+        end = data.find(b"\n\n", at)
+        if end < 0:
+            break  # in the incomplete rest
+        spans.append((0 if start < 0 else start + 2, end))
+    return spans
+
+
+def parse(block: bytes) -> SseEvent | None:
+    """One event's lines (without the blank line that ends it); None for blank lines only."""
+    return _event(block)
+
+
 class SseDecoder:
     """Splits a byte stream into events, read by read, holding back the incomplete last one."""
 
