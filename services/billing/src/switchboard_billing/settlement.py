@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard_billing import alert_outbox
@@ -79,7 +79,7 @@ async def settle(w: Writer, conn: AsyncConnection, entries: Sequence[UsageEntry]
 
 
 async def _add_spend(w: Writer, conn: AsyncConnection, spend: dict[CounterKey, list[int]],
-                     released: dict[CounterKey, tuple[int, int]]) -> list:
+                     released: dict[CounterKey, tuple[int, int]]) -> Sequence[Row]:
     """Every counter's spend added and its released lease holdings taken off `leased`, in one
     statement whatever their number: an upsert, so a counter missing this period starts at 0
     (as `ensure_counters` would make it) plus these amounts. Rows go in key order, the lock
