@@ -3,7 +3,9 @@
 Publishes BENCH_BILLING_EVENTS usage events (default 20,000; every other one for a key with a
 budget, so settlement is measured too) to a private JetStream stream, in UsageBatch messages of
 BENCH_BILLING_BATCH records (default 16, about what one router replica sends every 20 ms at
-800 req/s; 1: one usage.recorded message per event, as routers before batching did), then times
+800 req/s; 1: one usage.recorded message per event, as routers before batching did), with event
+ids minted as routers mint them (UUIDv7, ordered by time: random ones cost SQLite's primary-key
+index about twice the page writes per commit), then times
 one consumer pricing, storing and settling them on a fresh SQLite file until the stream is
 drained. NATS is SWITCHBOARD_TEST_NATS_URL (default nats://127.0.0.1:4222); without it the bench
 says so and measures the consumer's batches straight from memory instead.
@@ -35,13 +37,14 @@ from switchboard_billing.settings import BillingSettings
 from switchboard_billing.writes import Writer
 from switchboard_common import db, events, migrations
 from switchboard_common.testing import infra
+from switchboard_router.usage import mint_event_id
 
 
 def usage_events(count: int) -> list[events_pb2.UsageRecorded]:
     at = Timestamp()
     at.FromDatetime(datetime.now(UTC))
     return [events_pb2.UsageRecorded(
-        event_id=secrets.token_hex(12), request_id=f"bench-{i}", occurred_at=at,
+        event_id=mint_event_id(), request_id=f"bench-{i}", occurred_at=at,
         key_id="budgeted" if i % 2 else f"key-{i % 50}", tenant_id="bench", model="gpt-4o-mini",
         provider="openai", upstream_model="gpt-4o-mini", prompt_tokens=30, completion_tokens=20,
         total_tokens=50, outcome=events_pb2.OUTCOME_SUCCESS)

@@ -64,6 +64,12 @@ class GenaiPricesCatalog:
             _log.warning("catalog cannot price this model", model=model.id, error=str(exc)[:200])
             return None
 
+    def flat_rates(self, refs: tuple[str, ...], provider: str) -> Rates | None:
+        """The one flat, undated rate per token kind of the model `cost_usd` would price, if it
+        has one (then `cost_usd` is exactly `flat_cost_usd` of it, whatever the time)."""
+        found = self._first(refs, provider)
+        return found.flat if found is not None else None
+
     def rates(self, refs: tuple[str, ...], provider: str, at: datetime) -> Rates | None:
         """The per-million prices (the base tier where prices are tiered), for estimates."""
         found = self._first(refs, provider)

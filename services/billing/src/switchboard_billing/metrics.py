@@ -21,6 +21,7 @@ COST = Counter("switchboard_billing_cost_micros_usd_total",
 UNPRICED = Counter("switchboard_billing_unpriced_requests_total",
                    "Stored requests whose model has no known price (billed 0)", _LABELS)
 OTHER = "other"
+_KINDS = ("prompt", "completion", "cached_prompt", "reasoning")
 
 
 class BoundedLabel:
@@ -47,24 +48,38 @@ class UsageMetrics:
 
     def count(self, entries: Iterable[UsageEntry]) -> None:
         """Sums the batch per series first: one increment per series and batch, not per entry
-        (`labels()` takes a lock and formats its values, ~5 µs a call)."""
+        (`labels()` takes a lock and formats its values, ~5 µs a call); the labels are bounded
+        once per distinct (model, provider, key) of the batch, not per entry."""
+        groups: dict[tuple[str, str, str], list] = {}
+        for e in entries:
+            group = groups.get(raw := (e.model, e.provider, e.key_id))
+            if group is None:
+                group = groups[raw] = [Counter_(), 0, 0, 0, 0, 0, 0]
+            group[0][e.outcome] += 1
+            group[1] += e.prompt_tokens
+            group[2] += e.completion_tokens
+            group[3] += e.cached_prompt_tokens
+            group[4] += e.reasoning_tokens
+            if e.price_unknown:
+                group[5] += 1
+            else:
+                group[6] += e.cost_micros_usd
         requests: Counter_[tuple[str, ...]] = Counter_()
         tokens: Counter_[tuple[str, ...]] = Counter_()
         unpriced: Counter_[tuple[str, ...]] = Counter_()
         cost: Counter_[tuple[str, ...]] = Counter_()
-        for e in entries:
-            labels = (self._model(e.model), self._provider(e.provider), self._key(e.key_id))
-            requests[(*labels, e.outcome)] += 1
-            for kind, value in (("prompt", e.prompt_tokens), ("completion", e.completion_tokens),
-                                ("cached_prompt", e.cached_prompt_tokens),
-                                ("reasoning", e.reasoning_tokens)):
+        for (model, provider, key_id), (outcomes, *sums) in groups.items():
+            labels = (self._model(model), self._provider(provider), self._key(key_id))
+            for outcome, n in outcomes.items():
+                requests[(*labels, outcome)] += n
+            for kind, value in zip(_KINDS, sums[:4], strict=True):
                 if value:
                     tokens[(*labels, kind)] += value
-            if e.price_unknown:
-                unpriced[labels] += 1
-            elif e.cost_micros_usd:
-                cost[labels] += e.cost_micros_usd
-        for metric, sums in ((REQUESTS, requests), (TOKENS, tokens), (UNPRICED, unpriced),
-                             (COST, cost)):
-            for series, amount in sums.items():
+            if sums[4]:
+                unpriced[labels] += sums[4]
+            if sums[5]:
+                cost[labels] += sums[5]
+        for metric, totals in ((REQUESTS, requests), (TOKENS, tokens), (UNPRICED, unpriced),
+                               (COST, cost)):
+            for series, amount in totals.items():
                 metric.labels(*series).inc(amount)

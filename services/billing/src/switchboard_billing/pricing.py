@@ -1,6 +1,14 @@
 """What a request costs: switchboard.yaml's prices first (deployment, then model), then the
-catalog; a model priced by neither costs 0 and is flagged price_unknown. Integer micro-dollars,
-computed in Decimal from per-million rates (USD per million tokens x tokens = micro-dollars)."""
+catalog; a model priced by neither costs 0 and is flagged price_unknown. Integer micro-dollars
+from per-million rates (USD per million tokens x tokens = micro-dollars), exact and rounded half
+up: a flat rate as integers over one power of ten, anything else summed in Decimal.
+
+What each (model, provider, deployment, upstream model) is priced by is looked up once and kept
+(`PriceBook.tariff`), bounded in size: both sources are fixed for the life of the process (the
+file is read at start, the catalog is the installed version's data), so an entry never goes
+stale and needs no expiry; a dated or tiered catalog price is kept as "ask the catalog", which
+prices it by the request's time every time.
+"""
 
 from __future__ import annotations
 
@@ -65,16 +73,76 @@ class Catalog(Protocol):
 
 UNKNOWN = Priced(0, True, "")
 NOT_BILLED = Priced(0, False, "")  # a failed call: recorded, free
+_MAX_TARIFFS = 10_000  # model names come from clients (passthrough routes)
+
+
+class FlatTariff:
+    """One flat rate per token kind, as integers over 10**scale: a request's cost is a few
+    integer operations, the same value the Decimal sum gives (rates are finite, >= 0)."""
+
+    __slots__ = ("_input", "_cached", "_written", "_output", "_unit", "_source")
+
+    def __init__(self, rates: Rates, source: str) -> None:
+        values = (rates.input, rates.cached_input, rates.cache_write, rates.output)
+        scale = max(0, *(-int(v.as_tuple().exponent) for v in values))
+        self._input, self._cached, self._written, self._output = (
+            int(v.scaleb(scale)) for v in values)
+        self._unit = 10 ** scale
+        self._source = source
+
+    def price(self, prompt: int, completion: int, cached: int, written: int,
+              at: datetime) -> Priced:
+        cached = min(max(cached, 0), prompt)  # as TokenCounts.clamped
+        written = min(max(written, 0), prompt - cached)
+        total = ((prompt - cached - written) * self._input + cached * self._cached
+                 + written * self._written + completion * self._output)
+        return Priced((2 * total + self._unit) // (2 * self._unit), False, self._source)
+
+
+class AskedTariff:
+    """Priced by the book every time (dated or tiered catalog prices, or none known)."""
+
+    __slots__ = ("_book", "_ref")
+
+    def __init__(self, book: PriceBook, ref: ModelRef) -> None:
+        self._book, self._ref = book, ref
+
+    def price(self, prompt: int, completion: int, cached: int, written: int,
+              at: datetime) -> Priced:
+        return self._book.price(self._ref, TokenCounts(prompt, completion, cached, written), at)
 
 
 class PriceBook:
     def __init__(self, overrides: PriceOverrides, catalog: Catalog | None) -> None:
         self._overrides = overrides
         self._catalog = catalog if overrides.use_catalog else None
+        self._tariffs: dict[tuple[str, str, str, str], FlatTariff | AskedTariff] = {}
 
     @property
     def catalog_source(self) -> str:
         return self._catalog.source if self._catalog is not None else ""
+
+    def tariff(self, model: str, provider: str, deployment: str,
+               upstream_model: str) -> FlatTariff | AskedTariff:
+        """What prices this model, looked up once (billing's hot path: one dict hit a record)."""
+        key = (model, provider, deployment, upstream_model)
+        found = self._tariffs.get(key)
+        if found is None:
+            found = self._tariff(ModelRef(model, provider, deployment, upstream_model))
+            if len(self._tariffs) >= _MAX_TARIFFS:
+                self._tariffs.clear()
+            self._tariffs[key] = found
+        return found
+
+    def _tariff(self, ref: ModelRef) -> FlatTariff | AskedTariff:
+        rates = self._configured(ref)
+        if rates is not None:
+            return FlatTariff(rates, CONFIG_SOURCE)
+        flat = getattr(self._catalog, "flat_rates", None)
+        rates = flat(_refs(ref), ref.provider) if flat is not None else None
+        if rates is not None:
+            return FlatTariff(rates, self.catalog_source)
+        return AskedTariff(self, ref)
 
     def price(self, ref: ModelRef, tokens: TokenCounts, at: datetime) -> Priced:
         tokens = tokens.clamped()

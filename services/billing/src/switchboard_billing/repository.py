@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchboard_common.pagination import Cursor
 
 from switchboard_billing.domain import Spend, SpendGroup, SpendTotals, UsageEntry, UsageFilter
+from switchboard_billing.ledger_insert import LedgerInsert
 from switchboard_billing.tables import usage_records as usage
 
 _TOTALS = (
@@ -30,8 +30,7 @@ class UsageRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-        # ON CONFLICT is spelled by each dialect's own insert().
-        self._insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self._ledger = LedgerInsert(engine.dialect)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -44,16 +43,9 @@ class UsageRepository:
             return len(await self.insert_in(conn, entries))
 
     async def insert_in(self, conn: AsyncConnection, entries: Sequence[UsageEntry]) -> set[str]:
-        """The insert inside the caller's transaction; returns the event ids that were new."""
-        unique: dict[str, dict] = {}
-        for entry in entries:  # a batch may carry one event twice; the first one is kept
-            unique.setdefault(entry.event_id, entry.as_row())
-        if not unique:
-            return set()
-        stmt = (self._insert(usage).on_conflict_do_nothing(index_elements=[usage.c.event_id])
-                .returning(usage.c.event_id))
-        result = await conn.execute(stmt, list(unique.values()))
-        return {row[0] for row in result.all()}
+        """The insert inside the caller's transaction; returns the event ids that were new (a
+        batch may carry one event twice; the first one is kept)."""
+        return await self._ledger.new_in(conn, entries)
 
     async def spend(self, f: UsageFilter, group_by: Sequence[str] = ()) -> Spend:
         """Totals, per-model totals and the groups asked for, summed by the database."""

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard_billing import alert_outbox
-from switchboard_billing.budget_store import ensure_counters, rules_for
+from switchboard_billing.budget_store import rules_for
 from switchboard_billing.domain import BudgetRule, UsageEntry
 from switchboard_billing.periods import period_start
 from switchboard_billing.tables import budget_counters as counters
@@ -62,20 +62,13 @@ async def settle(w: Writer, conn: AsyncConnection, entries: Sequence[UsageEntry]
             if lease_start is not None:
                 _add(used[(e.budget_lease_id, rule.budget_id)], e)
     released = await _release(conn, used)
-    await ensure_counters(w, conn, spend)
     rule_of = {r.budget_id: r for r in rules}
     crossings: list[Crossing] = []
-    for key in sorted(spend):  # the lock order
-        usd, tok = spend[key]
-        back_usd, back_tok = released.get(key, (0, 0))
-        row = (await conn.execute(
-            update(counters).where(and_(counters.c.budget_id == key[0],
-                                        counters.c.period_start == key[1]))
-            .values(spent_micros_usd=counters.c.spent_micros_usd + usd,
-                    spent_tokens=counters.c.spent_tokens + tok,
-                    leased_micros_usd=counters.c.leased_micros_usd - back_usd,
-                    leased_tokens=counters.c.leased_tokens - back_tok)
-            .returning(counters.c.spent_micros_usd, counters.c.spent_tokens))).one()
+    added = dict(spend)  # a row naming a key not asked for is an error, not a silent 0
+    for row in sorted(await _add_spend(w, conn, added, released),
+                      key=lambda r: (r.budget_id, r.period_start)):
+        key = (row.budget_id, row.period_start)
+        usd, tok = added[key]
         rule = rule_of[key[0]]
         for unit, delta, after in (("usd", usd, row.spent_micros_usd),
                                    ("tokens", tok, row.spent_tokens)):
@@ -83,6 +76,32 @@ async def settle(w: Writer, conn: AsyncConnection, entries: Sequence[UsageEntry]
                 crossings.append(Crossing(rule, key[1], unit, after - delta, after,
                                           row.spent_micros_usd, row.spent_tokens))
     return await alert_outbox.queue(w, conn, crossings, now)
+
+
+async def _add_spend(w: Writer, conn: AsyncConnection, spend: dict[CounterKey, list[int]],
+                     released: dict[CounterKey, tuple[int, int]]) -> Sequence[Row]:
+    """Every counter's spend added and its released lease holdings taken off `leased`, in one
+    statement whatever their number: an upsert, so a counter missing this period starts at 0
+    (as `ensure_counters` would make it) plus these amounts. Rows go in key order, the lock
+    order. Returns each counter's (budget_id, period_start, spent_micros_usd, spent_tokens)."""
+    rows = []
+    for key in sorted(spend):
+        usd, tok = spend[key]
+        back_usd, back_tok = released.get(key, (0, 0))
+        rows.append({"budget_id": key[0], "period_start": key[1], "spent_micros_usd": usd,
+                     "spent_tokens": tok, "leased_micros_usd": -back_usd,
+                     "leased_tokens": -back_tok, "last_micros_usd": 0, "last_tokens": 0})
+    stmt = w.insert(counters).values(rows)
+    added = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[counters.c.budget_id, counters.c.period_start],
+        set_={"spent_micros_usd": counters.c.spent_micros_usd + added.spent_micros_usd,
+              "spent_tokens": counters.c.spent_tokens + added.spent_tokens,
+              "leased_micros_usd": counters.c.leased_micros_usd + added.leased_micros_usd,
+              "leased_tokens": counters.c.leased_tokens + added.leased_tokens})
+    return (await conn.execute(stmt.returning(
+        counters.c.budget_id, counters.c.period_start, counters.c.spent_micros_usd,
+        counters.c.spent_tokens))).all()
 
 
 def _add(totals: list[int], e: UsageEntry) -> None:
@@ -93,20 +112,19 @@ def _add(totals: list[int], e: UsageEntry) -> None:
 async def _allocations(conn: AsyncConnection, lease_ids: set[str]) -> dict[tuple[str, str], datetime]:
     if not lease_ids:
         return {}
+    # Locked here (in key order, before any counter) for `_release`'s updates.
     rows = (await conn.execute(select(alloc.c.lease_id, alloc.c.budget_id, alloc.c.period_start)
-                               .where(alloc.c.lease_id.in_(sorted(lease_ids))))).all()
+                               .where(alloc.c.lease_id.in_(sorted(lease_ids)))
+                               .order_by(alloc.c.lease_id, alloc.c.budget_id)
+                               .with_for_update())).all()
     return {(r.lease_id, r.budget_id): r.period_start for r in rows}
 
 
 async def _release(conn: AsyncConnection,
                    used: dict[tuple[str, str], list[int]]) -> dict[CounterKey, tuple[int, int]]:
-    """What each lease held for these requests leaves it (at most what it holds)."""
+    """What each lease held for these requests leaves it (at most what it holds); its rows
+    were locked by `_allocations`."""
     out: dict[CounterKey, tuple[int, int]] = {}
-    if not used:
-        return out
-    await conn.execute(select(alloc.c.lease_id).where(
-        tuple_(alloc.c.lease_id, alloc.c.budget_id).in_(sorted(used)))
-        .order_by(alloc.c.lease_id, alloc.c.budget_id).with_for_update())
     for (lease_id, budget_id), (usd, tok) in sorted(used.items()):
         take_usd, take_tok = least(alloc.c.held_micros_usd, usd), least(alloc.c.held_tokens, tok)
         row = (await conn.execute(

@@ -154,3 +154,22 @@ def test_a_priced_entry_is_the_entry_with_its_price_and_nothing_else_changed():
     assert out == replace(base, cost_micros_usd=out.cost_micros_usd, price_unknown=False,
                           price_source=CATALOG.source)
     assert base.price_unknown and base.cost_micros_usd == 0  # the original is left as it was
+
+
+@pytest.mark.parametrize("tokens", [(3, 0, 0, 0), (10, 0, 0, 0), (1200, 100, 200, 0),
+                                    (1000, 7, 50, 30), (5, 9, 9, 9), (0, 0, 0, 0),
+                                    (10**9, 10**9, 10**8, -4)])
+def test_the_kept_tariff_prices_exactly_as_the_decimal_sum(tokens):
+    """The hot path's integer tariff gives what the Decimal path gives, half-ups included, for
+    file prices and for the catalog's flat rates alike."""
+    b = book({"models": {"mine": {"input": "0.15", "output": "0.6", "cached_input": "0.075",
+                                  "cache_write": "0.1875"},
+                         "whole": {"input": 3, "output": 15}}})
+    prompt, completion, cached, written = tokens
+    counts = TokenCounts(prompt, completion, cached, written)
+    for model, provider in (("mine", ""), ("whole", ""), ("gpt-4o-mini", "openai"),
+                            ("no-such-model", "")):
+        want = b.price(ModelRef(model=model, provider=provider), counts, AT)
+        got = b.tariff(model, provider, "", "").price(prompt, completion, cached, written, AT)
+        assert got == want, model
+    assert b.tariff("mine", "", "", "") is b.tariff("mine", "", "", "")  # looked up once
