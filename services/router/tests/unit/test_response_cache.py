@@ -46,6 +46,14 @@ def test_tenants_never_share_a_key():
     assert _key(tenant="t1") != _key(tenant="t2")
 
 
+def test_keys_restricted_to_different_models_never_share_a_key():
+    # A fallback may have answered one key with a model the other may not use.
+    narrow = cache_key(CHAT, "t1", "gpt-4o", BODY, False, None, frozenset({"gpt-4o"}))
+    wider = cache_key(CHAT, "t1", "gpt-4o", BODY, False, None, frozenset({"gpt-4o", "claude*"}))
+    assert len({narrow, wider, _key()}) == 3
+    assert narrow == cache_key(CHAT, "t1", "gpt-4o", BODY, False, None, frozenset({"gpt-4o"}))
+
+
 @pytest.mark.parametrize("change", [
     {"temperature": 0.3}, {"top_p": 0.5}, {"n": 2}, {"seed": 8}, {"stop": ["y"]},
     {"max_tokens": 11}, {"max_completion_tokens": 10}, {"response_format": {"type": "text"}},

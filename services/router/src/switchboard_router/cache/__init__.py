@@ -83,7 +83,7 @@ class ResponseCache:
                 "chat completions, completions and embeddings without a guardrail policy, "
                 "session_id or rag_collection.", param=CACHE_HEADER, code="cache_not_applicable")
         key = cache_key(request.endpoint, tenant_id, name, request.body, request.stream,
-                        ctx.native_body)
+                        ctx.native_body, ctx.allowed_models)
         return Plan(key=key, endpoint=request.endpoint, read=wanted.read, write=wanted.write)
 
     async def get(self, plan: Plan) -> Entry | None:
