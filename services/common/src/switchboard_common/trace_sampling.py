@@ -106,8 +106,13 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
     def _unsampled(self, method: str, metadata: Any) -> context_api.Context | None:
         """The context to run a call in when its trace is not sampled; None when it is (after
         noting a root's trace id for the SDK's span)."""
-        carrier = {key: value for key, value in metadata or () if key in self._fields}
-        parent = propagate.extract(carrier) if carrier else context_api.get_current()
+        carrier = None
+        for key, value in metadata or ():
+            if key in self._fields:
+                if carrier is None:
+                    carrier = {}
+                carrier[key] = value
+        parent = context_api.get_current() if carrier is None else propagate.extract(carrier)
         parent_span = trace.get_current_span(parent).get_span_context()
         root = not parent_span.is_valid
         trace_id = self._ids.generate_trace_id() if root else parent_span.trace_id

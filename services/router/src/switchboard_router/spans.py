@@ -38,7 +38,9 @@ def attempt(ex: Any, target: Any, began: float, error: str = "") -> None:
 def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     """The spans of one finished request (a usage.Exchange); returns the trace headers for its
     usage event, or None when tracing is off or the request's trace is sampled out."""
-    if not tracing.enabled():
+    # The RPC's span not recorded (its trace sampled out), a child of it is not either: asking
+    # the SDK would build a non-recording span to say so.
+    if not tracing.enabled() or not trace.get_current_span().is_recording():
         return None
     tracer = tracing.tracer("switchboard_router")
     now_perf, now_ns = time.perf_counter(), time.time_ns()
@@ -46,7 +48,7 @@ def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     operation = _OPERATION[ex.endpoint]
     span = tracer.start_span(f"{operation} {ex.model}".strip(), kind=SpanKind.CLIENT,
                              start_time=now_ns - int((now_perf - ex.started) * 1e9))
-    if not span.is_recording():  # sampled out: nothing of it is kept, so nothing more is built
+    if not span.is_recording():  # sampled out after all: nothing of it is kept
         return None
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,
