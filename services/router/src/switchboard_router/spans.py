@@ -38,9 +38,10 @@ def attempt(ex: Any, target: Any, began: float, error: str = "") -> None:
 def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     """The spans of one finished request (a usage.Exchange); returns the trace headers for its
     usage event, or None when tracing is off or the request's trace is sampled out."""
-    # The RPC's span not recorded (its trace sampled out), a child of it is not either: asking
-    # the SDK would build a non-recording span to say so.
-    if not tracing.enabled() or not trace.get_current_span().is_recording():
+    # The RPC's trace sampled out, a child of it is not sampled either: asking the SDK would build
+    # a non-recording span to say so. (The flag, not is_recording: an estimate's count may finish
+    # after the RPC's span has ended.)
+    if not tracing.enabled() or not trace.get_current_span().get_span_context().trace_flags.sampled:
         return None
     tracer = tracing.tracer("switchboard_router")
     now_perf, now_ns = time.perf_counter(), time.time_ns()
