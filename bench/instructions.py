@@ -10,8 +10,9 @@ two checkouts, what a change to the router's path costs or saves.
 For each setting it starts the stack with only the router under callgrind (everything else runs
 natively), sends warm-up requests, zeroes the counters, sends BENCH_INSTR_REQUESTS requests (a key
 with a budget, as `make bench`'s common request), and dumps the counters: instructions / requests.
-The count includes what the router's background tasks did meanwhile (ticks, NATS heartbeats), a
-few percent at most, alike in every setting.
+The count includes what the router's background tasks did meanwhile (ticks, NATS heartbeats),
+which grows with the run's length: under a heavy load a run of the same tree counted up to ~14 %
+more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
 BENCH_INSTR_TELEMETRY=off,metrics,traces.

@@ -3,9 +3,11 @@
 Off, nothing is installed: no interceptor, no patched aiohttp, no span built on any request, so
 the hot path pays one boolean test where a span would start. On, each service is a TracerProvider
 named `switchboard-<service>` with a batch processor (export off the request's path), the gRPC
-instrumentation's interceptors on its server and on every channel it opens (W3C `traceparent` in
-the gRPC metadata, so one trace runs edge -> router -> auth, guardrails, memory), and the aiohttp
-client instrumentation on the provider calls. The OTLP exporter reads the standard OTEL_EXPORTER_OTLP_*
+instrumentation's interceptors on its server (for the calls that will be sampled only:
+trace_sampling.py) and on every channel it opens (W3C `traceparent` in the gRPC metadata, so one
+trace runs edge -> router -> auth, guardrails, memory), and the aiohttp client instrumentation on
+its HTTP sessions but the router's provider session, whose calls make their own span when
+sampled (trace_http.py). The OTLP exporter reads the standard OTEL_EXPORTER_OTLP_*
 variables and the SDK its sampler (OTEL_TRACES_SAMPLER); see settings.TelemetrySettings.
 """
 
@@ -46,7 +48,10 @@ def configure(service: str, settings: TelemetrySettings) -> None:
         exporter = OTLPSpanExporter()
     else:
         exporter = ConsoleSpanExporter()
-    _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"switchboard-{service}"}))
+    from switchboard_common.trace_sampling import DecidedIds
+
+    _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"switchboard-{service}"}),
+                               id_generator=DecidedIds())
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(_provider)
     AioHttpClientInstrumentor().instrument(tracer_provider=_provider)
@@ -55,12 +60,25 @@ def configure(service: str, settings: TelemetrySettings) -> None:
 
 
 def server_interceptors() -> list[Any]:
-    """The gRPC instrumentation's server interceptor (one SERVER span per RPC), when on."""
+    """The gRPC instrumentation's server interceptor (one SERVER span per sampled RPC), when on."""
     if not _enabled:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [aio_server_interceptor(tracer_provider=_provider)]
+    from switchboard_common.trace_sampling import SampledServerInterceptor
+
+    return [SampledServerInterceptor(aio_server_interceptor(tracer_provider=_provider),
+                                     _provider.sampler, _provider.id_generator)]
+
+
+def without_http_instrumentation(session: Any) -> None:
+    """Takes the aiohttp instrumentation off `session` (an aiohttp.ClientSession), whose calls
+    make their own span with trace_http instead: the instrumentation builds one, and aiohttp its
+    trace signals, on every call and every chunk read, sampled or not."""
+    if _enabled:
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+        AioHttpClientInstrumentor.uninstrument_session(session)
 
 
 def client_interceptors() -> list[Any]:

@@ -38,7 +38,10 @@ def attempt(ex: Any, target: Any, began: float, error: str = "") -> None:
 def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     """The spans of one finished request (a usage.Exchange); returns the trace headers for its
     usage event, or None when tracing is off or the request's trace is sampled out."""
-    if not tracing.enabled():
+    # The RPC's trace sampled out, a child of it is not sampled either: asking the SDK would build
+    # a non-recording span to say so. (The flag, not is_recording: an estimate's count may finish
+    # after the RPC's span has ended.)
+    if not tracing.enabled() or not trace.get_current_span().get_span_context().trace_flags.sampled:
         return None
     tracer = tracing.tracer("switchboard_router")
     now_perf, now_ns = time.perf_counter(), time.time_ns()
@@ -46,7 +49,7 @@ def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     operation = _OPERATION[ex.endpoint]
     span = tracer.start_span(f"{operation} {ex.model}".strip(), kind=SpanKind.CLIENT,
                              start_time=now_ns - int((now_perf - ex.started) * 1e9))
-    if not span.is_recording():  # sampled out: nothing of it is kept, so nothing more is built
+    if not span.is_recording():  # sampled out after all: nothing of it is kept
         return None
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,

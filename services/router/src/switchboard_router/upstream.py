@@ -1,4 +1,6 @@
-"""Provider HTTP: one pooled aiohttp session, timeouts, unbuffered streaming, errors mapped on entry.
+"""Provider HTTP: one pooled aiohttp session, timeouts, unbuffered streaming, errors mapped on entry,
+and each call's span when its trace is sampled (trace_http; the aiohttp instrumentation is off
+this session: it costs on every call, sampled or not).
 
 aiohttp rather than httpx: its pool costs 10-25x less CPU per call here
 (/work/shared/research/hot-path-costs.md).
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from switchboard_common import trace_http, tracing
 from switchboard_common.errors import ApiError, UpstreamError, UpstreamTimeout
 from yarl import URL
 
@@ -120,6 +123,7 @@ class Upstream:
                                          ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False,
                                               skip_auto_headers=("User-Agent",))
+        tracing.without_http_instrumentation(self._session)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -130,20 +134,33 @@ class Upstream:
         """(status, retry-after, whole body)."""
         assert self._session is not None, "start() opens the pool before any call"
         timeout = attempt.timeout(stream=False)
+        span, headers = trace_http.start("POST", url, headers)
+        status: int | None = None
+        error: BaseException | None = None
         try:
             async with self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout) as resp:
-                return resp.status, retry_after(resp.headers), await _read_body(resp, attempt.read)
+                status = resp.status
+                return status, retry_after(resp.headers), await _read_body(resp, attempt.read)
         except CAUGHT as exc:
+            error = exc
             raise translate(exc) from None
+        finally:
+            trace_http.finish(span, status, error)
 
     async def open_stream(self, url: str, headers: dict[str, str], data: bytes,
                           attempt: Attempt) -> UpstreamStream:
         assert self._session is not None, "start() opens the pool before any call"
         timeout = attempt.timeout(stream=True)
+        span, headers = trace_http.start("POST", url, headers)
         try:
             response = await self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout)
         except CAUGHT as exc:
+            trace_http.finish(span, error=exc)
             raise translate(exc) from None
+        except BaseException:
+            trace_http.finish(span)
+            raise
+        trace_http.finish(span, response.status)  # the call's span ends with its headers, as before
         return UpstreamStream(response)
 
 
