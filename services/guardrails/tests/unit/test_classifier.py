@@ -57,4 +57,5 @@ def test_an_attack_inside_a_long_document_is_not_diluted(model):
 def test_the_model_says_what_it_was_trained_on(model):
     licences = {s["licence"] for s in model.about["sources"]}
     assert licences == {"MIT", "Apache-2.0", "BSD-3-Clause"}
-    assert "1 %" in model.about["threshold_rule"] or "1%" in model.about["threshold_rule"]
+    assert any(s["wheel"].startswith("chitchat-dataset") for s in model.about["sources"])
+    assert "0.5%" in model.about["threshold_rule"] and "chit-chat" in model.about["threshold_rule"]

@@ -91,7 +91,7 @@ class Classifier:
                  window_chars: int, about: dict[str, Any]) -> None:
         self._spaces = spaces
         self._intercept = intercept
-        self.threshold = threshold  # the default: 1 % false positives on the validation sets
+        self.threshold = threshold  # the default: at most 0.5 % false positives on each benign validation share
         self._window = window_chars
         self.about = about
 

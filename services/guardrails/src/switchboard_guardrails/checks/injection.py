@@ -38,8 +38,8 @@ JAILBREAK_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
 
 
 class ClassifierOptions(Options):
-    # The score (0..1) that counts as an attack; default: the model's own, set for 1 % false
-    # positives on held-out ordinary chat.
+    # The score (0..1) that counts as an attack; default: the model's own, set for at most 0.5 %
+    # false positives on each held-out validation share of ordinary chat and prose.
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     patterns: bool = True  # the precise patterns as well as the classifier
 

