@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -54,7 +54,7 @@ def build(service_names: Iterable[str], own_lines: Iterable[str] = ()
     return server, health_servicer
 
 
-def _generic_only(service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+def _generic_only(service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
     """The generated `add_*_to_server` adds each service twice: as a generic handler, then as
     registered methods. grpc.aio keeps one pending request per registered method and, on every
     incoming call, `asyncio.wait`s over all of them (grpc 1.85's server.pyx.pxi, the main loop):

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from typing import Any
 
 import grpc
 import structlog
@@ -22,7 +23,7 @@ _log = structlog.get_logger("rpc")
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 # The call's metadata as _begin read it, with the context it came from: grpc builds a new tuple
 # of namedtuples on every invocation_metadata() (one Python call per header).
-_metadata: contextvars.ContextVar[tuple[object, tuple]] = contextvars.ContextVar(
+_metadata: contextvars.ContextVar[tuple[object, Any]] = contextvars.ContextVar(
     "metadata", default=(None, ()))
 
 RPCS = Counter("switchboard_rpc_total", "RPCs served", ["method", "code"])
@@ -35,7 +36,7 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def invocation_metadata(context: grpc.aio.ServicerContext) -> tuple:
+def invocation_metadata(context: grpc.aio.ServicerContext) -> Any:
     """context.invocation_metadata(), read once per call (by the interceptor, when it runs)."""
     seen, metadata = _metadata.get()
     return metadata if seen is context else context.invocation_metadata() or ()
