@@ -164,8 +164,11 @@ class BatchPublisher:
             if delay <= 0:
                 return
             self._full.clear()
+            # asyncio.timeout, not wait_for: no task made for each wait (Python 3.11's wait_for
+            # wraps the coroutine in one).
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._full.wait()
 
     def _can_send(self) -> bool:
         return (self._js is not None and self._nc is not None and self._nc.is_connected

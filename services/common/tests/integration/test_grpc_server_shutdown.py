@@ -92,3 +92,16 @@ def test_a_second_sigterm_ends_the_lame_duck(serving):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_services_are_served_as_generic_handlers_only(serving):
+    """build() skips the registered methods (one pending future each, waited on per call):
+    health and reflection still answer through their generic handlers."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    _, port = serving()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        listed = next(iter(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)))
+    assert "test.v1.TestService" in {s.name for s in listed.list_services_response.service}
+    assert _health(port) == health_pb2.HealthCheckResponse.SERVING

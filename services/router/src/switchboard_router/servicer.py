@@ -16,13 +16,13 @@ from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from switchboard_common.admission import Admission
 from switchboard_common.credentials import bearer_key
 from switchboard_common.errors import ApiError, InvalidRequest, NotFound, PermissionDenied
-from switchboard_common.interceptors import current_request_id
+from switchboard_common.interceptors import current_request_id, invocation_metadata
 from switchboard_common.models import model_allowed
 from switchboard_common.strict_json import json_twin, refuse_query_override
 
 from switchboard_router import routing_stats, typed, typed_inbound
 from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
-from switchboard_router.deadlines import sdk_timeout
+from switchboard_router.deadlines import SDK_TIMEOUT_HEADERS, sdk_timeout
 from switchboard_router.domain import Endpoint, RequestContext
 from switchboard_router.gateway import JSON, Gateway
 from switchboard_router.guarding import POLICIES_HEADER
@@ -35,6 +35,8 @@ from switchboard_router.preference import PREFERRED_MODEL_HEADER
 from switchboard_router.routing import Routes
 
 HttpBody = httpbody_pb2.HttpBody
+_CONTEXT_HEADERS = frozenset({POLICIES_HEADER, PREFERRED_MODEL_HEADER, CACHE_HEADER, CACHE_CONTROL, "anthropic-beta",
+                              *SDK_TIMEOUT_HEADERS})  # what request_context reads
 _log = structlog.get_logger("servicer")
 T = TypeVar("T")
 
@@ -58,13 +60,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     # --- OpenAI routes for the edge: HttpBody in, OpenAI's bytes out -----------------------------
 
-    async def ChatCompletions(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
-        async for message in self._http(Endpoint.CHAT, request, context):
-            yield message
+    # Not async generators themselves: each layer of one costs a hook call, a weak reference and
+    # a step per message; the interceptor iterates (and closes) the one they return.
+    def ChatCompletions(self, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
+        return self._http(Endpoint.CHAT, request, context)
 
-    async def Completions(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
-        async for message in self._http(Endpoint.COMPLETIONS, request, context):
-            yield message
+    def Completions(self, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
+        return self._http(Endpoint.COMPLETIONS, request, context)
 
     async def Embeddings(self, request: HttpBody, context) -> HttpBody:
         return await _last(self._http(Endpoint.EMBEDDINGS, request, context))
@@ -75,7 +77,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def Messages(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
         ctx = request_context(context)
         try:
-            async for message in self._relay(context, ctx, self._served().messages(ctx, request.data)):
+            async for message in _relay(context, ctx, self._served().messages(ctx, request.data)):
                 yield message
         except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
             raise _anthropic(exc) from None
@@ -92,7 +94,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def Responses(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
         ctx = request_context(context)
-        async for message in self._relay(context, ctx, self._served().responses(ctx, request.data)):
+        async for message in _relay(context, ctx, self._served().responses(ctx, request.data)):
             yield message
 
     async def GetResponse(self, request: gateway_pb2.GetResponseRequest, context) -> HttpBody:
@@ -200,18 +202,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         admin = await self._credential_admin(context)
         return _credential(await admin.delete(request.credential_id))
 
-    async def _http(self, endpoint: Endpoint, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
+    def _http(self, endpoint: Endpoint, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
         ctx = request_context(context)
         # The raw body: the gateway checks the key before it parses it (401 before 400, as OpenAI).
-        async for message in self._relay(context, ctx, self._gateway.serve(endpoint, ctx, request.data)):
-            yield message
-
-    async def _relay(self, context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, bytes], None]
-                     ) -> AsyncGenerator[HttpBody, None]:
-        # Initial metadata only with the first message: an error before it must leave as a
-        # trailers-only response, which the edge's Lua turns into OpenAI's body.
-        async for message in _streamed(context, ctx, _bodies(pieces)):
-            yield message
+        return _relay(context, ctx, self._gateway.serve(endpoint, ctx, request.data))
 
     # --- Typed twins for internal gRPC clients: the same implementation ---------------------------
 
@@ -307,21 +301,22 @@ async def _streamed(context, ctx: RequestContext,
 def request_context(context) -> RequestContext:
     """The caller's key, the request id and how long the caller waits, from the call and its
     metadata (lower-case HTTP headers through the edge)."""
-    metadata = context.invocation_metadata()
+    metadata = invocation_metadata(context)
+    # One pass picks the few headers read here (most requests send none of them).
+    wanted = [(n, v) for n, v in metadata if n in _CONTEXT_HEADERS and isinstance(v, str)]
     ctx = RequestContext(request_id=current_request_id(), key=bearer_key(metadata) or None,
                          started=time.perf_counter(), grpc_timeout=context.time_remaining(),
-                         sdk_timeout=sdk_timeout(metadata))
-    for name, value in metadata or ():
-        if name == POLICIES_HEADER and isinstance(value, str):
+                         sdk_timeout=sdk_timeout(wanted) if wanted else None)
+    for name, value in wanted:
+        if name == POLICIES_HEADER:
             ctx.requested_policies = value
-        elif name == PREFERRED_MODEL_HEADER and isinstance(value, str):
+        elif name == PREFERRED_MODEL_HEADER:
             ctx.preferred_model = value.strip()
-        elif name == CACHE_HEADER and isinstance(value, str):
+        elif name == CACHE_HEADER:
             ctx.cache_switch = value
-        elif name == CACHE_CONTROL and isinstance(value, str):
+        elif name == CACHE_CONTROL:
             ctx.cache_control = value
-    ctx.anthropic_beta = split_betas([v for n, v in metadata or () if n == "anthropic-beta"
-                                      and isinstance(v, str)])
+    ctx.anthropic_beta = split_betas([v for n, v in wanted if n == "anthropic-beta"])
     return ctx
 
 
@@ -380,10 +375,19 @@ async def _last(messages: AsyncGenerator[T, None]) -> T:
     return out
 
 
-async def _bodies(pieces: AsyncGenerator[tuple[str, bytes], None]) -> AsyncGenerator[HttpBody, None]:
-    async with aclosing(pieces) as messages:
-        async for content_type, data in messages:
+async def _relay(context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, bytes], None]
+                 ) -> AsyncGenerator[HttpBody, None]:
+    """_streamed of the pieces as HttpBody messages, in one layer. Initial metadata only with the
+    first message: an error before it must leave as a trailers-only response, which the edge's
+    Lua turns into OpenAI's body."""
+    first = True
+    async with aclosing(pieces) as out:
+        async for content_type, data in out:
+            if first:
+                await _headers(context, ctx)
+                first = False
             yield HttpBody(content_type=content_type, data=data)
+    _trailers(context, ctx)
 
 
 def _credential(c: CredentialView) -> gateway_pb2.ProviderCredential:

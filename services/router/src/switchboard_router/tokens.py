@@ -42,6 +42,7 @@ class Tokenizer:
     def __init__(self, encodings: dict[str, tiktoken.Encoding]) -> None:
         self._encodings = encodings
         self._by_model: dict[str, tiktoken.Encoding] = {}
+        self._roles: dict[tuple[str, str], int] = {}
 
     @classmethod
     def load(cls, data_dir: Path = DATA_DIR) -> Tokenizer:
@@ -75,7 +76,12 @@ class Tokenizer:
             if not isinstance(message, dict):
                 continue
             for key, value in message.items():
-                total += sum(len(_ids(enc, text)) for text in texts(value))
+                if key == "role" and isinstance(value, str):
+                    total += self._role_tokens(enc, value)
+                elif isinstance(value, str):  # the common content: no generators
+                    total += len(_ids(enc, value))
+                else:
+                    total += sum(len(_ids(enc, text)) for text in texts(value))
                 if key == "name":
                     total += _TOKENS_PER_NAME
         if tools:
@@ -83,6 +89,15 @@ class Tokenizer:
             # a close, slightly high estimate.
             total += len(_ids(enc, orjson.dumps(tools).decode()))
         return total
+
+    def _role_tokens(self, enc: tiktoken.Encoding, role: str) -> int:
+        """A role's count, remembered: a handful of names, each counted on every message."""
+        n = self._roles.get((enc.name, role))
+        if n is None:
+            if len(self._roles) > 64:  # a role the validation let through is still bounded
+                self._roles.clear()
+            n = self._roles[(enc.name, role)] = len(_ids(enc, role))
+        return n
 
     def count_prompt(self, endpoint: Endpoint, model: str, body: dict[str, Any]) -> int:
         """Prompt tokens of any request, for usage when the provider reported none."""
@@ -152,6 +167,9 @@ def input_chars(value: Any) -> int:
 
 def chat_chars(messages: Iterable[Any], tools: Any = None) -> int:
     """The characters of text in chat messages (and tool definitions) that counting would read."""
-    total = sum(len(text) for m in messages if isinstance(m, dict)
-                for value in m.values() for text in texts(value))
+    total = 0
+    for m in messages:
+        if isinstance(m, dict):
+            for value in m.values():
+                total += len(value) if isinstance(value, str) else sum(len(t) for t in texts(value))
     return total + (len(orjson.dumps(tools)) if tools else 0)
