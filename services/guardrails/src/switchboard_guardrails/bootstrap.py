@@ -15,7 +15,7 @@ from switchboard_common.auth_client import AuthClient
 
 from switchboard_guardrails.access import Access
 from switchboard_guardrails.checks.base import Toolkit
-from switchboard_guardrails.checks.classifier import Classifier
+from switchboard_guardrails.checks.classifier import INDIRECT_MODEL_PATH, Classifier
 from switchboard_guardrails.checks.moderation import ModerationClient
 from switchboard_guardrails.checks.pii.engine import PiiEngine
 from switchboard_guardrails.migrations import HISTORY
@@ -52,7 +52,7 @@ def build_toolkit(settings: GuardrailsSettings) -> Toolkit:
                                       settings.moderation_api_key.get_secret_value(),
                                       settings.moderation_model, settings.moderation_timeout_seconds)
     toolkit = Toolkit(pii=PiiEngine(settings.phone_region_list), classifier=Classifier.load(),
-                      moderation=moderation)
+                      indirect=Classifier.load(INDIRECT_MODEL_PATH), moderation=moderation)
     _log.info("detectors loaded", seconds=round(time.perf_counter() - started, 2))
     return toolkit
 

@@ -1,6 +1,9 @@
 """The texts of an OpenAI chat request that checks read, and the request rebuilt with some of
 them changed: string contents and the text parts of content arrays, of every role (tool results
-and retrieved documents reach the model as messages too)."""
+and retrieved documents reach the model as messages too). A tool result (role `tool`, or
+`function`, its older name; Anthropic's tool_result blocks arrive as these, and the router sends
+retrieved RAG chunks so) is third-party content: the injection checks score it with the indirect
+model."""
 
 from __future__ import annotations
 
@@ -12,12 +15,19 @@ from typing import Any
 from switchboard_common.errors import InvalidRequest
 
 
+THIRD_PARTY_ROLES = frozenset({"tool", "function"})
+
+
 @dataclass(frozen=True, slots=True)
 class TextRef:
     message_index: int
     part_index: int  # -1: the content is a string
     role: str
     text: str
+
+    @property
+    def third_party(self) -> bool:
+        return self.role in THIRD_PARTY_ROLES
 
 
 def texts(messages: Sequence[Any]) -> list[TextRef]:

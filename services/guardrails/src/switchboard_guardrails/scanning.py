@@ -54,7 +54,7 @@ def finding(rule: CompiledRule, match: Match, *, offset: int = 0, message_index:
 
 async def check_input(rules: Sequence[CompiledRule], messages: Sequence[Any]) -> Verdict:
     refs = msgs.texts(messages)
-    found = await _matches(rules, [ref.text for ref in refs])
+    found = await _matches(rules, [ref.text for ref in refs], [ref.third_party for ref in refs])
     verdict = Verdict()
     for rule, per_text in found:
         for ref, matches in zip(refs, per_text, strict=True):
@@ -87,9 +87,9 @@ async def check_output(rules: Sequence[CompiledRule], text: str,
     return verdict
 
 
-async def _matches(rules: Sequence[CompiledRule],
-                   texts: list[str]) -> list[tuple[CompiledRule, list[list[Match]]]]:
-    return [(rule, await rule.detector.find_all(texts)) for rule in rules]
+async def _matches(rules: Sequence[CompiledRule], texts: list[str],
+                   third_party: Sequence[bool] = ()) -> list[tuple[CompiledRule, list[list[Match]]]]:
+    return [(rule, await rule.detector.find_all(texts, third_party)) for rule in rules]
 
 
 def _redactions(found: list[tuple[CompiledRule, list[list[Match]]]], text_index: int) -> list[Redaction]:

@@ -126,8 +126,10 @@ class Guard:
     async def screen(self, texts: list[str], policies: tuple[str, ...],
                      ctx: RequestContext) -> set[int]:
         """Which of these retrieved texts the policies' input rules would block (indirect
-        injection in a RAG chunk): the caller leaves them out rather than refuse the request."""
-        chunks: list[Any] = [{"role": "user", "content": t} for t in texts]
+        injection in a RAG chunk): the caller leaves them out rather than refuse the request.
+        Each goes as a tool message: third-party content, which guardrails scores for injection
+        with its indirect model (messages.THIRD_PARTY_ROLES), not as the user's chat."""
+        chunks: list[Any] = [{"role": "tool", "content": t} for t in texts]
         listed = ListValue()
         listed.extend(chunks)
         try:

@@ -135,6 +135,19 @@ async def test_a_block_names_the_checks_and_findings_make_one_header():
     assert c.headers == [(HEADER, "warn:pii/email,block:prompt_injection")]
 
 
+async def test_retrieved_chunks_are_screened_as_tool_messages_and_a_blocked_one_left_out():
+    client = FakeClient([pb.CheckInputResponse(action=pb.ACTION_BLOCK, findings=[
+        pb.Finding(check="prompt_injection", action=pb.ACTION_BLOCK, message_index=1),
+        pb.Finding(check="pii", action=pb.ACTION_WARN, message_index=0)])])
+    c = ctx()
+    left_out = await Guard(client).screen(["a chunk", "another chunk"], POLICIES, c)
+    assert left_out == {1}
+    sent = [dict(m) for m in client.checked[0].messages]
+    # third-party content: guardrails scores it with its indirect-injection model
+    assert sent == [{"role": "tool", "content": "a chunk"}, {"role": "tool", "content": "another chunk"}]
+    assert c.headers == [(HEADER, "excluded:prompt_injection")]
+
+
 async def test_unreachable_guardrails_fail_closed_until_the_policy_said_open():
     guard = Guard(FakeClient([unavailable(), pb.CheckInputResponse(
         action=pb.ACTION_ALLOW, fail_mode=pb.FAIL_MODE_OPEN), unavailable()]))

@@ -48,9 +48,18 @@ class Detector(ABC):
         more text follows (len(text) when none could)."""
         return len(text)
 
-    async def find_all(self, texts: Sequence[str]) -> list[list[Match]]:
-        """Matches in each text; REQUEST detectors override this (one remote call for all)."""
-        return [self.find(text) for text in texts]
+    def find_third_party(self, text: str) -> list[Match]:
+        """Matches in a tool result or retrieved chunk; the same as find but for the injection
+        checks, which score such text with the indirect model."""
+        return self.find(text)
+
+    async def find_all(self, texts: Sequence[str],
+                       third_party: Sequence[bool] = ()) -> list[list[Match]]:
+        """Matches in each text (`third_party[i]`: text i is a tool result or retrieved chunk);
+        REQUEST detectors override this (one remote call for all)."""
+        flags = third_party or [False] * len(texts)
+        return [self.find_third_party(text) if flag else self.find(text)
+                for text, flag in zip(texts, flags, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ class Toolkit:
     """What detectors are built from: loaded once at start (bootstrap), shared by every rule."""
 
     pii: Any  # checks.pii.engine.PiiEngine
-    classifier: Any  # checks.classifier.Classifier
+    classifier: Any  # checks.classifier.Classifier: what users, systems and assistants write
+    indirect: Any  # checks.classifier.Classifier for tool results and RAG chunks (INDIRECT_MODEL_PATH)
     moderation: Any  # checks.moderation.ModerationClient, or None when none is configured
 
 

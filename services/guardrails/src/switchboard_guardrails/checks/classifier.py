@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "injection.json.gz"
+# Trained without chit-chat: scores third-party content (tool results, RAG chunks), whose
+# injections read like conversation (offline/train.py --recipe indirect).
+INDIRECT_MODEL_PATH = MODEL_PATH.with_name("injection-indirect.json.gz")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _SPACES = re.compile(r"\s\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?\n])(?=\s)")

