@@ -76,12 +76,13 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
                               ("stream_stream", grpc.stream_stream_rpc_method_handler)):
             plain = getattr(handler, kind)
             if plain is not None:
-                return factory(self._either(method, plain, getattr(traced, kind)),
+                return factory(self._either(method, plain, getattr(traced, kind),
+                                            kind.endswith("_stream")),
                                request_deserializer=handler.request_deserializer,
                                response_serializer=handler.response_serializer)
         return handler
 
-    def _either(self, method: str, plain: Any, traced: Any) -> Any:
+    def _either(self, method: str, plain: Any, traced: Any, streaming: bool) -> Any:
         # Each call in the context the decision gives. It stays the call's: grpc.aio runs each
         # call in a task of its own (interceptors.py's request id relies on the same).
         def chosen(servicer_context: Any) -> Any:
@@ -91,17 +92,19 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
             context_api.attach(unsampled)
             return plain
 
-        if inspect.isasyncgenfunction(plain):
+        if inspect.iscoroutinefunction(plain):  # a unary answer, or a stream written with write()
+            async def unary(request: Any, servicer_context: Any) -> Any:
+                return await chosen(servicer_context)(request, servicer_context)
+            return unary
+        if streaming:
+            # An async generator function, or a plain one returning its generator (the router's
+            # servicer does, to save a generator layer): either way the call yields its messages.
             async def stream(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
                 async with aclosing(chosen(servicer_context)(request, servicer_context)) as messages:
                     async for message in messages:
                         yield message
             return stream
-        if inspect.iscoroutinefunction(plain):
-            async def unary(request: Any, servicer_context: Any) -> Any:
-                return await chosen(servicer_context)(request, servicer_context)
-            return unary
-        return traced  # a synchronous handler: left to the instrumentation
+        return traced  # a synchronous unary handler: left to the instrumentation
 
     def _unsampled(self, method: str, metadata: Any) -> context_api.Context | None:
         """The context to run a call in when its trace is not sampled; None when it is (after
