@@ -15,7 +15,8 @@ which grows with the run's length: under a heavy load a run of the same tree cou
 more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
-BENCH_INSTR_TELEMETRY=off,metrics,traces.
+BENCH_INSTR_TELEMETRY=off,metrics,traces; BENCH_INSTR_KEEP=DIR copies each measured dump there
+(as TELEMETRY-MODE.callgrind, for callgrind_annotate's per-function and per-object costs).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
             counts = []
             for mode in modes:
                 counts.append(Count(telemetry, mode, requests,
-                                    _measure(router, out, target, mode, requests, concurrency)))
+                                    _measure(router, out, target, mode, requests, concurrency,
+                                             _kept(telemetry, mode))))
                 print(f"instructions: telemetry={telemetry} {mode}: "
                       f"{counts[-1].per_request:,.0f} per request", file=sys.stderr, flush=True)
             return counts
@@ -86,8 +88,13 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
             stack.stop()
 
 
+def _kept(telemetry: str, mode: str) -> Path | None:
+    keep = os.environ.get("BENCH_INSTR_KEEP")
+    return Path(keep) / f"{telemetry}-{mode}.callgrind" if keep else None
+
+
 def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
-             concurrency: int) -> int:
+             concurrency: int, keep: Path | None = None) -> int:
     async def load(n: int, warming: bool = False) -> None:
         async with ClosedLoop(workload(target, mode), concurrency, request_timeout=120) as loop:
             measured = await loop.run(3600.0, n)
@@ -103,6 +110,9 @@ def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
     new = sorted(set(out.parent.glob(f"{out.name}.{router}*")) - dumps)
     if not new:
         sys.exit("bench.instructions: callgrind wrote no dump")
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(new[-1], keep)
     totals = _TOTALS.search(new[-1].read_bytes())
     if totals is None:
         sys.exit(f"bench.instructions: no instruction total in {new[-1]}")
