@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select, text, tuple_
+from sqlalchemy import Connection, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard_billing.domain import BudgetRule, BudgetSpec, Standing
@@ -85,15 +85,19 @@ class BudgetStore:
         return out
 
 
+# Built once: the same statement object is compiled once, not per settled transaction.
+_RULES = (select(budgets)
+          .where(tuple_(budgets.c.scope, budgets.c.scope_id).in_(bindparam("scopes", expanding=True)))
+          .order_by(budgets.c.budget_id))
+
+
 def rules_for(conn: Connection, scopes: Iterable[tuple[str, str]]) -> list[BudgetRule]:
     """The rules of these (scope, scope id) pairs, in budget id order (the lock order). Sync,
     for `Writer.run`; async callers use `conn.run_sync(rules_for, scopes)`."""
     wanted = sorted({(s, i) for s, i in scopes if i})
     if not wanted:
         return []
-    rows = (conn.execute(
-        select(budgets).where(tuple_(budgets.c.scope, budgets.c.scope_id).in_(wanted))
-        .order_by(budgets.c.budget_id))).all()
+    rows = conn.execute(_RULES, {"scopes": wanted}).all()
     return [BudgetRule(
         budget_id=r.budget_id, scope=r.scope, scope_id=r.scope_id, period=r.period,
         limit_micros_usd=r.limit_micros_usd, limit_tokens=r.limit_tokens,
