@@ -86,7 +86,7 @@ def _count_nats() -> None:
         COUNTS["nats.messages_fetched"] += len(messages)
         return messages
 
-    pull.fetch = counted_fetch
+    pull.fetch = counted_fetch  # type: ignore[method-assign]
 
 
 def _counted_async(key: str, original):
@@ -109,14 +109,14 @@ def _count_records() -> None:
         COUNTS["consumer.records"] += len(entries)
         return await store(self, entries)
 
-    consumer.UsageConsumer.store = counted_store
+    consumer.UsageConsumer.store = counted_store  # type: ignore[method-assign]
 
 
 def _thread_cpu() -> dict[str, float]:
     """CPU seconds of each of this process's threads ("cpu.main", "cpu.<tid>"); a thread's OS
     name is the process's, so its id tells them apart."""
     ticks = os.sysconf("SC_CLK_TCK")
-    out: Counter[str] = Counter()
+    out: dict[str, float] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
             stat = (task / "stat").read_text()
@@ -124,8 +124,8 @@ def _thread_cpu() -> dict[str, float]:
             continue
         name = "main" if int(task.name) == os.getpid() else task.name
         fields = stat[stat.rindex(")") + 2:].split()
-        out[f"cpu.{name}"] += (int(fields[11]) + int(fields[12])) / ticks
-    return dict(out)
+        out[f"cpu.{name}"] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 class _Dumper:
@@ -135,7 +135,7 @@ class _Dumper:
         self._profiler: cProfile.Profile | None = None
 
     def __call__(self, signum, frame) -> None:
-        snapshot = dict(COUNTS)
+        snapshot: dict[str, float] = dict(COUNTS)
         snapshot["cpu_seconds"] = time.process_time()
         snapshot["wall_seconds"] = time.monotonic()
         snapshot.update(_thread_cpu())
