@@ -58,8 +58,15 @@ class Writer:
                 return await conn.run_sync(work)
         assert self._lock is not None and self._thread is not None
         async with self._lock:
-            return await asyncio.get_running_loop().run_in_executor(
+            done = asyncio.get_running_loop().run_in_executor(
                 self._thread, _in_transaction, self._sync, work)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # The thread finishes (commits or rolls back) regardless: keep the lock until
+                # then, so no other write of this process meets it half done.
+                await asyncio.wait({done})
+                raise
 
     async def close(self) -> None:
         if self._sync is not None and self._thread is not None:
