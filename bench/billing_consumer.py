@@ -3,7 +3,9 @@
 Publishes BENCH_BILLING_EVENTS usage events (default 20,000; every other one for a key with a
 budget, so settlement is measured too) to a private JetStream stream, in UsageBatch messages of
 BENCH_BILLING_BATCH records (default 16, about what one router replica sends every 20 ms at
-800 req/s; 1: one usage.recorded message per event, as routers before batching did), with event
+800 req/s; 1: one usage.recorded message per event, as routers before batching did), fetched
+BENCH_BILLING_FETCH messages at a time (default 256; one fetch is one transaction: under
+`make bench` at c=64 billing fetches about 7 batches, ~100 records, at a time), with event
 ids minted as routers mint them (UUIDv7, ordered by time: random ones cost SQLite's primary-key
 index about twice the page writes per commit), then times
 one consumer pricing, storing and settling them on a fresh SQLite file until the stream is
@@ -72,7 +74,8 @@ class _Msg:
     async def term(self) -> None: ...
 
 
-async def measure(count: int, nats_url: str | None, per_batch: int) -> tuple[float, float, str]:
+async def measure(count: int, nats_url: str | None, per_batch: int,
+                  per_fetch: int = 256) -> tuple[float, float, str]:
     """(events per second, CPU µs per event of this process, how they came)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'billing.db'}"
@@ -86,7 +89,8 @@ async def measure(count: int, nats_url: str | None, per_batch: int) -> tuple[flo
         settings = BillingSettings(data_dir=Path(tmp), nats_url=nats_url or "nats://127.0.0.1:1",
                                    usage_stream=f"BENCH_USAGE_{tag}",
                                    usage_subject=f"bench.{tag}.usage", consumer_durable=f"b{tag}",
-                                   batch_linger_seconds=0.0)
+                                   batch_linger_seconds=0.0, fetch_batch=per_fetch,
+                                   max_ack_pending=max(4096, per_fetch))
         consumer = UsageConsumer(UsageRepository(engine), writer, prices, settings)
         payloads = messages(settings.usage_subject, usage_events(count), per_batch)
         try:
@@ -100,6 +104,7 @@ async def measure(count: int, nats_url: str | None, per_batch: int) -> tuple[flo
             rate, cpu_us = await _through_jetstream(consumer, settings, payloads, count)
             return rate, cpu_us, "JetStream"
         finally:
+            await writer.close()
             await engine.dispose()
 
 
@@ -145,10 +150,13 @@ async def _drained(js, stream: str, durables: tuple[str, ...]) -> bool:
 def line() -> str:
     count = int(os.environ.get("BENCH_BILLING_EVENTS", "20000"))
     per_batch = int(os.environ.get("BENCH_BILLING_BATCH", "16"))
+    per_fetch = int(os.environ.get("BENCH_BILLING_FETCH", "256"))
     nats_url = infra.nats_url()
     reachable = infra.reachable(nats_url)
-    rate, cpu_us, how = asyncio.run(measure(count, nats_url if reachable else None, per_batch))
+    rate, cpu_us, how = asyncio.run(measure(count, nats_url if reachable else None, per_batch,
+                                            per_fetch))
     shape = f"batches of {per_batch}" if per_batch > 1 else "one message each"
+    shape += f", {per_fetch} messages a fetch"
     return (f"billing consumer: {rate:,.0f} events/s, {cpu_us:,.0f} µs CPU per event ({count:,} "
             f"events in {shape} through {how}, priced, stored and settled on SQLite with "
             "synchronous=FULL)")

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 from switchboard.events.v1 import events_pb2
 
 from switchboard_billing.periods import period_end
@@ -50,19 +50,18 @@ def build(c: Crossing, threshold: int, now: datetime) -> events_pb2.BudgetAlert:
     return alert
 
 
-async def queue(w: Writer, conn: AsyncConnection, crossings: Sequence[Crossing],
-                now: datetime) -> int:
+def queue(w: Writer, conn: Connection, crossings: Sequence[Crossing], now: datetime) -> int:
     queued = 0
     for c in crossings:
         for threshold in crossed(c):
             alert = build(c, threshold, now)
-            fresh = (await conn.execute(
+            fresh = (conn.execute(
                 w.insert(alert_marks).values(alert_id=alert.alert_id, created_at=now)
                 .on_conflict_do_nothing().returning(alert_marks.c.alert_id))).first()
             if fresh is None:
                 continue  # sent (or queued) before: once per threshold per period
             channels = ["nats", "webhook"] if c.rule.webhook_url else ["nats"]
-            await conn.execute(alert_outbox.insert(), [
+            conn.execute(alert_outbox.insert(), [
                 {"delivery_id": f"{alert.alert_id}:{channel}", "alert_id": alert.alert_id,
                  "channel": channel, "payload": alert.SerializeToString(),
                  "budget_id": c.rule.budget_id, "attempts": 0, "next_attempt_at": now,

@@ -35,6 +35,7 @@ _CACHED_VERDICTS = 10_000
 @dataclass
 class App:
     engine: AsyncEngine
+    writer: Writer
     auth: AuthClient
     keys: KeyDirectory
     consumer: UsageConsumer
@@ -51,6 +52,7 @@ class App:
         await self.alerts.stop()
         await self.auth.close()
         await self.keys.close()
+        await self.writer.close()
         await self.engine.dispose()
 
 
@@ -77,7 +79,7 @@ async def build(settings: BillingSettings, *, consume: bool = True) -> App:
     await migrations.upgrade(url, HISTORY)
     # A usage message is acked once its commit returns: on SQLite that commit must be on disk.
     engine = db.create_engine(url, sqlite_synchronous="FULL")
-    writer = Writer(engine)
+    writer = Writer(engine, sqlite_synchronous="FULL")
     repo = UsageRepository(engine)
 
     auth = AuthClient(settings.auth_target, settings.auth_timeout_seconds)
@@ -97,7 +99,7 @@ async def build(settings: BillingSettings, *, consume: bool = True) -> App:
         alerts.start()
     _log.info("billing ready", database=engine.dialect.name, auth_target=settings.auth_target,
               price_catalog=prices.catalog_source or "none")
-    return App(engine=engine, auth=auth, keys=keys, consumer=consumer,
+    return App(engine=engine, writer=writer, auth=auth, keys=keys, consumer=consumer,
                queries=SpendQueries(access, repo, export_batch_rows=settings.export_batch_rows),
                budgets=BudgetService(access, BudgetStore(writer), leases), prices=prices,
                reclaimer=reclaimer, alerts=alerts)

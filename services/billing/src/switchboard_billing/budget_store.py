@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, tuple_
+from sqlalchemy import Connection, bindparam, delete, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard_billing.domain import BudgetRule, BudgetSpec, Standing
@@ -32,7 +32,8 @@ class BudgetStore:
                 # Usage stored while the spend is summed would be in neither the sum nor (its
                 # transaction not seeing this budget) the counter: hold inserts until commit.
                 await conn.execute(text("LOCK TABLE usage_records IN SHARE MODE"))
-            existing = {r.period: r for r in await rules_for(conn, [(spec.scope, spec.scope_id)])}
+            existing = {r.period: r
+                        for r in await conn.run_sync(rules_for, [(spec.scope, spec.scope_id)])}
             gone = [r.budget_id for p, r in existing.items() if p not in spec.limits]
             if gone:
                 for table in (lease_allocations, counters, budgets):
@@ -67,7 +68,7 @@ class BudgetStore:
 
     async def standings(self, scope: str, scope_id: str, now: datetime) -> list[Standing]:
         async with self._w.engine.connect() as conn:
-            rules = await rules_for(conn, [(scope, scope_id)])
+            rules = await conn.run_sync(rules_for, [(scope, scope_id)])
             keys = [(r.budget_id, period_start(r.period, now)) for r in rules]
             rows = {(row.budget_id, row.period_start): row for row in (await conn.execute(
                 select(counters).where(tuple_(counters.c.budget_id, counters.c.period_start)
@@ -84,14 +85,19 @@ class BudgetStore:
         return out
 
 
-async def rules_for(conn: AsyncConnection, scopes: Iterable[tuple[str, str]]) -> list[BudgetRule]:
-    """The rules of these (scope, scope id) pairs, in budget id order (the lock order)."""
+# Built once: the same statement object is compiled once, not per settled transaction.
+_RULES = (select(budgets)
+          .where(tuple_(budgets.c.scope, budgets.c.scope_id).in_(bindparam("scopes", expanding=True)))
+          .order_by(budgets.c.budget_id))
+
+
+def rules_for(conn: Connection, scopes: Iterable[tuple[str, str]]) -> list[BudgetRule]:
+    """The rules of these (scope, scope id) pairs, in budget id order (the lock order). Sync,
+    for `Writer.run`; async callers use `conn.run_sync(rules_for, scopes)`."""
     wanted = sorted({(s, i) for s, i in scopes if i})
     if not wanted:
         return []
-    rows = (await conn.execute(
-        select(budgets).where(tuple_(budgets.c.scope, budgets.c.scope_id).in_(wanted))
-        .order_by(budgets.c.budget_id))).all()
+    rows = conn.execute(_RULES, {"scopes": wanted}).all()
     return [BudgetRule(
         budget_id=r.budget_id, scope=r.scope, scope_id=r.scope_id, period=r.period,
         limit_micros_usd=r.limit_micros_usd, limit_tokens=r.limit_tokens,

@@ -29,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from opentelemetry.trace import SpanKind
@@ -227,10 +228,14 @@ class UsageConsumer:
     async def store(self, entries: Sequence[UsageEntry]) -> int:
         """Store priced entries and settle the new ones in one transaction; returns how many
         were new."""
-        async with self._writer.begin() as conn:
-            new = await self._repo.insert_in(conn, entries)
+        now = utc_now()
+
+        def transaction(conn: Connection) -> tuple[set[str], list[UsageEntry], int]:
+            new = self._repo.insert_in(conn, entries)
             fresh = list({e.event_id: e for e in reversed(entries) if e.event_id in new}.values())
-            alerts = await settlement.settle(self._writer, conn, fresh, utc_now())
+            return new, fresh, settlement.settle(self._writer, conn, fresh, now)
+
+        new, fresh, alerts = await self._writer.run(transaction)
         self._metrics.count(fresh)
         if alerts:
             self._on_alerts()

@@ -44,7 +44,7 @@ class Leases:
         assert day_end is not None
         expires = min(now + self._ttl, day_end)
         async with self._w.begin() as conn:
-            rules = await rules_for(conn, [("key", key_id), ("tenant", tenant_id)])
+            rules = await conn.run_sync(rules_for, [("key", key_id), ("tenant", tenant_id)])
             if not rules:
                 return LeaseGrant(lease_id="", expires_at=expires)
             lease_id = await self._holder(conn, key_id, tenant_id, replica_id, now, expires)

@@ -20,9 +20,8 @@ import json
 import operator
 from collections.abc import Sequence
 
-from sqlalchemy import Boolean
+from sqlalchemy import Boolean, Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from switchboard_billing.domain import UsageEntry
 from switchboard_billing.tables import usage_records as usage
@@ -52,9 +51,9 @@ class LedgerInsert:
             self._stored = (f"SELECT event_id FROM {usage.name} "
                             "WHERE event_id IN (SELECT value FROM json_each(?))")
 
-    async def new_in(self, conn: AsyncConnection, entries: Sequence[UsageEntry]) -> set[str]:
-        """Insert inside the caller's transaction; returns the event ids that were new. A batch
-        carrying one event twice keeps the first."""
+    def new_in(self, conn: Connection, entries: Sequence[UsageEntry]) -> set[str]:
+        """Insert inside the caller's transaction (`Writer.run`); returns the event ids that
+        were new. A batch carrying one event twice keeps the first."""
         unique: dict[str, UsageEntry] = {}
         for entry in entries:
             unique.setdefault(entry.event_id, entry)
@@ -62,13 +61,13 @@ class LedgerInsert:
             return set()
         if self._postgresql:
             columns = [list(values) for values in zip(*self._rows(unique.values()), strict=True)]
-            result = await conn.exec_driver_sql(self._insert, tuple(columns))
+            result = conn.exec_driver_sql(self._insert, tuple(columns))
             return {row[0] for row in result}
-        stored = await conn.exec_driver_sql(self._stored, (json.dumps(list(unique)),))
+        stored = conn.exec_driver_sql(self._stored, (json.dumps(list(unique)),))
         for (event_id,) in stored:
             del unique[event_id]
         if unique:
-            await conn.exec_driver_sql(self._insert, self._rows(unique.values()))
+            conn.exec_driver_sql(self._insert, self._rows(unique.values()))
         return set(unique)
 
     def _rows(self, entries) -> list[tuple]:

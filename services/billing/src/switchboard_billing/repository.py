@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchboard_common.pagination import Cursor
@@ -40,12 +40,12 @@ class UsageRepository:
         """Store entries in one transaction, skipping event ids already stored; returns how
         many were new. Running it twice with the same entries stores them once."""
         async with self._engine.begin() as conn:
-            return len(await self.insert_in(conn, entries))
+            return len(await conn.run_sync(self.insert_in, entries))
 
-    async def insert_in(self, conn: AsyncConnection, entries: Sequence[UsageEntry]) -> set[str]:
-        """The insert inside the caller's transaction; returns the event ids that were new (a
-        batch may carry one event twice; the first one is kept)."""
-        return await self._ledger.new_in(conn, entries)
+    def insert_in(self, conn: Connection, entries: Sequence[UsageEntry]) -> set[str]:
+        """The insert inside the caller's transaction (`Writer.run`); returns the event ids
+        that were new (a batch may carry one event twice; the first one is kept)."""
+        return self._ledger.new_in(conn, entries)
 
     async def spend(self, f: UsageFilter, group_by: Sequence[str] = ()) -> Spend:
         """Totals, per-model totals and the groups asked for, summed by the database."""

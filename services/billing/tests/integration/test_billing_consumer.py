@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from contextlib import asynccontextmanager
 import shutil
 import sys
 from datetime import UTC, datetime, timedelta
@@ -72,26 +71,25 @@ class CountingRepo:
         self.inner, self.failures, self.calls, self.entries_seen = inner, list(failures), 0, 0
         self.fail_after_commit = False
 
-    async def insert_in(self, conn, entries):
+    def insert_in(self, conn, entries):
         self.calls += 1
         self.entries_seen += len(entries)
         failure = self.failures.pop(0) if self.failures else None
         if failure == "before_commit":
             raise ConnectionError("database unreachable")
         self.fail_after_commit = failure == "after_commit"
-        return await self.inner.insert_in(conn, entries)
+        return self.inner.insert_in(conn, entries)
 
     def writer(self, engine) -> Writer:
-        repo, real = self, Writer(engine)
+        repo = self
 
         class AfterCommitFailure(Writer):
-            @asynccontextmanager
-            async def begin(self):
-                async with real.begin() as conn:
-                    yield conn
+            async def run(self, work):
+                result = await super().run(work)
                 if repo.fail_after_commit:  # committed, but the acks never go out
                     repo.fail_after_commit = False
                     raise ConnectionError("lost the connection after commit")
+                return result
 
         return AfterCommitFailure(engine)
 

@@ -44,10 +44,10 @@ class LoggingRepo:
     def __init__(self, inner: UsageRepository, log: list, fail=None) -> None:
         self.inner, self.log, self.fail = inner, log, fail
 
-    async def insert_in(self, conn, entries):
+    def insert_in(self, conn, entries):
         if self.fail:
             self.fail(entries)
-        stored = await self.inner.insert_in(conn, entries)
+        stored = self.inner.insert_in(conn, entries)
         self.log.append(("commit", tuple(e.request_id for e in entries)))
         return stored
 

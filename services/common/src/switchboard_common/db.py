@@ -34,18 +34,24 @@ def create_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> AsyncEngin
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
-            # WAL lets readers go on while one writer commits; busy_timeout waits instead of failing.
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-            _enable_wal(cur)
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, sqlite_synchronous)
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 _SQLITE_BUSY_MS = 5000
+
+
+def sqlite_pragmas(dbapi_conn, synchronous: str) -> None:
+    """What every connection to a SQLite file of ours sets (also for a service's own sync
+    connection beside its async engine)."""
+    # WAL lets readers go on while one writer commits; busy_timeout waits instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+    _enable_wal(cur)
+    cur.execute(f"PRAGMA synchronous={synchronous}")
+    cur.close()
 
 
 def _enable_wal(cur) -> None:
