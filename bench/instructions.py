@@ -15,7 +15,8 @@ which grows with the run's length: under a heavy load a run of the same tree cou
 more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
-BENCH_INSTR_TELEMETRY=off,metrics,traces.
+BENCH_INSTR_TELEMETRY=off,metrics,traces; BENCH_INSTR_KEEP=DIR keeps each mode's callgrind dump there
+(for callgrind_annotate).
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
     new = sorted(set(out.parent.glob(f"{out.name}.{router}*")) - dumps)
     if not new:
         sys.exit("bench.instructions: callgrind wrote no dump")
+    keep = os.environ.get("BENCH_INSTR_KEEP")
+    if keep:  # for callgrind_annotate: where the instructions went
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(new[-1], Path(keep) / f"callgrind.{mode}.{new[-1].name.rsplit('.', 1)[-1]}")
     totals = _TOTALS.search(new[-1].read_bytes())
     if totals is None:
         sys.exit(f"bench.instructions: no instruction total in {new[-1]}")
