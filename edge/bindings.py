@@ -21,6 +21,7 @@ class Binding:
     method: str  # HTTP method, upper case
     template: str  # path template, e.g. /v1/models/{model=**}
     service: str  # full gRPC service name
+    rpc: str = ""  # the method's name, e.g. ChatCompletions
 
     @property
     def is_exact(self) -> bool:
@@ -75,7 +76,8 @@ def load(descriptor_path: Path, services: set[str]) -> list[Binding]:
                 for one in (rule, *rule.additional_bindings):
                     verb = one.WhichOneof("pattern")
                     if verb in _VERBS:
-                        found.append(Binding(verb.upper(), getattr(one, verb), full_name))
+                        found.append(Binding(verb.upper(), getattr(one, verb), full_name, method.name))
                     elif verb == "custom":
-                        found.append(Binding(one.custom.kind.upper(), one.custom.path, full_name))
+                        found.append(Binding(one.custom.kind.upper(), one.custom.path, full_name,
+                                           method.name))
     return found
