@@ -62,7 +62,12 @@ def _segments_regex(pattern: str) -> str:
 
 def load(descriptor_path: Path, services: set[str]) -> list[Binding]:
     """Every binding of the given services, in the order of the .proto files."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    return load_bytes(descriptor_path.read_bytes(), services)
+
+
+def load_bytes(descriptor: bytes, services: set[str]) -> list[Binding]:
+    """load() of a serialized descriptor set."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor)
     found: list[Binding] = []
     for file in fds.file:
         for service in file.service:

@@ -5,12 +5,13 @@ checks."""
 from __future__ import annotations
 
 import ast
+import base64
 import re
 import sys
 
 import pytest
 
-from edge import bindings, render, routes
+from edge import bindings, render, routes, whole
 from switchboard_common import grpc_server
 from switchboard_common.settings import CommonSettings
 from tests.contract import protoset
@@ -189,3 +190,23 @@ def test_the_dashboard_is_routed_at_ui_only_when_it_has_a_target(fds):
     assert not [r for r in table if r["match"].get("prefix") == "/ui/"]
     assert render.DASHBOARD_CLUSTER not in clusters
     assert "/ui/" not in table[-1]["direct_response"]["body"]["inline_string"]
+
+
+def test_chat_without_stream_true_goes_to_the_whole_twin(route_table):
+    chat = [r for r in route_table if r["match"].get("path") == "/v1/chat/completions"
+            and _method(r) == "POST"]
+    streamed, whole_route = chat  # "stream": true first, any other body after
+    assert streamed["match"]["dynamic_metadata"] == [{
+        "filter": whole.NAMESPACE, "path": [{"key": "stream"}], "value": {"bool_match": True}}]
+    assert routes.TRANSCODER not in streamed["typed_per_filter_config"]  # the streaming RPC's own
+    assert "dynamic_metadata" not in whole_route["match"]
+    per_filter = whole_route["typed_per_filter_config"]
+    assert {whole.STREAM_FIELD, whole.WHOLE_HEADERS} <= per_filter.keys()
+    # The whole route's transcoder maps the same path to the twin, and only there.
+    descriptor = base64.b64decode(per_filter[routes.TRANSCODER]["proto_descriptor_bin"])
+    twinned = bindings.load_bytes(descriptor, {render.SERVICES["router"]})
+    assert {(b.rpc, b.template) for b in twinned if "chat/completions" in b.template} == {
+        ("ChatCompletionsWhole", "/v1/chat/completions"), ("ChatCompletionsWhole", "/chat/completions")}
+    # Bodies up to the edge's limit: json_to_metadata holds them in Envoy's buffer.
+    assert whole_route["request_body_buffer_limit"] == CONFIG.max_body_bytes
+    assert streamed["request_body_buffer_limit"] == CONFIG.max_body_bytes

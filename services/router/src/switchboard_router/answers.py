@@ -65,8 +65,9 @@ async def whole(context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, 
     async with aclosing(pieces) as out:
         async for content_type, answer in out:  # noqa: B007 - the one message is the answer
             if content_type != JSON:  # a body with "stream": true from a gRPC client
-                raise InvalidRequest('This method answers whole: "stream": true is served by '
-                                     "ChatCompletions.", param="stream", code="unsupported_value")
+                raise InvalidRequest('This method answers whole: a body with "stream": true goes '
+                                     'to the method of the same name without "Whole".',
+                                     param="stream", code="unsupported_value")
     context.set_trailing_metadata((("x-request-id", ctx.request_id), *ctx.headers, *ctx.trailers))
     return HttpBody(content_type=JSON, data=answer)
 

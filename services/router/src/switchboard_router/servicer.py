@@ -71,6 +71,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def Completions(self, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
         return self._http(Endpoint.COMPLETIONS, request, context)
 
+    async def CompletionsWhole(self, request: HttpBody, context) -> HttpBody:
+        ctx = request_context(context)
+        return await answers.whole(context, ctx, self._gateway.serve(Endpoint.COMPLETIONS, ctx,
+                                                                     request.data))
+
     async def Embeddings(self, request: HttpBody, context) -> HttpBody:
         return await answers.last(self._http(Endpoint.EMBEDDINGS, request, context))
 
@@ -82,6 +87,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         try:
             async for message in answers.relay(context, ctx, self._served().messages(ctx, request.data)):
                 yield message
+        except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
+            raise _anthropic(exc) from None
+
+    async def MessagesWhole(self, request: HttpBody, context) -> HttpBody:
+        ctx = request_context(context)
+        try:
+            return await answers.whole(context, ctx, self._served().messages(ctx, request.data))
         except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
             raise _anthropic(exc) from None
 
@@ -99,6 +111,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         async for message in answers.relay(context, ctx, self._served().responses(ctx, request.data)):
             yield message
+
+    async def ResponsesWhole(self, request: HttpBody, context) -> HttpBody:
+        ctx = request_context(context)
+        return await answers.whole(context, ctx, self._served().responses(ctx, request.data))
 
     async def GetResponse(self, request: gateway_pb2.GetResponseRequest, context) -> HttpBody:
         async def get(ctx: RequestContext) -> bytes:
