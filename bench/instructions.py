@@ -35,6 +35,9 @@ from bench.__main__ import UPSTREAM_KEY, Target, budget_key, workload
 from bench.load import ClosedLoop
 from bench.upstream import FakeUpstream
 
+# The process counted: the router, or BENCH_INSTR_PROCESS=envoy (the edge, its worker threads and
+# main thread together; the router then runs natively).
+PROCESS = os.environ.get("BENCH_INSTR_PROCESS", "router")
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -67,12 +70,12 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
         wrapper = ("valgrind", "--tool=callgrind", "--dump-instr=no", "--dump-line=no",
                    f"--callgrind-out-file={out}.%p")
         config = StackConfig.ephemeral(Path(tmp) / "data", env=env, own_nats=True,
-                                       metrics=telemetry != "off", wrappers={"router": wrapper},
+                                       metrics=telemetry != "off", wrappers={PROCESS: wrapper},
                                        ready_seconds=900.0)
         stack = Stack(config, on_progress=lambda line: print(f"stack: {line}", file=sys.stderr))
         stack.start()
         try:
-            router = stack.services["router"].pid
+            router = (stack.envoy if PROCESS == "envoy" else stack.services[PROCESS]).pid
             assert router is not None
             target = Target("gateway", stack.base_url.rstrip("/"), budget_key(stack, 1_000_000), ())
             counts = []

@@ -221,7 +221,7 @@ def _route_table(cfg: EdgeConfig) -> list[dict]:
             # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
             *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True),
                          whole_transcoder=whole.transcoder(_transcoder(cfg), twinned, router),
-                         twinned=names, max_body_bytes=cfg.max_body_bytes),
+                         twinned=names),
             routes.unknown_path(found, dashboard=bool(cfg.dashboard_target))]
 
 

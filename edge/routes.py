@@ -189,8 +189,7 @@ def _policy_for(path: str, policies: Iterable[Policy]) -> Policy | None:
 
 
 def rest(bindings: Iterable[Binding], policies: list[Policy], clusters: Mapping[str, str],
-         admin_transcoder: dict, whole_transcoder: dict, twinned: set[str],
-         max_body_bytes: int) -> list[dict]:
+         admin_transcoder: dict, whole_transcoder: dict, twinned: set[str]) -> list[dict]:
     """One route per binding (method and path), then a 405 for every other method on that path.
 
     `clusters` maps a gRPC service name to the cluster that serves it; a binding whose prefix
@@ -215,8 +214,7 @@ def rest(bindings: Iterable[Binding], policies: list[Policy], clusters: Mapping[
         match = {**_path_match(b.template),
                  "headers": [{"name": ":method", "string_match": {"exact": b.method}}]}
         if b.rpc in twinned:
-            routes += whole.routes(match, _to_service(policy), whole_transcoder, TRANSCODER,
-                                   max_body_bytes)
+            routes += whole.routes(match, _to_service(policy), whole_transcoder, TRANSCODER)
         else:
             routes.append({"match": match, "route": _to_service(policy),
                            **(admin if b.template.startswith("/api/") else {})})

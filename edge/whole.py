@@ -24,6 +24,9 @@ STREAM_FIELD = "switchboard.stream_field"  # json_to_metadata: the body's "strea
 WHOLE_HEADERS = "switchboard.whole_headers"  # Lua (whole_headers.lua): trailers into headers
 NAMESPACE = "switchboard"  # the dynamic metadata's namespace, key "stream"
 SUFFIX = "Whole"
+# The largest body the edge reads for its "stream" (below the 1 MiB connection buffer that
+# holds it meanwhile): chat bodies are mostly far smaller; a larger one is answered as before.
+MAX_READ_BYTES = 64 * 1024
 
 _HTTP: Any = annotations_pb2.http
 _FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
@@ -91,21 +94,23 @@ def transcoder(base: dict, descriptor: bytes, services: set[str]) -> dict:
             "services": sorted(services)}
 
 
-def routes(match: dict, route: dict, whole_transcoder: dict, transcoder_name: str,
-           max_body_bytes: int) -> list[dict]:
-    """A bound path whose RPC has a twin: "stream": true to the RPC, any other body to the twin.
-    json_to_metadata holds the body in Envoy's buffer, whose limit is here the body limit the
-    transcoder enforces on every other route."""
-    limit = {"request_body_buffer_limit": max_body_bytes}
+def routes(match: dict, route: dict, whole_transcoder: dict, transcoder_name: str) -> list[dict]:
+    """A bound path whose RPC has a twin: a body of unknown or large size to the RPC as it is
+    (json_to_metadata would parse all of it in Envoy's worker, up to 32 MiB, and buffer it);
+    else "stream": true to the RPC, any other body to the twin."""
+    as_it_is = [{"match": {**match, "headers": [*match["headers"], size]}, "route": route}
+                for size in ({"name": "content-length", "present_match": False},
+                             {"name": "content-length", "range_match": {
+                                 "start": MAX_READ_BYTES + 1, "end": 2**63 - 1}})]
     stream_field = _enabled(_STREAM_RULES)
     streamed = {"match": {**match, "dynamic_metadata": [{
                     "filter": NAMESPACE, "path": [{"key": "stream"}], "value": {"bool_match": True}}]},
-                "route": route, **limit, "typed_per_filter_config": {STREAM_FIELD: stream_field}}
+                "route": route, "typed_per_filter_config": {STREAM_FIELD: stream_field}}
     lua = _enabled({"@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
                     "name": _LUA_SOURCE})
-    whole = {"match": match, "route": route, **limit, "typed_per_filter_config": {
+    whole = {"match": match, "route": route, "typed_per_filter_config": {
         STREAM_FIELD: stream_field, WHOLE_HEADERS: lua, transcoder_name: whole_transcoder}}
-    return [streamed, whole]
+    return [*as_it_is, streamed, whole]
 
 
 def _enabled(config: dict) -> dict:

@@ -40,7 +40,9 @@ def test_a_whole_answer_has_content_length_and_the_routers_headers(stack):
     body = json.dumps({**CHAT, "model": MODEL}).encode()
     head, _, payload = _raw(stack, body, secret).partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    pairs = [line.lower().split(": ", 1) for line in lines[1:]]
+    headers = dict(pairs)
+    assert len(pairs) == len(headers), pairs  # each once: Envoy's x-request-id is the router's
     assert lines[0] == "HTTP/1.1 200 OK"
     assert "transfer-encoding" not in headers
     assert int(headers["content-length"]) == len(payload)
@@ -98,3 +100,27 @@ def test_curl_form_content_type_still_streams(stack):
                                "content-type": "application/x-www-form-urlencoded"}, timeout=30)
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/event-stream")
+
+
+def test_a_client_gone_before_the_whole_answer_is_recorded_once(stack):
+    key_id, secret = create_key(stack)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "walk away [fake:slow-3000]"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(stack.edge_url + "/v1/chat/completions", json=body,
+                   headers={"authorization": f"Bearer {secret}"}, timeout=1.0)
+    (record,) = wait_for_records(stack, key_id, 1)
+    assert record["outcome"] == "client_abort"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_body_above_what_the_edge_reads_is_answered_as_before(stack, stream):
+    from edge.whole import MAX_READ_BYTES
+
+    long = {**CHAT, "stream": stream, "messages": [{"role": "user", "content": "x" * MAX_READ_BYTES}]}
+    resp = post(stack, long)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["transfer-encoding"] == "chunked"  # the streaming RPC, relayed
+    if stream:
+        assert resp.text.endswith("data: [DONE]\n\n")
+    else:
+        assert resp.json()["object"] == "chat.completion"
