@@ -15,7 +15,8 @@ which grows with the run's length: under a heavy load a run of the same tree cou
 more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
-BENCH_INSTR_TELEMETRY=off,metrics,traces.
+BENCH_INSTR_TELEMETRY=off,metrics,traces, BENCH_INSTR_PROCESS=router (or envoy: the edge under
+callgrind instead, every service native).
 """
 
 from __future__ import annotations
@@ -75,13 +76,14 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
         stack = Stack(config, on_progress=lambda line: print(f"stack: {line}", file=sys.stderr))
         stack.start()
         try:
-            router = (stack.envoy if PROCESS == "envoy" else stack.services[PROCESS]).pid
-            assert router is not None
+            managed = stack.envoy if PROCESS == "envoy" else stack.services[PROCESS]
+            assert managed is not None and managed.pid is not None
+            counted = managed.pid
             target = Target("gateway", stack.base_url.rstrip("/"), budget_key(stack, 1_000_000), ())
             counts = []
             for mode in modes:
                 counts.append(Count(telemetry, mode, requests,
-                                    _measure(router, out, target, mode, requests, concurrency)))
+                                    _measure(counted, out, target, mode, requests, concurrency)))
                 print(f"instructions: telemetry={telemetry} {mode}: "
                       f"{counts[-1].per_request:,.0f} per request", file=sys.stderr, flush=True)
             return counts
@@ -141,7 +143,7 @@ def main() -> None:
         for telemetry in settings:
             counts += count(telemetry, modes, requests, concurrency, fake.base_url)
     print(table(counts))
-    print(f"\n({requests} requests per row at concurrency {concurrency}, the router under "
+    print(f"\n({requests} requests per row at concurrency {concurrency}, the {PROCESS} under "
           f"callgrind; {time.monotonic() - started:.0f} s)", file=sys.stderr)
 
 

@@ -21,7 +21,6 @@ class Binding:
     method: str  # HTTP method, upper case
     template: str  # path template, e.g. /v1/models/{model=**}
     service: str  # full gRPC service name
-    rpc: str = ""  # the method's name, e.g. ChatCompletions
 
     @property
     def is_exact(self) -> bool:
@@ -62,12 +61,7 @@ def _segments_regex(pattern: str) -> str:
 
 def load(descriptor_path: Path, services: set[str]) -> list[Binding]:
     """Every binding of the given services, in the order of the .proto files."""
-    return load_bytes(descriptor_path.read_bytes(), services)
-
-
-def load_bytes(descriptor: bytes, services: set[str]) -> list[Binding]:
-    """load() of a serialized descriptor set."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor)
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
     found: list[Binding] = []
     for file in fds.file:
         for service in file.service:
@@ -81,8 +75,7 @@ def load_bytes(descriptor: bytes, services: set[str]) -> list[Binding]:
                 for one in (rule, *rule.additional_bindings):
                     verb = one.WhichOneof("pattern")
                     if verb in _VERBS:
-                        found.append(Binding(verb.upper(), getattr(one, verb), full_name, method.name))
+                        found.append(Binding(verb.upper(), getattr(one, verb), full_name))
                     elif verb == "custom":
-                        found.append(Binding(one.custom.kind.upper(), one.custom.path, full_name,
-                                           method.name))
+                        found.append(Binding(one.custom.kind.upper(), one.custom.path, full_name))
     return found

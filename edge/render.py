@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from edge import bindings, local_replies, routes, whole
+from edge import bindings, local_replies, routes
 
 EDGE_DIR = Path(__file__).resolve().parent
 
@@ -211,17 +211,13 @@ def _admin_cluster(cfg: EdgeConfig) -> dict:
 def _route_table(cfg: EdgeConfig) -> list[dict]:
     policies = [routes.Policy(*entry) for entry in ROUTES]
     found = bindings.load(cfg.descriptor_path, set(SERVICES.values()))
-    router = {SERVICES["router"]}
-    twinned, names = whole.twinned(cfg.descriptor_path.read_bytes(), router)
     clusters = {service: cluster for cluster, service in SERVICES.items()}
     return [*routes.guards(cfg.max_body_bytes), *routes.own_paths(_health_lua(cfg)),
             *routes.metrics_paths(cfg.metrics_upstreams, ADMIN_CLUSTER),
             *(routes.dashboard(DASHBOARD_CLUSTER) if cfg.dashboard_target else []),
             *routes.native_grpc(policies), *routes.grpc_on_rest_paths(policies),
             # The admin API takes no query parameter it does not define: a typo is a 400, not ignored.
-            *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True),
-                         whole_transcoder=whole.transcoder(_transcoder(cfg), twinned, router),
-                         twinned=names),
+            *routes.rest(found, policies, clusters, admin_transcoder=_transcoder(cfg, strict_query=True)),
             routes.unknown_path(found, dashboard=bool(cfg.dashboard_target))]
 
 
@@ -290,13 +286,11 @@ def _transcoder(cfg: EdgeConfig, *, strict_query: bool = False) -> dict:
 
 def _http_filters(cfg: EdgeConfig) -> list[dict]:
     # On the response path filters run in reverse: the transcoder, then errors, then strip.
-    # The whole-answer filters run only where a route enables them (edge/whole.py).
     return [
         _strip_filter(),
         _errors_filter(),
         {"name": routes.HEALTH, "disabled": True, "typed_config": {  # enabled on /healthz only
             "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"}},
-        *whole.filters(str(EDGE_DIR / "whole_headers.lua")),
         {"name": routes.TRANSCODER, "typed_config": _transcoder(cfg)},
         {"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",

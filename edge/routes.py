@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge import whole
 from edge.bindings import Binding
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
@@ -189,14 +188,12 @@ def _policy_for(path: str, policies: Iterable[Policy]) -> Policy | None:
 
 
 def rest(bindings: Iterable[Binding], policies: list[Policy], clusters: Mapping[str, str],
-         admin_transcoder: dict, whole_transcoder: dict, twinned: set[str]) -> list[dict]:
+         admin_transcoder: dict) -> list[dict]:
     """One route per binding (method and path), then a 405 for every other method on that path.
 
     `clusters` maps a gRPC service name to the cluster that serves it; a binding whose prefix
     sends it elsewhere, or that no prefix covers, is a configuration error. Routes under /api/
-    use `admin_transcoder` (strict about query parameters). A binding of an RPC in `twinned`
-    gets two routes, by the body's "stream" (edge/whole.py), the whole one transcoded by
-    `whole_transcoder`.
+    use `admin_transcoder` (strict about query parameters).
     """
     by_path: dict[str, list[str]] = {}
     ordered: list[tuple[int, bool, Binding, Policy]] = []
@@ -209,15 +206,10 @@ def rest(bindings: Iterable[Binding], policies: list[Policy], clusters: Mapping[
         by_path.setdefault(binding.template, []).append(binding.method)
     ordered.sort(key=lambda entry: entry[:2])  # stable: the .proto order within a prefix
     admin = {"typed_per_filter_config": {TRANSCODER: admin_transcoder}}
-    routes: list[dict] = []
-    for _, _, b, policy in ordered:
-        match = {**_path_match(b.template),
-                 "headers": [{"name": ":method", "string_match": {"exact": b.method}}]}
-        if b.rpc in twinned:
-            routes += whole.routes(match, _to_service(policy), whole_transcoder, TRANSCODER)
-        else:
-            routes.append({"match": match, "route": _to_service(policy),
-                           **(admin if b.template.startswith("/api/") else {})})
+    routes = [{"match": {**_path_match(b.template),
+                         "headers": [{"name": ":method", "string_match": {"exact": b.method}}]},
+               "route": _to_service(policy), **(admin if b.template.startswith("/api/") else {})}
+              for _, _, b, policy in ordered]
     for template, methods in by_path.items():
         allowed = ", ".join(sorted(set(methods)))
         not_allowed: dict[str, Any] = {

@@ -5,13 +5,12 @@ checks."""
 from __future__ import annotations
 
 import ast
-import base64
 import re
 import sys
 
 import pytest
 
-from edge import bindings, render, routes, whole
+from edge import bindings, render, routes
 from switchboard_common import grpc_server
 from switchboard_common.settings import CommonSettings
 from tests.contract import protoset
@@ -40,8 +39,7 @@ def test_every_binding_has_a_route_to_its_service_with_a_retry(route_table):
     missing = []
     for b in _bindings():
         path_match = {"path": b.template} if b.is_exact else {"safe_regex": {"regex": b.path_regex()}}
-        # (a path with a whole twin has more routes, by body size and "stream": the last one)
-        found = [r for r in route_table if _method(r) == b.method and len(r["match"]["headers"]) == 1
+        found = [r for r in route_table if _method(r) == b.method
                  and {k: v for k, v in r["match"].items() if k != "headers"} == path_match]
         if len(found) != 1 or found[0]["route"]["cluster"] != clusters[b.service]:
             missing.append(f"{b.method} {b.template}")
@@ -191,27 +189,3 @@ def test_the_dashboard_is_routed_at_ui_only_when_it_has_a_target(fds):
     assert not [r for r in table if r["match"].get("prefix") == "/ui/"]
     assert render.DASHBOARD_CLUSTER not in clusters
     assert "/ui/" not in table[-1]["direct_response"]["body"]["inline_string"]
-
-
-def test_chat_without_stream_true_goes_to_the_whole_twin(route_table):
-    chat = [r for r in route_table if r["match"].get("path") == "/v1/chat/completions"
-            and _method(r) == "POST"]
-    unsized, large, streamed, whole_route = chat
-    # A body the edge does not read (no Content-Length, or above MAX_READ_BYTES): as before.
-    assert unsized["match"]["headers"][-1] == {"name": "content-length", "present_match": False}
-    assert large["match"]["headers"][-1]["range_match"]["start"] == whole.MAX_READ_BYTES + 1
-    assert whole.MAX_READ_BYTES < render.build(CONFIG)["static_resources"]["listeners"][0][
-        "per_connection_buffer_limit_bytes"]  # json_to_metadata holds the body in that buffer
-    for plain in (unsized, large):
-        assert "typed_per_filter_config" not in plain
-    assert streamed["match"]["dynamic_metadata"] == [{
-        "filter": whole.NAMESPACE, "path": [{"key": "stream"}], "value": {"bool_match": True}}]
-    assert routes.TRANSCODER not in streamed["typed_per_filter_config"]  # the streaming RPC's own
-    assert "dynamic_metadata" not in whole_route["match"]
-    per_filter = whole_route["typed_per_filter_config"]
-    assert {whole.STREAM_FIELD, whole.WHOLE_HEADERS} <= per_filter.keys()
-    # The whole route's transcoder maps the same path to the twin, and only there.
-    descriptor = base64.b64decode(per_filter[routes.TRANSCODER]["proto_descriptor_bin"])
-    twinned = bindings.load_bytes(descriptor, {render.SERVICES["router"]})
-    assert {(b.rpc, b.template) for b in twinned if "chat/completions" in b.template} == {
-        ("ChatCompletionsWhole", "/v1/chat/completions"), ("ChatCompletionsWhole", "/chat/completions")}

@@ -113,10 +113,6 @@ TYPED_ADMIN = {f"{AUTH}.CreateKey", f"{AUTH}.UpdateKey", f"{AUTH}.RotateKey",
                f"{GW}.CreateProviderCredential", f"{GW}.RotateProviderCredential"}
 
 
-# Whole-answer twins: no binding of their own; the edge gives each its RPC's paths on the route
-# a body without "stream": true takes (edge/whole.py, tests/contract/test_edge_config.py).
-WHOLE_TWINS = {f"{GW}.ChatCompletionsWhole", f"{GW}.CompletionsWhole", f"{GW}.MessagesWhole",
-               f"{GW}.ResponsesWhole"}
 # Typed RPCs whose REST route is `<Rpc>Http`, the same request answered as JSON the service writes
 # (billing: int64 as JSON numbers, dollars beside micro-dollars; billing.proto's service comment).
 HTTP_VIEWS = {f"{BILLING}.GetSpend", f"{BILLING}.ListUsage", f"{BILLING}.GetBudget",
@@ -164,7 +160,7 @@ def test_internal_rpcs_have_no_http_binding(fds):
 
 def test_every_rpc_is_either_public_or_internal(fds, bound):
     unclassified = ({r.full_name for r in protoset.rpcs(fds)} - INTERNAL_ONLY - GRPC_ONLY
-                    - TYPED_ADMIN - HTTP_VIEWS - WHOLE_TWINS - set(bound.values()))
+                    - TYPED_ADMIN - HTTP_VIEWS - set(bound.values()))
     assert unclassified == set(), "bind these to a public path or list them in INTERNAL_ONLY"
 
 

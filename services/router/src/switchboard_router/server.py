@@ -15,8 +15,8 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_na
 # The calls served by Gateway.serve from their first step: each, whatever its end, writes the
 # request's own line (request_log.py), so the interceptor's line per call would repeat it.
 # (/v1/messages and /v1/responses read their body before, so they keep the interceptor's.)
-MODEL_REQUESTS = ("ChatCompletions", "ChatCompletionsWhole", "Completions", "CompletionsWhole",
-                  "Embeddings", "Moderations", "CreateChatCompletion", "StreamChatCompletion")
+MODEL_REQUESTS = ("ChatCompletions", "Completions", "Embeddings", "Moderations",
+                  "CreateChatCompletion", "StreamChatCompletion")
 
 
 def build(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:

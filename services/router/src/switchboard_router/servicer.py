@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from contextlib import aclosing
+from typing import Any, TypeVar
 
+import grpc
 import orjson
 import structlog
 from google.api import httpbody_pb2
@@ -18,7 +20,7 @@ from switchboard_common.interceptors import current_request_id, invocation_metad
 from switchboard_common.models import model_allowed
 from switchboard_common.strict_json import json_twin, refuse_query_override
 
-from switchboard_router import answers, routing_stats, typed, typed_inbound
+from switchboard_router import routing_stats, typed, typed_inbound
 from switchboard_router.cache.directives import CACHE_CONTROL, CACHE_HEADER
 from switchboard_router.deadlines import SDK_TIMEOUT_HEADERS, sdk_timeout
 from switchboard_router.domain import Endpoint, RequestContext
@@ -36,6 +38,7 @@ HttpBody = httpbody_pb2.HttpBody
 _CONTEXT_HEADERS = frozenset({POLICIES_HEADER, PREFERRED_MODEL_HEADER, CACHE_HEADER, CACHE_CONTROL, "anthropic-beta",
                               *SDK_TIMEOUT_HEADERS})  # what request_context reads
 _log = structlog.get_logger("servicer")
+T = TypeVar("T")
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -62,38 +65,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def ChatCompletions(self, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
         return self._http(Endpoint.CHAT, request, context)
 
-    async def ChatCompletionsWhole(self, request: HttpBody, context) -> HttpBody:
-        """A non-streamed chat answer in one batch (the edge sends every body without "stream":
-        true here): no initial metadata of its own, the headers go with the status."""
-        ctx = request_context(context)
-        return await answers.whole(context, ctx, self._gateway.serve(Endpoint.CHAT, ctx, request.data))
-
     def Completions(self, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
         return self._http(Endpoint.COMPLETIONS, request, context)
 
-    async def CompletionsWhole(self, request: HttpBody, context) -> HttpBody:
-        ctx = request_context(context)
-        return await answers.whole(context, ctx, self._gateway.serve(Endpoint.COMPLETIONS, ctx,
-                                                                     request.data))
-
     async def Embeddings(self, request: HttpBody, context) -> HttpBody:
-        return await answers.last(self._http(Endpoint.EMBEDDINGS, request, context))
+        return await _last(self._http(Endpoint.EMBEDDINGS, request, context))
 
     async def Moderations(self, request: HttpBody, context) -> HttpBody:
-        return await answers.last(self._http(Endpoint.MODERATIONS, request, context))
+        return await _last(self._http(Endpoint.MODERATIONS, request, context))
 
     async def Messages(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
         ctx = request_context(context)
         try:
-            async for message in answers.relay(context, ctx, self._served().messages(ctx, request.data)):
+            async for message in _relay(context, ctx, self._served().messages(ctx, request.data)):
                 yield message
-        except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
-            raise _anthropic(exc) from None
-
-    async def MessagesWhole(self, request: HttpBody, context) -> HttpBody:
-        ctx = request_context(context)
-        try:
-            return await answers.whole(context, ctx, self._served().messages(ctx, request.data))
         except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
             raise _anthropic(exc) from None
 
@@ -104,17 +89,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         except Exception as exc:  # noqa: BLE001 - every error of this route in Anthropic's shape
             raise _anthropic(exc) from None
         ctx.headers.append((COUNT_SOURCE_HEADER, source))
-        await answers.send_headers(context, ctx)
+        await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
     async def Responses(self, request: HttpBody, context) -> AsyncIterator[HttpBody]:
         ctx = request_context(context)
-        async for message in answers.relay(context, ctx, self._served().responses(ctx, request.data)):
+        async for message in _relay(context, ctx, self._served().responses(ctx, request.data)):
             yield message
-
-    async def ResponsesWhole(self, request: HttpBody, context) -> HttpBody:
-        ctx = request_context(context)
-        return await answers.whole(context, ctx, self._served().responses(ctx, request.data))
 
     async def GetResponse(self, request: gateway_pb2.GetResponseRequest, context) -> HttpBody:
         async def get(ctx: RequestContext) -> bytes:
@@ -145,7 +126,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         await self._admission.admit(ctx.key, "")
         refuse_query_override(context, "response_id")
         data = await answer(ctx)
-        await answers.send_headers(context, ctx)
+        await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
     def _served(self) -> Inbound:
@@ -157,7 +138,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         caller = await self._admission.admit(ctx.key, "")
         data = self._routes.listing(caller.allowed_models)
-        await answers.send_headers(context, ctx)
+        await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
     async def GetModel(self, request: gateway_pb2.GetModelRequest, context) -> HttpBody:
@@ -167,7 +148,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise NotFound(f"The model '{request.model}' does not exist or you do not have access "
                            "to it.", param="model", code="model_not_found")
         data = orjson.dumps(self._routes.describe(request.model))
-        await answers.send_headers(context, ctx)
+        await _headers(context, ctx)
         return HttpBody(content_type=JSON, data=data)
 
     async def GetRoutingStats(self, request: gateway_pb2.GetRoutingStatsRequest,
@@ -224,7 +205,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def _http(self, endpoint: Endpoint, request: HttpBody, context) -> AsyncGenerator[HttpBody, None]:
         ctx = request_context(context)
         # The raw body: the gateway checks the key before it parses it (401 before 400, as OpenAI).
-        return answers.relay(context, ctx, self._gateway.serve(endpoint, ctx, request.data))
+        return _relay(context, ctx, self._gateway.serve(endpoint, ctx, request.data))
 
     # --- Typed twins for internal gRPC clients: the same implementation ---------------------------
 
@@ -234,7 +215,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         body = typed_body(request)
         body["stream"] = False
         body.pop("stream_options", None)
-        return await answers.unary(context, ctx, self._gateway.serve_objects(
+        return await _unary(context, ctx, self._gateway.serve_objects(
             Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletion)))
 
     async def StreamChatCompletion(self, request: gateway_pb2.ChatCompletionRequest,
@@ -242,7 +223,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         body = typed_body(request)
         body["stream"] = True
-        async for chunk in answers.streamed(context, ctx, self._gateway.serve_objects(
+        async for chunk in _streamed(context, ctx, self._gateway.serve_objects(
                 Endpoint.CHAT, ctx, body, _typed(gateway_pb2.ChatCompletionChunk))):
             yield chunk
 
@@ -251,13 +232,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def CreateMessage(self, request: gateway_pb2.MessageRequest, context) -> gateway_pb2.Message:
         ctx = request_context(context)
         pieces = self._served().messages(ctx, typed_inbound.body(request, stream=False))
-        return await answers.unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Message))
+        return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Message))
 
     async def StreamMessage(self, request: gateway_pb2.MessageRequest,
                             context) -> AsyncGenerator[gateway_pb2.MessageStreamEvent, None]:
         ctx = request_context(context)
         pieces = self._served().messages(ctx, typed_inbound.body(request, stream=True))
-        async for event in answers.streamed(context, ctx, typed_inbound.answers(
+        async for event in _streamed(context, ctx, typed_inbound.answers(
                 pieces, gateway_pb2.MessageStreamEvent)):
             yield event
 
@@ -266,20 +247,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         ctx = request_context(context)
         data, source = await self._served().count_message_tokens(ctx, typed_inbound.body(request))
         ctx.headers.append((COUNT_SOURCE_HEADER, source))
-        await answers.send_headers(context, ctx)
+        await _headers(context, ctx)
         return typed.to_message(orjson.loads(data), gateway_pb2.MessageTokenCount)
 
     async def CreateResponse(self, request: gateway_pb2.ResponseRequest,
                              context) -> gateway_pb2.Response:
         ctx = request_context(context)
         pieces = self._served().responses(ctx, typed_inbound.body(request, stream=False))
-        return await answers.unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Response))
+        return await _unary(context, ctx, typed_inbound.answers(pieces, gateway_pb2.Response))
 
     async def StreamResponse(self, request: gateway_pb2.ResponseRequest,
                              context) -> AsyncGenerator[gateway_pb2.ResponseStreamEvent, None]:
         ctx = request_context(context)
         pieces = self._served().responses(ctx, typed_inbound.body(request, stream=True))
-        async for event in answers.streamed(context, ctx, typed_inbound.answers(
+        async for event in _streamed(context, ctx, typed_inbound.answers(
                 pieces, gateway_pb2.ResponseStreamEvent)):
             yield event
 
@@ -294,6 +275,27 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                                   context) -> gateway_pb2.DeletedResponse:
         answer = await self.DeleteResponse(request, context)
         return typed.to_message(orjson.loads(answer.data), gateway_pb2.DeletedResponse)
+
+
+async def _unary(context, ctx: RequestContext, answers: AsyncGenerator[T, None]) -> T:
+    """A typed twin's whole answer: the last (only) object, then the call's headers."""
+    answer = await _last(answers)
+    await _headers(context, ctx)
+    return answer
+
+
+async def _streamed(context, ctx: RequestContext,
+                    objects: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """A stream (of HttpBody for the edge, of typed objects for the twins): headers with the
+    first object (an error before it leaves as the whole status), trailers at the end."""
+    first = True
+    async with aclosing(objects) as out:
+        async for obj in out:
+            if first:
+                await _headers(context, ctx)
+                first = False
+            yield obj
+    _trailers(context, ctx)
 
 
 def request_context(context) -> RequestContext:
@@ -352,6 +354,40 @@ def _anthropic(exc: Exception) -> ApiError:
 
 def _typed(cls):
     return lambda obj: typed.to_message(obj, cls)
+
+
+async def _headers(context: grpc.aio.ServicerContext, ctx: RequestContext) -> None:
+    await context.send_initial_metadata((("x-request-id", ctx.request_id), *ctx.headers))
+
+
+def _trailers(context: grpc.aio.ServicerContext, ctx: RequestContext) -> None:
+    if ctx.trailers:  # e.g. a stream's cost, known only at its end
+        context.set_trailing_metadata(tuple(ctx.trailers))
+
+
+async def _last(messages: AsyncGenerator[T, None]) -> T:
+    """The last (only) message of a unary answer; the generator closed however it ends."""
+    out = None
+    async with aclosing(messages) as it:
+        async for out in it:  # noqa: B007 - the last message is the whole answer
+            pass
+    assert out is not None, "a unary answer is always one message"
+    return out
+
+
+async def _relay(context, ctx: RequestContext, pieces: AsyncGenerator[tuple[str, bytes], None]
+                 ) -> AsyncGenerator[HttpBody, None]:
+    """_streamed of the pieces as HttpBody messages, in one layer. Initial metadata only with the
+    first message: an error before it must leave as a trailers-only response, which the edge's
+    Lua turns into OpenAI's body."""
+    first = True
+    async with aclosing(pieces) as out:
+        async for content_type, data in out:
+            if first:
+                await _headers(context, ctx)
+                first = False
+            yield HttpBody(content_type=content_type, data=data)
+    _trailers(context, ctx)
 
 
 def _credential(c: CredentialView) -> gateway_pb2.ProviderCredential:
