@@ -15,7 +15,8 @@ which grows with the run's length: under a heavy load a run of the same tree cou
 more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
-BENCH_INSTR_TELEMETRY=off,metrics,traces; BENCH_INSTR_KEEP=DIR copies each measured dump there
+BENCH_INSTR_TELEMETRY=off,metrics,traces, BENCH_INSTR_PROCESS=router (or envoy: the edge under
+callgrind instead, every service native); BENCH_INSTR_KEEP=DIR copies each measured dump there
 (as TELEMETRY-MODE.callgrind, for callgrind_annotate's per-function and per-object costs).
 """
 
@@ -36,6 +37,9 @@ from bench.__main__ import UPSTREAM_KEY, Target, budget_key, workload
 from bench.load import ClosedLoop
 from bench.upstream import FakeUpstream
 
+# The process counted: the router, or BENCH_INSTR_PROCESS=envoy (the edge, its worker threads and
+# main thread together; the router then runs natively).
+PROCESS = os.environ.get("BENCH_INSTR_PROCESS", "router")
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -68,18 +72,19 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
         wrapper = ("valgrind", "--tool=callgrind", "--dump-instr=no", "--dump-line=no",
                    f"--callgrind-out-file={out}.%p")
         config = StackConfig.ephemeral(Path(tmp) / "data", env=env, own_nats=True,
-                                       metrics=telemetry != "off", wrappers={"router": wrapper},
+                                       metrics=telemetry != "off", wrappers={PROCESS: wrapper},
                                        ready_seconds=900.0)
         stack = Stack(config, on_progress=lambda line: print(f"stack: {line}", file=sys.stderr))
         stack.start()
         try:
-            router = stack.services["router"].pid
-            assert router is not None
+            managed = stack.envoy if PROCESS == "envoy" else stack.services[PROCESS]
+            assert managed is not None and managed.pid is not None
+            counted = managed.pid
             target = Target("gateway", stack.base_url.rstrip("/"), budget_key(stack, 1_000_000), ())
             counts = []
             for mode in modes:
                 counts.append(Count(telemetry, mode, requests,
-                                    _measure(router, out, target, mode, requests, concurrency,
+                                    _measure(counted, out, target, mode, requests, concurrency,
                                              _kept(telemetry, mode))))
                 print(f"instructions: telemetry={telemetry} {mode}: "
                       f"{counts[-1].per_request:,.0f} per request", file=sys.stderr, flush=True)
@@ -148,7 +153,7 @@ def main() -> None:
         for telemetry in settings:
             counts += count(telemetry, modes, requests, concurrency, fake.base_url)
     print(table(counts))
-    print(f"\n({requests} requests per row at concurrency {concurrency}, the router under "
+    print(f"\n({requests} requests per row at concurrency {concurrency}, the {PROCESS} under "
           f"callgrind; {time.monotonic() - started:.0f} s)", file=sys.stderr)
 
 

