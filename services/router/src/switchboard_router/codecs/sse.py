@@ -29,7 +29,7 @@ def split_events(buffer: bytes) -> tuple[list[SseEvent], bytes]:
     cut = buffer.rfind(b"\n\n")
     if cut < 0:
         return [], buffer + tail
-    events = [_event(block) for block in buffer[:cut].split(b"\n\n")]
+    events = [parse(block) for block in buffer[:cut].split(b"\n\n")]
     return [e for e in events if e is not None], buffer[cut + 2:] + tail
 
 
@@ -66,11 +66,6 @@ def spans_at(data: bytes, places: list[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def parse(block: bytes) -> SseEvent | None:
-    """One event's lines (without the blank line that ends it); None for blank lines only."""
-    return _event(block)
-
-
 class SseDecoder:
     """Splits a byte stream into events, read by read, holding back the incomplete last one."""
 
@@ -89,7 +84,8 @@ class SseDecoder:
         return split_events(rest + b"\n\n")[0] if rest.strip() else []
 
 
-def _event(block: bytes) -> SseEvent | None:
+def parse(block: bytes) -> SseEvent | None:
+    """One event's lines (without the blank line that ends it); None for blank lines only."""
     block = block.strip(b"\n")
     if not block:
         return None
