@@ -18,7 +18,7 @@ import orjson
 from switchboard_router.codecs.openai import USAGE
 from switchboard_router.codecs.sse import UsageEvent, encode, parse, spans_at
 from switchboard_router.domain import RequestContext, Tokens
-from switchboard_router.prices import Prices, Rates, price_key, usd
+from switchboard_router.prices import Prices, Rates, answering_rates, price_key, usd
 from switchboard_router.usage import Exchange
 
 COST_HEADER = "x-switchboard-cost-usd"
@@ -30,14 +30,16 @@ class Costs:
         self._prices = prices
 
     async def rates(self, ex: Exchange) -> Rates | None:
-        """The rates of the deployment that answered (None when billing cannot say)."""
-        if ex.target is None:
-            return None
-        return await self._prices.rates_or_none(price_key(ex.model, ex.target))
+        """The rates of the deployment that answered, kept on the exchange for the rest of the
+        request (prices.answering_rates); None when billing cannot say."""
+        rates = answering_rates(ex, self._prices)
+        if rates is None and ex.target is not None:
+            rates = ex.rates = await self._prices.rates_or_none(price_key(ex.model, ex.target))
+        return rates
 
     async def on_answer(self, ex: Exchange, usage: Tokens | None, ctx: RequestContext) -> None:
         """A whole answer: its cost as response headers (none when no usage was reported)."""
-        rates = await self.rates(ex) if usage is not None else None
+        rates = await self.rates(ex)  # also when no usage came: the settlement prices the count
         if rates is None or usage is None:
             return
         ctx.headers.append((COST_HEADER, usd(rates.cost(usage))))
