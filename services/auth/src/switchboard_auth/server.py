@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health
-from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.auth.v1 import auth_pb2
 
 from switchboard_common import grpc_server
 
@@ -18,8 +18,8 @@ SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with AuthService registered, not yet bound to a port."""
     server, health_servicer = grpc_server.build([SERVICE_NAME])
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(app.admission, app.keys, app.tenants, app.quota, app.credentials), server)
+    grpc_server.add_service(server, SERVICE_NAME, AuthServicer(
+        app.admission, app.keys, app.tenants, app.quota, app.credentials))
     return server, health_servicer
 
 

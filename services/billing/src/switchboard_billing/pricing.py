@@ -4,10 +4,10 @@ from per-million rates (USD per million tokens x tokens = micro-dollars), exact 
 up: a flat rate as integers over one power of ten, anything else summed in Decimal.
 
 What each (model, provider, deployment, upstream model) is priced by is looked up once and kept
-(`PriceBook.tariff`), bounded in size: both sources are fixed for the life of the process (the
-file is read at start, the catalog is the installed version's data), so an entry never goes
-stale and needs no expiry; a dated or tiered catalog price is kept as "ask the catalog", which
-prices it by the request's time every time.
+(`PriceBook.tariff`), bounded in size (the least recently used goes): both sources are fixed
+for the life of the process (the file is read at start, the catalog is the installed version's
+data), so an entry never goes stale and needs no expiry; a dated or tiered catalog price is kept
+as "ask the catalog", which prices it by the request's time every time.
 """
 
 from __future__ import annotations
@@ -124,14 +124,17 @@ class PriceBook:
 
     def tariff(self, model: str, provider: str, deployment: str,
                upstream_model: str) -> FlatTariff | AskedTariff:
-        """What prices this model, looked up once (billing's hot path: one dict hit a record)."""
+        """What prices this model, looked up once (billing's hot path: a dict pop and put a record)."""
         key = (model, provider, deployment, upstream_model)
-        found = self._tariffs.get(key)
+        tariffs = self._tariffs
+        # Taken out and put back last: a dict keeps insertion order, so a full memo lets go of
+        # its first key, the least recently used (cheaper per hit than OrderedDict.move_to_end).
+        found = tariffs.pop(key, None)
         if found is None:
             found = self._tariff(ModelRef(model, provider, deployment, upstream_model))
-            if len(self._tariffs) >= _MAX_TARIFFS:
-                self._tariffs.clear()
-            self._tariffs[key] = found
+            if len(tariffs) >= _MAX_TARIFFS:
+                del tariffs[next(iter(tariffs))]
+        tariffs[key] = found
         return found
 
     def _tariff(self, ref: ModelRef) -> FlatTariff | AskedTariff:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health
-from switchboard.billing.v1 import billing_pb2, billing_pb2_grpc
+from switchboard.billing.v1 import billing_pb2
 
 from switchboard_common import grpc_server
 
@@ -18,7 +18,7 @@ SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_na
 def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with BillingService registered, not yet bound to a port."""
     server, health_servicer = grpc_server.build([SERVICE_NAME])
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(app.queries, app.budgets, app.prices), server)
+    grpc_server.add_service(server, SERVICE_NAME, BillingServicer(app.queries, app.budgets, app.prices))
     return server, health_servicer
 
 

@@ -173,3 +173,16 @@ def test_the_kept_tariff_prices_exactly_as_the_decimal_sum(tokens):
         got = b.tariff(model, provider, "", "").price(prompt, completion, cached, written, AT)
         assert got == want, model
     assert b.tariff("mine", "", "", "") is b.tariff("mine", "", "", "")  # looked up once
+
+
+def test_a_full_tariff_memo_lets_go_of_the_least_recently_used_only(monkeypatch):
+    from switchboard_billing import pricing
+
+    monkeypatch.setattr(pricing, "_MAX_TARIFFS", 2)
+    b = book({"models": {"a": {"input": 1, "output": 2}, "b": {"input": 1, "output": 2},
+                         "c": {"input": 1, "output": 2}}})
+    a, first_b = b.tariff("a", "", "", ""), b.tariff("b", "", "", "")
+    assert b.tariff("a", "", "", "") is a  # used again: now the most recent
+    b.tariff("c", "", "", "")  # full: "b", the least recently used, goes
+    assert b.tariff("a", "", "", "") is a
+    assert b.tariff("b", "", "", "") is not first_b  # looked up anew

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
@@ -46,20 +47,46 @@ def build(service_names: Iterable[str], own_lines: Iterable[str] = ()
     server = grpc.aio.server(interceptors=[ServerInterceptor(frozenset(own_lines)),
                                            *tracing.server_interceptors()],
                              options=SERVER_OPTIONS)
-    server.add_registered_method_handlers = _generic_only  # type: ignore[method-assign]
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = list(service_names)
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    add_service(server, health.SERVICE_NAME, health_servicer)
+    names = [*service_names, reflection.SERVICE_NAME, health.SERVICE_NAME]
+    add_service(server, reflection.SERVICE_NAME, reflection.aio.ReflectionServicer(names))
     return server, health_servicer
 
 
-def _generic_only(service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
-    """The generated `add_*_to_server` adds each service twice: as a generic handler, then as
-    registered methods. grpc.aio keeps one pending request per registered method and, on every
-    incoming call, `asyncio.wait`s over all of them (grpc 1.85's server.pyx.pxi, the main loop):
-    37 futures for the router, ~200 k instructions per call. The generic handler alone serves
-    the same methods with one pending request (resolved once per method: interceptors.py)."""
+def add_service(server: grpc.aio.Server, service_name: str, servicer: object) -> None:
+    """Serve the proto service `service_name` (its _pb2 module imported) by `servicer`.
+
+    In place of the generated `add_*Servicer_to_server`, which adds the service twice: as a
+    generic handler, then as registered methods. grpc.aio keeps one pending request per
+    registered method and, on every incoming call, `asyncio.wait`s over all of them (grpc 1.85's
+    server.pyx.pxi, the main loop): 37 futures for the router, ~200 k instructions per call.
+    The generic handler alone serves the same methods with one pending request (resolved once
+    per method: interceptors.py)."""
+    server.add_generic_rpc_handlers((generic_handler(service_name, servicer),))
+
+
+def generic_handler(service_name: str, servicer: object) -> grpc.GenericRpcHandler:
+    """The handler table the generated code builds, from the service's descriptor: each method
+    of `servicer` with its messages' parser and serializer, by its streaming kind."""
+    service = descriptor_pool.Default().FindServiceByName(service_name)
+    handlers = {}
+    for method in service.methods:
+        kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=message_factory.GetMessageClass(method.input_type).FromString,
+            response_serializer=message_factory.GetMessageClass(method.output_type).SerializeToString)
+    return grpc.method_handlers_generic_handler(service_name, handlers)
+
+
+# (client streams, server streams) -> the handler of that kind of method.
+_HANDLER_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 async def serve(

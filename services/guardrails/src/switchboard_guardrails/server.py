@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health
-from switchboard.guardrails.v1 import guardrails_pb2, guardrails_pb2_grpc
+from switchboard.guardrails.v1 import guardrails_pb2
 
 from switchboard_common import grpc_server
 
@@ -18,8 +18,7 @@ SERVICE_NAME = guardrails_pb2.DESCRIPTOR.services_by_name["GuardrailsService"].f
 def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with GuardrailsService registered, not yet bound to a port."""
     server, health_servicer = grpc_server.build([SERVICE_NAME])
-    guardrails_pb2_grpc.add_GuardrailsServiceServicer_to_server(
-        GuardrailsServicer(app.admin, app.resolver), server)
+    grpc_server.add_service(server, SERVICE_NAME, GuardrailsServicer(app.admin, app.resolver))
     return server, health_servicer
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health
-from switchboard.memory.v1 import (memory_pb2, memory_pb2_grpc, stored_responses_pb2,
-                                   stored_responses_pb2_grpc)
+from switchboard.memory.v1 import memory_pb2, stored_responses_pb2
 
 from switchboard_common import grpc_server
 
@@ -21,8 +20,8 @@ SERVICE_NAMES = [SERVICE_NAME, RESPONSES_SERVICE_NAME]
 def create(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with MemoryService and StoredResponseService registered, not yet bound."""
     server, health_servicer = grpc_server.build(SERVICE_NAMES)
-    memory_pb2_grpc.add_MemoryServiceServicer_to_server(app.servicer, server)
-    stored_responses_pb2_grpc.add_StoredResponseServiceServicer_to_server(app.responses, server)
+    grpc_server.add_service(server, SERVICE_NAME, app.servicer)
+    grpc_server.add_service(server, RESPONSES_SERVICE_NAME, app.responses)
     return server, health_servicer
 
 

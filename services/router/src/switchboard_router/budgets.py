@@ -33,7 +33,7 @@ from switchboard_common.errors import ApiError, InsufficientQuota
 
 from switchboard_router.billing_client import BillingClient
 from switchboard_router.domain import Caller, Endpoint, ParsedRequest, Target, Tokens
-from switchboard_router.prices import Prices, Rates, price_key
+from switchboard_router.prices import PriceKey, Prices, Rates, answering_rates, price_key
 from switchboard_router.usage import Exchange, Outcome
 from switchboard_router.tokens import Tokenizer, chat_chars, in_worker, input_chars
 
@@ -102,10 +102,11 @@ class Slice:
         tok = max(tok, need.tokens - room.tokens, 0)
         return Estimate(usd if self.limits_usd else 0, tok if self.limits_tokens else 0)
 
-    def reserve(self, need: Estimate, rates: Rates) -> Reservation:
+    def reserve(self, need: Estimate, rates: Rates,
+                priced: dict[PriceKey, Rates] | None = None) -> Reservation:
         self.reserved_usd += need.micros_usd
         self.reserved_tokens += need.tokens
-        return Reservation(self, need, rates)
+        return Reservation(self, need, rates, priced)
 
     def granted(self, reply: billing_pb2.LeaseBudgetResponse, expires_at: float) -> None:
         """Billing granted more on this lease (and renewed it)."""
@@ -126,6 +127,9 @@ class Reservation:
     slice: Slice
     held: Estimate
     rates: Rates  # the dearest of the request's deployments: for a cost no cached rate gives
+    # Each of those deployments' rates, as read for the estimate: the answering one's are
+    # handed on from here (costs.py), not read again.
+    priced: dict[PriceKey, Rates] | None = None
     settled: bool = False
 
     def settle(self, cost_usd: int, tokens: int) -> None:
@@ -179,11 +183,13 @@ class Budgets:
                 current = await self._renewed(caller, current)
             if current.unlimited:
                 return None
-        rates = await self.dearest(caller, request, targets)
+        priced = await self.priced(caller, request, targets)
+        rates = Rates.highest(list(priced.values()))
         need = await self.estimate(request, targets[0], rates)
         current = self._slices.get(scope)
         if current is not None and self._fresh(current) and current.fits(need):
-            return current.reserve(need, rates)  # no await since the check: nothing came between
+            # No await since the check: nothing came between.
+            return current.reserve(need, rates, priced)
         async with self._lock(scope):
             current = await self._topped_up(caller, need)
             if current.unlimited:
@@ -195,19 +201,19 @@ class Budgets:
                     f"cost ({need.micros_usd / 1e6:.6f} USD, {need.tokens} tokens) is more than "
                     "is left. Raise the budget or wait for its period to reset.",
                     code="budget_exceeded")
-            return current.reserve(need, rates)
+            return current.reserve(need, rates, priced)
 
-    async def dearest(self, caller: Caller, request: ParsedRequest,
-                      targets: Sequence[Target]) -> Rates:
-        """The dearest rates among the deployments this request may be sent to: the plan's and,
-        healthy or not, its model's and its fallbacks' and error fallbacks' that the key may use
-        (each priced once; their rates are then cached for the settlement too)."""
+    async def priced(self, caller: Caller, request: ParsedRequest,
+                     targets: Sequence[Target]) -> dict[PriceKey, Rates]:
+        """The rates of every deployment this request may be sent to: the plan's and, healthy or
+        not, its model's and its fallbacks' and error fallbacks' that the key may use (each
+        priced once): the estimate takes the dearest, the cost the answering one's."""
         model = request.model
         keys = [price_key(model, t) for t in targets]
         if self._reach is not None:
             keys = list(dict.fromkeys((*keys, *(price_key(model, t) for t in self._reach(
                 model, request.endpoint, caller.allowed_models)))))
-        return Rates.highest(await self._prices.rates(keys))
+        return dict(zip(keys, await self._prices.rates(keys), strict=True))
 
     async def estimate(self, request: ParsedRequest, target: Target, rates: Rates) -> Estimate:
         """The most this request may cost: its prompt counted (a large one off the event loop),
@@ -293,23 +299,16 @@ class Budgets:
         current.granted(reply, expires)
         return current
 
-    def cost(self, model: str, target: Target | None, tokens: Tokens, failed: bool = False,
-             fallback: Rates | None = None) -> int | None:
-        """The request's cost in micro-dollars as billing will bill it (a failed call costs 0);
-        None when the deployment's rates are not known here."""
-        if failed:
-            return 0
-        rates = self._prices.cached(price_key(model, target)) if target is not None else None
-        rates = rates or fallback
-        return None if rates is None else rates.cost(tokens)
-
     def settle(self, ex: Exchange, tokens: Tokens) -> None:
         """The request ended with these tokens: its reservation gives way to its real cost
-        (what billing bills: nothing for a call that failed before the provider answered)."""
+        (what billing bills: nothing for a call that failed before the provider answered), at
+        the answering deployment's rates (else the dearest it reserved at)."""
         reservation: Reservation = ex.reservation
-        refused = ex.outcome is Outcome.ERROR and not ex.answered
-        cost = self.cost(ex.model, ex.target, tokens, failed=refused, fallback=reservation.rates)
-        reservation.settle(cost or 0, tokens.total)
+        if ex.outcome is Outcome.ERROR and not ex.answered:
+            reservation.settle(0, tokens.total)
+            return
+        rates = answering_rates(ex, self._prices) or reservation.rates
+        reservation.settle(rates.cost(tokens), tokens.total)
 
     async def close(self) -> None:
         """At shutdown, after the requests drained: give back what every slice holds unused."""

@@ -11,13 +11,14 @@ says so (`x-switchboard-price-unknown: true`, `usage.price_unknown`), as the led
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from switchboard_router.codecs.openai import USAGE
-from switchboard_router.codecs.sse import encode, parse, spans_at
+from switchboard_router.codecs.sse import UsageEvent, encode, parse, spans_at
 from switchboard_router.domain import RequestContext, Tokens
-from switchboard_router.prices import Prices, Rates, price_key, usd
+from switchboard_router.prices import Prices, Rates, answering_rates, price_key, usd
 from switchboard_router.usage import Exchange
 
 COST_HEADER = "x-switchboard-cost-usd"
@@ -29,14 +30,16 @@ class Costs:
         self._prices = prices
 
     async def rates(self, ex: Exchange) -> Rates | None:
-        """The rates of the deployment that answered (None when billing cannot say)."""
-        if ex.target is None:
-            return None
-        return await self._prices.rates_or_none(price_key(ex.model, ex.target))
+        """The rates of the deployment that answered, kept on the exchange for the rest of the
+        request (prices.answering_rates); None when billing cannot say."""
+        rates = answering_rates(ex, self._prices)
+        if rates is None and ex.target is not None:
+            rates = ex.rates = await self._prices.rates_or_none(price_key(ex.model, ex.target))
+        return rates
 
     async def on_answer(self, ex: Exchange, usage: Tokens | None, ctx: RequestContext) -> None:
         """A whole answer: its cost as response headers (none when no usage was reported)."""
-        rates = await self.rates(ex) if usage is not None else None
+        rates = await self.rates(ex)  # also when no usage came: the settlement prices the count
         if rates is None or usage is None:
             return
         ctx.headers.append((COST_HEADER, usd(rates.cost(usage))))
@@ -56,33 +59,47 @@ class Costs:
             ctx.trailers.append((COST_HEADER, usd(cost)))
             if ctx.native:  # Anthropic's own events go out as they came: the cost is the trailer's
                 return data
-            return with_cost(data, cost, rates.known)
+            # OpenAI's relay hands on the usage chunk it found (codecs/openai.py); others do not.
+            return with_cost(data, cost, rates.known, getattr(ex.tally, "usage_event", None))
 
         return mark
 
 
-def with_cost(data: bytes, cost_micros: int, known: bool) -> bytes:
+def with_cost(data: bytes, cost_micros: int, known: bool, found: UsageEvent | None = None) -> bytes:
     """Complete SSE events with `cost_usd` (dollars, a JSON number) added to the usage object of
-    the chunk that carries one; every other event is left byte for byte (and unparsed)."""
-    if b"\r" in data:
+    the chunk that carries one; every other event is left byte for byte (and unparsed). `found`:
+    the usage chunk as the relay found it, if it is in `data` (then it is neither sought nor
+    parsed again)."""
+    if b"\r" in data:  # a relay forwards none: only a sought usage meets one
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     out: list[bytes] = []
     at = 0
-    for start, end in spans_at(data, [m.start() for m in USAGE.finditer(data)]):
-        event = parse(data[start:end])
-        chunk = _json(event.data) if event is not None and event.data else None
-        usage = chunk.get("usage") if isinstance(chunk, dict) else None
-        if isinstance(usage, dict):
-            usage["cost_usd"] = cost_micros / 1_000_000
-            if not known:
-                usage["price_unknown"] = True
-            out.append(data[at:start])
-            out.append(encode(orjson.dumps(chunk), event.event if event else None)[:-2])
-            at = end
+    for start, end, chunk, name in _usage_chunks(data, found):
+        usage = chunk["usage"]
+        usage["cost_usd"] = cost_micros / 1_000_000
+        if not known:
+            usage["price_unknown"] = True
+        out.append(data[at:start])
+        out.append(encode(orjson.dumps(chunk), name)[:-2])
+        at = end
     if not out:
         return data
     out.append(data[at:])
     return b"".join(out)
+
+
+def _usage_chunks(data: bytes, found: UsageEvent | None
+                  ) -> list[tuple[int, int, dict[str, Any], str | None]]:
+    """(start, end, JSON, event name) of each event of `data` whose chunk has a usage object."""
+    if found is not None and found.within is data:
+        return [(found.start, found.end, found.chunk, found.event)]
+    out = []
+    for start, end in spans_at(data, [m.start() for m in USAGE.finditer(data)]):
+        event = parse(data[start:end])
+        chunk = _json(event.data) if event is not None and event.data else None
+        if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+            out.append((start, end, chunk, event.event if event else None))
+    return out
 
 
 def _json(data: bytes):

@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from switchboard_router.domain import Endpoint, Tokens
-from switchboard_router.prices import Prices, price_key
+from switchboard_router.prices import Prices, answering_rates
 
 _MILLION = 1_000_000
 _LABELS = ("model", "provider", "deployment", "key", "outcome", "status")
@@ -157,6 +157,6 @@ def cached_cost(prices: Prices) -> Callable[[Any, Tokens], int | None]:
     """A request's cost from the rates the router already holds (no call to billing: a price not
     yet fetched counts no cost, as the caller's header shows none)."""
     def cost(ex: Any, tokens: Tokens) -> int | None:
-        rates = prices.cached(price_key(ex.model, ex.target))
+        rates = answering_rates(ex, prices)
         return rates.cost(tokens) if rates is not None else None
     return cost

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health
-from switchboard.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from switchboard.gateway.v1 import gateway_pb2
 from switchboard_common import grpc_server
 
 from switchboard_router import bootstrap
@@ -22,7 +22,7 @@ MODEL_REQUESTS = ("ChatCompletions", "Completions", "Embeddings", "Moderations",
 def build(app: bootstrap.App) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server, health_servicer = grpc_server.build(
         [SERVICE_NAME], own_lines=[f"/{SERVICE_NAME}/{name}" for name in MODEL_REQUESTS])
-    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(app.servicer, server)
+    grpc_server.add_service(server, SERVICE_NAME, app.servicer)
     return server, health_servicer
 
 

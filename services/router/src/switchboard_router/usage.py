@@ -99,6 +99,8 @@ class Exchange:
     quota: Any = None  # the limits' Ticket: its tokens are settled with the real count
     # The budget reservation this request holds (budgets.Reservation), settled when it ends.
     reservation: Any = None
+    # The answering deployment's rates (prices.Rates), read once: prices.answering_rates.
+    rates: Any = None
     budget_lease_id: str = ""
     reserved_micros_usd: int = 0
 

@@ -374,3 +374,27 @@ async def test_the_estimate_is_at_the_dearest_fallback_the_key_may_use():
     # Without routing's reach (as before), only the plan is priced: the fallback is missed.
     alone = _budgets(DearFallbackBilling(limit=10**6))
     assert (await alone.reserve(CALLER, _request(), plan)).held == Estimate(1250, 200)
+
+
+async def test_a_requests_rates_are_read_once_and_handed_on():
+    """The reservation prices the request's deployments; the cost shown, the settlement and the
+    metrics take the answering one's from there, with no further read of the price cache."""
+    from switchboard_router.costs import Costs
+    from switchboard_router.metrics import cached_cost
+
+    billing = FakeBillingClient(limit=10**6)
+    budgets = _budgets(billing)
+    prices = budgets._prices
+    reads = []
+    read = prices.cached
+    prices.cached = lambda key: reads.append(key) or read(key)  # type: ignore[method-assign]
+    ex = _ended(await budgets.reserve(CALLER, _request(), [TARGET]), Tokens(100, 100))
+    assert len(reads) == 1  # the reservation's estimate
+    assert await Costs(prices).rates(ex) == RATES
+    budgets.settle(ex, Tokens(100, 100))
+    assert cached_cost(prices)(ex, Tokens(100, 100)) == 1250
+    assert len(reads) == 1 and ex.reservation.slice.spent_usd == 1250
+    # A key without a budget reserves nothing: the cost reads the rates once, for the rest too.
+    free = Exchange(request_id="r2", endpoint=Endpoint.CHAT, started=0.0, model="m", target=TARGET)
+    assert await Costs(prices).rates(free) == RATES
+    assert cached_cost(prices)(free, Tokens(100, 100)) == 1250 and len(reads) == 2

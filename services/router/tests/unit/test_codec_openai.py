@@ -163,3 +163,28 @@ def test_a_providers_429_keeps_its_limits_but_not_the_operators_account_ids():
     err = codec.map_error(429, body)
     assert "org-AbCdEf123456" not in err.message and "proj_Zy98Xw76Vu" not in err.message
     assert "tokens per min (TPM): Limit 30000" in err.message
+
+
+def test_the_relay_hands_on_where_the_usage_chunk_it_forwarded_is():
+    from switchboard_router.costs import with_cost
+
+    usage = _chunk(None, usage=True, choices=False)
+    whole = _chunk("a") + usage + b"data: [DONE]\n\n"
+    shown = _relay(forward_usage=True)
+    out = shown.feed(whole)
+    found = shown.usage_event
+    assert found is not None and found.within is out and out[found.start:found.end] == usage[:-2]
+    assert with_cost(out, 1250, True, found) == with_cost(out, 1250, True)  # not sought again
+    # An event left out before it (a usage-only chunk the client did not ask for) moves it.
+    both = _chunk("a") + usage + _chunk("b", usage=True) + b"data: [DONE]\n\n"
+    hidden = _relay(forward_usage=False)
+    out = hidden.feed(both)
+    found = hidden.usage_event
+    assert out == _chunk("a") + _chunk("b", usage=True) + b"data: [DONE]\n\n"
+    assert found is not None and out[found.start:found.end] == _chunk("b", usage=True)[:-2]
+    marked = with_cost(out, 1250, True, found)
+    assert marked == with_cost(out, 1250, True)
+    assert orjson.loads(marked.split(b"\n\n")[1][6:])["usage"]["cost_usd"] == 0.00125
+    # Bytes the relay did not forward as they are (another object) are sought as before.
+    copy = bytes(bytearray(out))
+    assert copy is not out and with_cost(copy, 1250, False, found) == with_cost(out, 1250, False)

@@ -27,7 +27,15 @@ from switchboard_common.errors import (
 )
 
 from switchboard_router.codecs.base import answer_object
-from switchboard_router.codecs.sse import DONE, SseEvent, find_all, parse, spans_at, split_events
+from switchboard_router.codecs.sse import (
+    DONE,
+    SseEvent,
+    UsageEvent,
+    find_all,
+    parse,
+    spans_at,
+    split_events,
+)
 from switchboard_router.completion import CompletionCounter
 from switchboard_router.domain import Endpoint, ProviderSpec, Tokens
 from switchboard_router.providers.base import Call, Reply
@@ -233,9 +241,12 @@ class SseRelay:
         self.usage: Tokens | None = None
         self.error: ApiError | None = None
         self.done = False
+        # The usage chunk as found in the bytes last forwarded, for the cost (costs.py).
+        self.usage_event: UsageEvent | None = None
         self.completion = CompletionCounter(stream_texts, count)
         self._forward_usage = forward_usage
         self._rest = b""
+        self._usage_chunk: dict[str, Any] | None = None
 
     def feed(self, read: bytes) -> bytes:
         """The bytes to forward for this read (maybe empty)."""
@@ -267,18 +278,29 @@ class SseRelay:
         return self.usage.completion if self.usage is not None else self.completion.tokens()
 
     def _read(self, complete: bytes, spans: list[tuple[int, int]]) -> bytes:
-        """`complete` without the events that are not forwarded, the notable ones read."""
+        """`complete` without the events that are not forwarded, the notable ones read; a usage
+        chunk forwarded is noted (usage_event) where it lands in the bytes returned."""
         out: list[bytes] = []
         at = 0
+        left_out = 0  # bytes of the events not forwarded before this one
+        found: tuple[int, int, dict[str, Any], str | None] | None = None
         for start, end in spans:
             event = parse(complete[start:end])
-            if event is not None and not self._keep(event):
+            if event is None:
+                continue
+            self._usage_chunk = None
+            if not self._keep(event, notable=True):
                 out.append(complete[at:start])
+                left_out += end + 2 - start
                 at = end + 2
-        if not out:
-            return complete
-        out.append(complete[at:])
-        return b"".join(out)
+            elif self._usage_chunk is not None:
+                found = (start - left_out, end - left_out, self._usage_chunk, event.event)
+        if out:
+            out.append(complete[at:])
+            complete = b"".join(out)
+        if found is not None:
+            self.usage_event = UsageEvent(complete, *found)
+        return complete
 
     def _forward(self, events: list[SseEvent]) -> bytes:
         kept: list[bytes] = []
@@ -290,13 +312,13 @@ class SseRelay:
         self.completion.add(out)
         return out
 
-    def _keep(self, event: SseEvent) -> bool:
+    def _keep(self, event: SseEvent, notable: bool = False) -> bool:
         """Reads an event for the end, an error or the usage; False for the usage-only chunk we
-        asked for and the client did not."""
+        asked for and the client did not. `notable`: already found to hold one of them."""
         data = event.data
         if data == b"[DONE]":
             self.done = True
-        elif data and _notable(data):
+        elif data and (notable or _notable(data)):
             chunk = _json(data)
             if isinstance(chunk, dict):
                 if "error" in chunk and not chunk.get("choices"):
@@ -304,6 +326,7 @@ class SseRelay:
                 usage = tokens(chunk.get("usage"))
                 if usage is not None:
                     self.usage = usage
+                    self._usage_chunk = chunk
                     self.completion.stop()
                     if not self._forward_usage and not chunk.get("choices"):
                         return False

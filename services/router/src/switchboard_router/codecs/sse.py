@@ -8,6 +8,7 @@ starting with `:` are comments). https://html.spec.whatwg.org/multipage/server-s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 DONE = b"data: [DONE]\n\n"
 
@@ -17,6 +18,18 @@ class SseEvent:
     raw: bytes  # the event's lines (\n-separated), without the blank line that ends it
     data: bytes | None  # the joined `data:` lines; None for an event without any (a comment)
     event: str | None = None  # the `event:` name, when the event has one
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """A usage chunk a relay found and parsed in the bytes it forwarded, handed on so the cost
+    is put into it without finding and parsing it again (costs.with_cost)."""
+
+    within: bytes  # the forwarded bytes it is in (the same object: its place holds in no other)
+    start: int  # the event's span in `within`, its blank line left out
+    end: int
+    chunk: dict[str, Any]  # its JSON, parsed; the relay keeps no use of it
+    event: str | None  # its `event:` name, if any
 
 
 def split_events(buffer: bytes) -> tuple[list[SseEvent], bytes]:
@@ -29,7 +42,7 @@ def split_events(buffer: bytes) -> tuple[list[SseEvent], bytes]:
     cut = buffer.rfind(b"\n\n")
     if cut < 0:
         return [], buffer + tail
-    events = [_event(block) for block in buffer[:cut].split(b"\n\n")]
+    events = [parse(block) for block in buffer[:cut].split(b"\n\n")]
     return [e for e in events if e is not None], buffer[cut + 2:] + tail
 
 
@@ -66,11 +79,6 @@ def spans_at(data: bytes, places: list[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def parse(block: bytes) -> SseEvent | None:
-    """One event's lines (without the blank line that ends it); None for blank lines only."""
-    return _event(block)
-
-
 class SseDecoder:
     """Splits a byte stream into events, read by read, holding back the incomplete last one."""
 
@@ -89,7 +97,8 @@ class SseDecoder:
         return split_events(rest + b"\n\n")[0] if rest.strip() else []
 
 
-def _event(block: bytes) -> SseEvent | None:
+def parse(block: bytes) -> SseEvent | None:
+    """One event's lines (without the blank line that ends it); None for blank lines only."""
     block = block.strip(b"\n")
     if not block:
         return None
