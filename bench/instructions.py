@@ -15,7 +15,8 @@ which grows with the run's length: under a heavy load a run of the same tree cou
 more (README), so compare the settings of one run.
 
 Environment: BENCH_INSTR_REQUESTS=300, BENCH_INSTR_CONCURRENCY=4, BENCH_INSTR_MODES=non-stream,stream,
-BENCH_INSTR_TELEMETRY=off,metrics,traces.
+BENCH_INSTR_TELEMETRY=off,metrics,traces; BENCH_INSTR_KEEP=DIR keeps each measured dump there
+(`callgrind.<telemetry>.<mode>`) for `callgrind_annotate --inclusive=yes`.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
             counts = []
             for mode in modes:
                 counts.append(Count(telemetry, mode, requests,
-                                    _measure(router, out, target, mode, requests, concurrency)))
+                                    _measure(router, out, target, telemetry, mode, requests,
+                                             concurrency)))
                 print(f"instructions: telemetry={telemetry} {mode}: "
                       f"{counts[-1].per_request:,.0f} per request", file=sys.stderr, flush=True)
             return counts
@@ -86,7 +88,7 @@ def count(telemetry: str, modes: list[str], requests: int, concurrency: int,
             stack.stop()
 
 
-def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
+def _measure(router: int, out: Path, target: Target, telemetry: str, mode: str, requests: int,
              concurrency: int) -> int:
     async def load(n: int, warming: bool = False) -> None:
         async with ClosedLoop(workload(target, mode), concurrency, request_timeout=120) as loop:
@@ -103,6 +105,10 @@ def _measure(router: int, out: Path, target: Target, mode: str, requests: int,
     new = sorted(set(out.parent.glob(f"{out.name}.{router}*")) - dumps)
     if not new:
         sys.exit("bench.instructions: callgrind wrote no dump")
+    keep = os.environ.get("BENCH_INSTR_KEEP")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(new[-1], Path(keep) / f"callgrind.{telemetry}.{mode}")
     totals = _TOTALS.search(new[-1].read_bytes())
     if totals is None:
         sys.exit(f"bench.instructions: no instruction total in {new[-1]}")
