@@ -92,19 +92,25 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
     def _either(self, method: str, plain: Any, traced: Any, streaming: bool) -> Any:
         # Each call in the context the decision gives. It stays the call's: grpc.aio runs each
         # call in a task of its own (interceptors.py's request id relies on the same).
-        if not inspect.iscoroutinefunction(plain) and not streaming:
-            return traced  # a synchronous unary handler: left to the instrumentation
-
-        # What the chosen handler returns (a coroutine, an async generator), not a layer of
-        # our own around it: the ServerInterceptor this sits in awaits or iterates it, and
-        # closes a stream's.
         def either(request: Any, servicer_context: Any) -> Any:
             unsampled = self._unsampled(method, invocation_metadata(servicer_context))
             if unsampled is None:
                 return traced(request, servicer_context)
             context_api.attach(unsampled)
             return plain(request, servicer_context)
-        return either
+
+        if inspect.iscoroutinefunction(plain):
+            if streaming:  # written with write() (health's Watch): the instrumentation would
+                return plain  # iterate the coroutine, so it stays untraced
+            async def unary(request: Any, servicer_context: Any) -> Any:  # what grpc.aio awaits
+                return await either(request, servicer_context)
+            return unary
+        if streaming:
+            # The chosen handler's generator itself, no layer of ours around it: the
+            # ServerInterceptor this sits in iterates and closes it (grpc.aio, for the methods
+            # that one passes through, iterates a generator a handler returns as well).
+            return either
+        return traced  # a synchronous unary handler: left to the instrumentation
 
     def _unsampled(self, method: str, metadata: Any) -> context_api.Context | None:
         """The context to run a call in when its trace is not sampled; None when it is (after
