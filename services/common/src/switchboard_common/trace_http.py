@@ -25,7 +25,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def start(method: str, url: str, headers: dict[str, str]) -> tuple[Span | None, dict[str, str]]:
     """The span of a call about to be sent and the headers to send it with (a copy carrying the
     trace context); (None, `headers` as given) when the current trace is not recorded."""
-    if not tracing.enabled() or not trace.get_current_span().is_recording():
+    if not tracing.enabled() or not tracing.current_span().is_recording():
         return None, headers
     parts = urlsplit(url)
     attributes: dict[str, str | int] = {"http.request.method": method, "url.full": redact_url(url)}

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_OFF, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from switchboard_common.interceptors import invocation_metadata
 
 # The trace id a root call was sampled on, for the SDK's next root span in this call's task.
 _decided: contextvars.ContextVar[int] = contextvars.ContextVar("decided_trace_id", default=0)
@@ -45,7 +46,8 @@ class DecidedIds(RandomIdGenerator):
 class SampledServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps `traced` (the instrumentation's interceptor): a call is handed to it only when it
     will be sampled. Sits inside switchboard_common.interceptors.ServerInterceptor, which keeps
-    the handler this returns per method, so the choice is made in the handler, per call."""
+    the handler this returns per method (so the choice is made in the handler, per call), awaits
+    or iterates what it returns, and has read the call's metadata already."""
 
     def __init__(self, traced: grpc.aio.ServerInterceptor, sampler: Sampler,
                  ids: DecidedIds) -> None:
@@ -53,6 +55,11 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
         self._sampler = sampler
         self._ids = ids
         self._fields = frozenset(propagate.get_global_textmap().fields)
+        # ALWAYS_OFF drops every call, ParentBased(ALWAYS_OFF) (parentbased_always_off) every
+        # root: the sampler is not asked what it would answer (~30 Python calls a request).
+        self._roots_dropped = sampler is ALWAYS_OFF or sampler is DEFAULT_OFF
+        self._root_flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random()
+                                      else TraceFlags.DEFAULT)
 
     async def intercept_service(
         self,
@@ -85,36 +92,39 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
     def _either(self, method: str, plain: Any, traced: Any, streaming: bool) -> Any:
         # Each call in the context the decision gives. It stays the call's: grpc.aio runs each
         # call in a task of its own (interceptors.py's request id relies on the same).
-        def chosen(servicer_context: Any) -> Any:
-            unsampled = self._unsampled(method, servicer_context.invocation_metadata())
+        def either(request: Any, servicer_context: Any) -> Any:
+            unsampled = self._unsampled(method, invocation_metadata(servicer_context))
             if unsampled is None:
-                return traced
+                return traced(request, servicer_context)
             context_api.attach(unsampled)
-            return plain
+            return plain(request, servicer_context)
 
-        if inspect.iscoroutinefunction(plain):  # a unary answer, or a stream written with write()
-            async def unary(request: Any, servicer_context: Any) -> Any:
-                return await chosen(servicer_context)(request, servicer_context)
+        if inspect.iscoroutinefunction(plain):
+            if streaming:  # written with write() (health's Watch): the instrumentation would
+                return plain  # iterate the coroutine, so it stays untraced
+            async def unary(request: Any, servicer_context: Any) -> Any:  # what grpc.aio awaits
+                return await either(request, servicer_context)
             return unary
         if streaming:
-            # An async generator function, or a plain one returning its generator (the router's
-            # servicer does, to save a generator layer): either way the call yields its messages.
-            async def stream(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-                async with aclosing(chosen(servicer_context)(request, servicer_context)) as messages:
-                    async for message in messages:
-                        yield message
-            return stream
+            # The chosen handler's generator itself, no layer of ours around it: the
+            # ServerInterceptor this sits in iterates and closes it (grpc.aio, for the methods
+            # that one passes through, iterates a generator a handler returns as well).
+            return either
         return traced  # a synchronous unary handler: left to the instrumentation
 
     def _unsampled(self, method: str, metadata: Any) -> context_api.Context | None:
         """The context to run a call in when its trace is not sampled; None when it is (after
         noting a root's trace id for the SDK's span)."""
         carrier = None
-        for key, value in metadata or ():
+        for key, value in metadata:
             if key in self._fields:
                 if carrier is None:
                     carrier = {}
                 carrier[key] = value
+        if carrier is None and self._roots_dropped:  # the sampler's answer known: no need to ask
+            return trace.set_span_in_context(NonRecordingSpan(SpanContext(
+                self._ids.generate_trace_id(), self._ids.generate_span_id(), is_remote=False,
+                trace_flags=self._root_flags)))
         parent = context_api.get_current() if carrier is None else propagate.extract(carrier)
         parent_span = trace.get_current_span(parent).get_span_context()
         root = not parent_span.is_valid
@@ -124,8 +134,9 @@ class SampledServerInterceptor(grpc.aio.ServerInterceptor):
             if root:
                 _decided.set(trace_id)
             return None
-        random = self._ids.is_trace_id_random() if root else parent_span.trace_flags.random_trace_id
-        flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if random else TraceFlags.DEFAULT)
+        flags = (self._root_flags if root else TraceFlags(
+            TraceFlags.RANDOM_TRACE_ID if parent_span.trace_flags.random_trace_id
+            else TraceFlags.DEFAULT))
         span = NonRecordingSpan(SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
                                             trace_flags=flags, trace_state=result.trace_state))
         return trace.set_span_in_context(span, parent)

@@ -202,3 +202,32 @@ async def test_a_handler_returning_its_generator_goes_to_the_instrumentation_onl
     assert counting.calls == 1  # the sampled call only
     assert server.recording == [False, False, True]
     assert [s.name for s in server.exporter.get_finished_spans()] == ["/test.Echo/Returned"]
+
+
+async def test_health_which_our_interceptor_passes_through_answers_with_tracing_on():
+    # The ServerInterceptor leaves health and reflection to grpc.aio as this one returns them:
+    # a unary handler must stay a coroutine function there, or grpc.aio runs it as a
+    # synchronous one and sends the coroutine.
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = Server(ParentBased(ALWAYS_OFF))
+    grpc_server = grpc.aio.server(interceptors=[ServerInterceptor(), SampledServerInterceptor(
+        aio_server_interceptor(tracer_provider=server.provider), server.provider.sampler,
+        server.provider.id_generator)])
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    await grpc_server.start()
+    try:
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for sampled in (False, True):
+                metadata = (("traceparent", _traceparent(sampled)),)
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), metadata=metadata)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                watch = stub.Watch(health_pb2.HealthCheckRequest(), metadata=metadata)
+                assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+                watch.cancel()
+    finally:
+        await grpc_server.stop(0)

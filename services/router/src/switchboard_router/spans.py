@@ -41,7 +41,7 @@ def record(ex: Any, tokens: Tokens, subject: str) -> dict[str, str] | None:
     # The RPC's trace sampled out, a child of it is not sampled either: asking the SDK would build
     # a non-recording span to say so. (The flag, not is_recording: an estimate's count may finish
     # after the RPC's span has ended.)
-    if not tracing.enabled() or not trace.get_current_span().get_span_context().trace_flags.sampled:
+    if not tracing.enabled() or not tracing.current_span().get_span_context().trace_flags.sampled:
         return None
     tracer = tracing.tracer("switchboard_router")
     now_perf, now_ns = time.perf_counter(), time.time_ns()

@@ -65,3 +65,28 @@ def test_key_labels_are_opt_in():
     metrics.observe(_exchange("unit-model", "unit-model", key_id="key-opted-in"), Tokens(3, 4), None)
     assert _value("switchboard_requests_total", model="unit-model", provider="unitprov",
                   deployment="unit-dep", key="key-opted-in", outcome="success", status="200") == 1
+
+
+def test_the_direct_increments_expose_what_prometheus_clients_own_would():
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from switchboard_router.metrics import _counter, _Histogram
+
+    registry = CollectorRegistry()
+    counter = Counter("unit_direct", "", ["way"], registry=registry)
+    histogram = Histogram("unit_direct_seconds", "", ["way"], buckets=(0.5, 1, 2.5),
+                          registry=registry)
+    direct_counter, direct_histogram = _counter(counter.labels("direct")), _Histogram.of(
+        histogram.labels("direct"))
+    for amount in (0, 0.25, 0.5, 0.75, 1, 2.5, 2.6, 1000):  # bounds exactly, between, beyond
+        counter.labels("own").inc(amount)
+        direct_counter.inc(amount)
+        histogram.labels("own").observe(amount)
+        direct_histogram.observe(amount)
+
+    def samples(way: str) -> list[tuple[str, str, float]]:
+        return [(s.name, s.labels.get("le", ""), s.value) for family in registry.collect()
+                for s in family.samples if s.labels.get("way") == way
+                and not s.name.endswith("_created")]
+    assert samples("direct") == samples("own")
+    assert ("unit_direct_seconds_bucket", "1.0", 5.0) in samples("direct")
